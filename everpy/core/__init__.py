@@ -1,0 +1,1 @@
+"""everpy's runtime: file formats, bus, module API, lifecycle and plugins."""

@@ -1,0 +1,90 @@
+"""A private mosquitto for one run, used when the config names no broker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from everpy.core.bus import BrokerAddress
+
+log = logging.getLogger("everpy.broker")
+
+INSTALL_HINT = (
+    "mosquitto is not installed. Install it (Debian/Ubuntu: `apt-get install mosquitto`; "
+    "Yocto: add `mosquitto` from meta-networking), or name a running broker with "
+    "settings.mqtt_broker_host/mqtt_broker_port or `everpy run --broker HOST:PORT`."
+)
+
+
+class BrokerError(Exception):
+    """The private broker could not be started; the run cannot go on without a bus."""
+
+
+def find_mosquitto() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).is_file()), None
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateBroker:
+    """mosquitto on a free loopback port, alive for the lifetime of this object."""
+
+    def __init__(self) -> None:
+        self.address: BrokerAddress | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    async def start(self, timeout: float = 10.0) -> BrokerAddress:
+        binary = find_mosquitto()
+        if binary is None:
+            raise BrokerError(INSTALL_HINT)
+        self._dir = tempfile.TemporaryDirectory(prefix="everpy-mqtt-")
+        port = _free_port()
+        conf = Path(self._dir.name) / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "log_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n"
+        )
+        self._process = await asyncio.create_subprocess_exec(
+            binary, "-c", str(conf),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if self._process.returncode is not None:
+                err = (await self._process.stderr.read()).decode(errors="replace") if self._process.stderr else ""
+                raise BrokerError(f"mosquitto exited at start (code {self._process.returncode}): {err.strip()}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                if asyncio.get_running_loop().time() > deadline:
+                    await self.stop()
+                    raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{port} within {timeout:g} s") from None
+                await asyncio.sleep(0.02)  # polling the port is the only readiness signal mosquitto gives
+        self.address = BrokerAddress("127.0.0.1", port)
+        log.info("private mosquitto on %s (pid %s)", self.address, self._process.pid)
+        return self.address
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(self._process.wait(), 5)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None

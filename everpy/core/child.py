@@ -1,0 +1,62 @@
+"""Entry point of a module that runs in its own process (``process: own``); started by the runtime."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from everpy.core.bus import BrokerAddress, Bus
+from everpy.core.host import ModuleHost, ModuleInitFailed
+from everpy.core.loading import load_system
+from everpy.core.logs import setup_logging
+
+
+async def run_child(args: argparse.Namespace) -> int:
+    system = load_system(Path(args.config), args.modules_dir, args.definitions_dir)
+    host_name, _, port = args.broker.rpartition(":")
+    bus = Bus(BrokerAddress(host_name, int(port)), f"everpy-{args.module}")
+    await bus.connect()
+    host = ModuleHost(
+        run_config=system.run_config,
+        definitions=system.definitions,
+        manifests=system.manifests,
+        module_types=system.module_types,
+        bus=bus,
+        module_ids=[args.module],
+        on_crash="exit",
+        validate=not args.no_validate,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, host.stopped.set)
+    try:
+        await host.start()
+    except ModuleInitFailed as exc:
+        logging.getLogger("everpy.child").error("%s", exc)
+        await host.stop()
+        await bus.close()
+        return 71
+    await host.stopped.wait()
+    await host.stop()
+    await bus.close()
+    return host.exit_code or 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="everpy-child")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--module", required=True)
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--modules-dir", action="append", default=[], type=Path)
+    parser.add_argument("--definitions-dir", action="append", default=[], type=Path)
+    parser.add_argument("--no-validate", action="store_true")
+    args = parser.parse_args()
+    setup_logging()
+    raise SystemExit(asyncio.run(run_child(args)))
+
+
+if __name__ == "__main__":
+    main()

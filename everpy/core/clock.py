@@ -1,0 +1,125 @@
+"""Time for modules: a real clock and a fake one for tests.
+
+Modules take all time from ``self.clock`` so tests can run hours of charging-protocol timers in
+milliseconds by advancing a :class:`FakeClock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+
+class TimerHandle:
+    def __init__(self, cancel: Callable[[], None]) -> None:
+        self._cancel = cancel
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            self._cancel()
+
+
+class Clock:
+    """Wall and monotonic time backed by the running event loop."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def call_later(self, seconds: float, callback: Callable[[], Any]) -> TimerHandle:
+        handle = asyncio.get_running_loop().call_later(max(0.0, seconds), _run_callback, callback)
+        return TimerHandle(handle.cancel)
+
+    async def wait_for(self, awaitable: Any, timeout: float | None) -> Any:
+        """Like asyncio.wait_for, but the timeout runs on this clock."""
+        if timeout is None:
+            return await awaitable
+        task = asyncio.ensure_future(awaitable)
+        timer = self.call_later(timeout, lambda: task.cancel() if not task.done() else None)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if timer.cancelled or not task.cancelled():
+                raise
+            raise TimeoutError from None
+        finally:
+            timer.cancel()
+
+
+def _run_callback(callback: Callable[[], Any]) -> None:
+    result = callback()
+    if asyncio.iscoroutine(result):
+        asyncio.ensure_future(result)
+
+
+class FakeClock(Clock):
+    """A clock that only moves when a test calls :meth:`advance`.
+
+    Timers fire in deadline order; after each firing the event loop runs until idle so that work
+    triggered by a timer (bus messages, other timers) settles before time moves on.
+    """
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
+        self._now = 0.0
+        self._epoch = start
+        self._timers: list[tuple[float, int, Callable[[], Any], TimerHandle]] = []
+        self._seq = itertools.count()
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def time(self) -> float:
+        return self._epoch + self._now
+
+    async def sleep(self, seconds: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        handle = self.call_later(seconds, lambda: future.done() or future.set_result(None))
+        try:
+            await future
+        finally:
+            handle.cancel()
+
+    def call_later(self, seconds: float, callback: Callable[[], Any]) -> TimerHandle:
+        handle = TimerHandle(lambda: None)  # cancelled entries are skipped when they come due
+        heapq.heappush(self._timers, (self._now + max(0.0, seconds), next(self._seq), callback, handle))
+        return handle
+
+    @property
+    def pending_timers(self) -> int:
+        return sum(1 for *_, handle in self._timers if not handle.cancelled)
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward, firing due timers in order and letting the loop settle between them."""
+        target = self._now + seconds
+        await _settle()
+        while self._timers and self._timers[0][0] <= target:
+            deadline, _, callback, handle = heapq.heappop(self._timers)
+            if handle.cancelled:
+                continue
+            self._now = max(self._now, deadline)
+            handle.cancelled = True
+            _run_callback(callback)
+            await _settle()
+        self._now = target
+        await _settle()
+
+
+async def _settle(rounds: int = 20) -> None:
+    """Give the event loop a few turns so callbacks scheduled by a timer can run."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)

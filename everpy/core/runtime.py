@@ -1,0 +1,299 @@
+"""The runtime: brings a validated system up, keeps it up, and takes it down.
+
+Placement: modules run in this process by default (small boards have little RAM); a module with
+``process: own`` in the run config runs in a child process of its own. Both kinds speak the same
+wire protocol, so the supervisor treats them alike:
+
+* start-up: every module inits and sends ModuleReady; when all have, GlobalReady goes out. A module
+  that fails init or stays silent past ``ready_timeout_s`` is named in a :class:`ModuleStartupError`.
+* supervision: an in-process module that crashes is restarted in place with exponential backoff;
+  a child process that exits or stops sending heartbeats is killed and restarted the same way.
+  Meanwhile the module's state is ``down`` on the bus, so its peers' calls fail fast with
+  PeerUnavailable instead of timing out.
+* shutdown: SIGTERM/SIGINT stop everything in order (modules, children, private broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from everpy.core import sdnotify, wire
+from everpy.core.broker import PrivateBroker
+from everpy.core.bus import BrokerAddress, Bus
+from everpy.core.clock import Clock
+from everpy.core.exceptions import ModuleStartupError
+from everpy.core.host import ModuleHost, ModuleInitFailed
+from everpy.core.loading import LoadedSystem
+
+log = logging.getLogger("everpy.runtime")
+
+
+@dataclass
+class _Child:
+    module_id: str
+    process: asyncio.subprocess.Process | None = None
+    last_heartbeat: float = 0.0
+    ready: bool = False
+    crashes: int = 0
+    restarting: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class Runtime:
+    def __init__(
+        self,
+        system: LoadedSystem,
+        broker: BrokerAddress | None = None,
+        clock: Clock | None = None,
+        validate: bool | None = None,
+    ) -> None:
+        self.system = system
+        settings = system.settings
+        self.topics = wire.Topics(settings.mqtt_everest_prefix)
+        self.clock = clock or Clock()
+        self._broker_address = broker or _configured_broker(settings)
+        self._private_broker: PrivateBroker | None = None
+        self.validate = settings.validate_schema is not False if validate is None else validate
+        ids = list(system.run_config.modules)
+        self.own_process = [m for m in ids if system.run_config.modules[m].process == "own"]
+        self.shared = [m for m in ids if m not in self.own_process]
+        self.children = {m: _Child(m) for m in self.own_process}
+        self.ready_modules: set[str] = set()
+        self._all_ready = asyncio.Event()
+        self.global_ready = False
+        self.bus: Bus | None = None
+        self.host: ModuleHost | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._config_file: Path | None = None
+        self.started_in: float | None = None
+        self.stop_requested = asyncio.Event()
+
+    @property
+    def broker(self) -> BrokerAddress:
+        assert self._broker_address is not None
+        return self._broker_address
+
+    # -- start --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        t0 = time.monotonic()
+        if self._broker_address is None:
+            self._private_broker = PrivateBroker()
+            self._broker_address = await self._private_broker.start()
+        self.bus = Bus(self.broker, "everpy-runtime")
+        await self.bus.connect()
+        self.bus.subscribe(self.topics.module("+") + "/ready", self._on_module_ready)
+        if self.children:
+            self.bus.subscribe(self.topics.module("+") + "/heartbeat", self._on_heartbeat)
+        self.host = ModuleHost(
+            run_config=self.system.run_config,
+            definitions=self.system.definitions,
+            manifests=self.system.manifests,
+            module_types=self.system.module_types,
+            bus=self.bus,
+            module_ids=self.shared,
+            clock=self.clock,
+            validate=self.validate,
+        )
+        for child in self.children.values():
+            await self._spawn_child(child)
+        timeout = float(self.system.settings.ready_timeout_s)
+        try:
+            await asyncio.wait_for(self.host.start(), timeout)
+            await asyncio.wait_for(self._all_ready.wait(), max(0.1, timeout - (time.monotonic() - t0)))
+        except ModuleInitFailed as exc:
+            await self.stop()
+            raise ModuleStartupError(str(exc)) from exc
+        except TimeoutError:
+            missing = sorted(set(self.system.run_config.modules) - self.ready_modules)
+            await self.stop()
+            raise ModuleStartupError(
+                f"no ModuleReady within {timeout:g} s from: {', '.join(missing)} "
+                "(still in init(), hung, or crashed; raise settings.ready_timeout_s if init is legitimately slow)"
+            ) from None
+        self._publish_global_ready()
+        self.global_ready = True
+        self.started_in = time.monotonic() - t0
+        log.info("everpy up and running [%d ms, %d modules]", self.started_in * 1000, len(self.ready_modules))
+        sdnotify.notify("READY=1", f"STATUS=running {len(self.ready_modules)} modules")
+        if self.children:
+            self._spawn(self._watch_children())
+        watchdog = sdnotify.Watchdog.from_environment(self.healthy)
+        if watchdog is not None:
+            self._tasks.add(watchdog.start())
+
+    def healthy(self) -> bool:
+        return not self._stopping and all(c.ready or c.restarting for c in self.children.values())
+
+    def _publish_global_ready(self) -> None:
+        assert self.bus is not None
+        self.bus.publish(self.topics.global_ready, wire.encode(wire.GLOBAL_READY, True))
+
+    def _on_module_ready(self, topic: str, payload: bytes) -> None:
+        module_id = topic.split("/")[-2]
+        if module_id not in self.system.run_config.modules:
+            return
+        try:
+            wire.decode(payload, wire.MODULE_READY)
+        except wire.WireError as exc:
+            log.warning("ignoring malformed ModuleReady on %s: %s", topic, exc)
+            return
+        self.ready_modules.add(module_id)
+        child = self.children.get(module_id)
+        if child is not None:
+            child.ready = True
+            child.restarting = False
+            child.last_heartbeat = time.monotonic()
+            if self.global_ready:  # a restarted child: let it run ready(), tell peers it is back
+                self._publish_state(module_id, "ready")
+                self._publish_global_ready()
+        if len(self.ready_modules) == len(self.system.run_config.modules):
+            self._all_ready.set()
+
+    def _publish_state(self, module_id: str, state: str) -> None:
+        assert self.bus is not None
+        self.bus.publish(self.topics.module_state(module_id), wire.encode(wire.MODULE_STATE, {"state": state}))
+
+    # -- children -------------------------------------------------------------------------------
+    def _config_path(self) -> Path:
+        source = self.system.source
+        if isinstance(source, Path):
+            return source.resolve()
+        if self._config_file is None:
+            fd, name = tempfile.mkstemp(prefix="everpy-config-", suffix=".json")
+            with os.fdopen(fd, "w") as f:
+                json.dump(source, f)
+            self._config_file = Path(name)
+        return self._config_file
+
+    async def _spawn_child(self, child: _Child) -> None:
+        args = [
+            sys.executable, "-m", "everpy.core.child",
+            "--config", str(self._config_path()),
+            "--module", child.module_id,
+            "--broker", f"{self.broker.host}:{self.broker.port}",
+        ]
+        for d in self.system.extra_module_dirs:
+            args += ["--modules-dir", str(d)]
+        for d in self.system.extra_definition_dirs:
+            args += ["--definitions-dir", str(d)]
+        if not self.validate:
+            args.append("--no-validate")
+        child.ready = False
+        child.started_at = time.monotonic()
+        child.process = await asyncio.create_subprocess_exec(*args)
+        log.info("started module %s in its own process (pid %d)", child.module_id, child.process.pid)
+
+    def _on_heartbeat(self, topic: str, payload: bytes) -> None:
+        child = self.children.get(topic.split("/")[-2])
+        if child is not None:
+            child.last_heartbeat = time.monotonic()
+
+    async def _watch_children(self) -> None:
+        settings = self.system.settings
+        timeout = float(settings.heartbeat_timeout_s)
+        while not self._stopping:
+            await asyncio.sleep(min(0.25, float(settings.heartbeat_interval_s) / 2))
+            now = time.monotonic()
+            for child in self.children.values():
+                if child.restarting or child.process is None:
+                    continue
+                if child.process.returncode is not None:
+                    reason = f"exited with code {child.process.returncode}"
+                elif child.ready and now - child.last_heartbeat > timeout:
+                    reason = f"sent no heartbeat for {now - child.last_heartbeat:.1f} s (hung)"
+                else:
+                    continue
+                self._spawn(self._restart_child(child, reason))
+
+    async def _restart_child(self, child: _Child, reason: str) -> None:
+        child.restarting = True
+        child.ready = False
+        child.crashes += 1
+        self.ready_modules.discard(child.module_id)
+        self._publish_state(child.module_id, "down")
+        backoff = float(self.system.settings.restart_backoff_s)
+        delay = min(backoff * 2 ** (child.crashes - 1), 30.0)
+        log.error("module %s %s; restarting in %.1f s", child.module_id, reason, delay)
+        await _terminate(child.process, grace=0.0)
+        await asyncio.sleep(delay)
+        if not self._stopping:
+            await self._spawn_child(child)
+
+    # -- stop ------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        sdnotify.notify("STOPPING=1")
+        for task in list(self._tasks):
+            task.cancel()
+        if self.host is not None:
+            await self.host.stop()
+        await asyncio.gather(*(_terminate(c.process) for c in self.children.values()))
+        if self.bus is not None:
+            await self.bus.close()
+        if self._private_broker is not None:
+            await self._private_broker.stop()
+        if self._config_file is not None:
+            self._config_file.unlink(missing_ok=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run_forever(self) -> int:
+        """Run until SIGTERM/SIGINT (or a child-hosting failure); returns the exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self.stop_requested.wait()
+            log.info("stopping")
+            return 0
+        finally:
+            await self.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+
+async def _terminate(process: asyncio.subprocess.Process | None, grace: float = 5.0) -> None:
+    if process is None or process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        if grace > 0:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), grace)
+                return
+            except TimeoutError:
+                pass
+        process.kill()
+    await process.wait()
+
+
+def _configured_broker(settings: Any) -> BrokerAddress | None:
+    env_host, env_port = os.environ.get("MQTT_SERVER_ADDRESS"), os.environ.get("MQTT_SERVER_PORT")
+    if env_host:
+        return BrokerAddress(env_host, int(env_port or 1883))
+    if getattr(settings, "mqtt_broker_socket_path", None):
+        return BrokerAddress(socket_path=settings.mqtt_broker_socket_path)
+    if settings.mqtt_broker_host is not None or settings.mqtt_broker_port is not None:
+        return BrokerAddress(settings.mqtt_broker_host or "localhost", int(settings.mqtt_broker_port or 1883))
+    return None

@@ -1,0 +1,1 @@
+"""Built-in everpy modules, one package per module (installed as ``everpy_modules``)."""
