@@ -1,0 +1,200 @@
+"""Downloads and uploads against real FTP and HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+from aiohttp import encode_basic_auth
+from everpy_modules.System.archive import pack_logs
+from everpy_modules.System.transfer import (
+    Location,
+    TransferError,
+    TransferOutcome,
+    download,
+    redact,
+    upload,
+    with_retries,
+)
+
+from .servers import FTP_PASSWORD, FTP_USER, FtpServer, HttpServer
+
+IMAGE = bytes(range(256)) * 1000  # 256 kB, several chunks
+
+
+class NoWait:
+    async def sleep(self, seconds: float) -> None:
+        self.slept = getattr(self, "slept", 0.0) + seconds
+
+
+@pytest.fixture
+def ftp(tmp_path: Path):
+    with FtpServer(tmp_path / "ftp") as server:
+        yield server
+
+
+@pytest.fixture
+async def http(tmp_path: Path):
+    async with HttpServer(tmp_path / "http") as server:
+        yield server
+
+
+def test_location_keeps_credentials_out_of_the_url():
+    location = Location.parse("ftp://us%40er:p%3Ass@example.org:2121/logs/")
+    assert (location.username, location.password) == ("us@er", "p:ss")
+    assert location.url_without_credentials == "ftp://example.org:2121/logs/"
+    assert location.with_file_name("a.tar.gz").url_without_credentials == "ftp://example.org:2121/logs/a.tar.gz"
+    assert redact("https://u:p@h/x") == "https://h/x"
+
+
+@pytest.mark.parametrize(
+    ("url", "outcome"),
+    [
+        ("sftp://host/x", TransferOutcome.UNSUPPORTED),
+        ("not a url", TransferOutcome.UNSUPPORTED),
+        ("http:///nohost", TransferOutcome.BAD_LOCATION),
+        ("http://host:99999/", TransferOutcome.BAD_LOCATION),
+    ],
+)
+def test_unusable_locations_are_classified(url: str, outcome: TransferOutcome):
+    with pytest.raises(TransferError) as caught:
+        Location.parse(url)
+    assert caught.value.outcome is outcome
+
+
+async def test_http_download_streams_to_file_with_checksum(http: HttpServer, tmp_path: Path):
+    (http.root / "fw.img").write_bytes(IMAGE)
+    result = await download(http.url("/files/fw.img"), tmp_path / "out.img")
+    assert (tmp_path / "out.img").read_bytes() == IMAGE
+    assert (result.size, result.sha256) == (len(IMAGE), hashlib.sha256(IMAGE).hexdigest())
+
+
+async def test_http_download_of_missing_file_fails(http: HttpServer, tmp_path: Path):
+    with pytest.raises(TransferError, match="HTTP 404") as caught:
+        await download(http.url("/files/absent.img"), tmp_path / "out.img")
+    assert caught.value.outcome.retryable
+
+
+async def test_ftp_download_with_and_without_login(ftp: FtpServer, tmp_path: Path):
+    (ftp.root / "images").mkdir()
+    (ftp.root / "images" / "fw.img").write_bytes(IMAGE)
+    anonymous = await download(ftp.url("/images/fw.img", user=None), tmp_path / "a.img")
+    logged_in = await download(ftp.url("/images/fw.img"), tmp_path / "b.img")
+    assert anonymous.sha256 == logged_in.sha256 == hashlib.sha256(IMAGE).hexdigest()
+
+
+async def test_ftp_upload_into_directory_with_quoted_credentials(ftp: FtpServer, tmp_path: Path):
+    (ftp.root / "incoming").mkdir()
+    source = tmp_path / "logs.tar.gz"
+    source.write_bytes(IMAGE)
+    sent_to = await upload(source, ftp.url("/incoming/"), file_name="diag.tar.gz")
+    assert FTP_PASSWORD not in sent_to and FTP_USER not in sent_to
+    stored = await ftp.wait_for_file("diag.tar.gz")
+    assert stored.parent == ftp.root / "incoming"
+    assert stored.read_bytes() == IMAGE
+
+
+async def test_ftp_wrong_password_is_permission_denied(ftp: FtpServer, tmp_path: Path):
+    source = tmp_path / "logs.tar.gz"
+    source.write_bytes(b"x")
+    with pytest.raises(TransferError) as caught:
+        await upload(source, ftp.url("/", password="wrong"))
+    assert caught.value.outcome is TransferOutcome.PERMISSION_DENIED
+
+
+async def test_ftp_anonymous_cannot_write(ftp: FtpServer, tmp_path: Path):
+    source = tmp_path / "logs.tar.gz"
+    source.write_bytes(b"x")
+    with pytest.raises(TransferError) as caught:
+        await upload(source, ftp.url("/", user=None))
+    assert caught.value.outcome is TransferOutcome.PERMISSION_DENIED
+
+
+async def test_ftp_server_gone_is_retryable_failure(tmp_path: Path):
+    with FtpServer(tmp_path / "ftp") as server:
+        url = server.url("/")
+    source = tmp_path / "logs.tar.gz"
+    source.write_bytes(b"x")
+    with pytest.raises(TransferError) as caught:
+        await upload(source, url, timeout_s=5)
+    assert caught.value.outcome.retryable
+
+
+async def test_http_put_and_post_uploads(http: HttpServer, tmp_path: Path):
+    source = tmp_path / "logs.tar.gz"
+    source.write_bytes(IMAGE)
+    put_url = await upload(source, http.url("/upload/"), file_name="put.tar.gz", http_method="PUT")
+    await upload(source, http.url("/upload/"), file_name="post.tar.gz", http_method="POST")
+    assert put_url == http.url("/upload/put.tar.gz")
+    assert await http.wait_for_upload("put.tar.gz") == IMAGE
+    assert await http.wait_for_upload("post.tar.gz") == IMAGE
+    assert http.requests == [("PUT", "/upload/put.tar.gz"), ("POST", "/upload/")]
+
+
+async def test_http_basic_auth_from_url(tmp_path: Path):
+    source = tmp_path / "logs.tar.gz"
+    source.write_bytes(b"log")
+    async with HttpServer(tmp_path / "http", authorization=encode_basic_auth("cp1", "pw")) as http:
+        await upload(source, f"http://cp1:pw@127.0.0.1:{http.port}/upload/", file_name="a.tar.gz")
+        assert await http.wait_for_upload("a.tar.gz") == b"log"
+        with pytest.raises(TransferError) as caught:
+            await upload(source, f"http://cp1:bad@127.0.0.1:{http.port}/upload/", file_name="b.tar.gz")
+    assert caught.value.outcome is TransferOutcome.PERMISSION_DENIED
+
+
+async def test_retries_until_success_and_not_after_permission_denied(http: HttpServer, tmp_path: Path):
+    source = tmp_path / "logs.tar.gz"
+    source.write_bytes(b"log")
+    http.fail_next = 2
+    failures: list[int] = []
+    clock = NoWait()
+    await with_retries(
+        lambda: upload(source, http.url("/upload/"), file_name="x.tar.gz"),
+        attempts=3,
+        interval_s=30,
+        clock=clock,
+        on_failure=lambda n, e: failures.append(n),
+    )
+    assert failures == [1, 2] and clock.slept == 60
+    assert await http.wait_for_upload("x.tar.gz") == b"log"
+
+    http.authorization = encode_basic_auth("someone", "else")
+    attempts: list[int] = []
+    with pytest.raises(TransferError):
+        await with_retries(
+            lambda: upload(source, http.url("/upload/"), file_name="y.tar.gz"),
+            attempts=5,
+            interval_s=1,
+            clock=clock,
+            on_failure=lambda n, e: attempts.append(n),
+        )
+    assert attempts == [1]
+
+
+async def test_pack_logs_filters_by_time_and_survives_missing_sources(tmp_path: Path):
+    logs = tmp_path / "logs"
+    (logs / "sub").mkdir(parents=True)
+    (logs / "old.log").write_text("old")
+    (logs / "sub" / "new.log").write_text("new")
+    import os
+
+    os.utime(logs / "old.log", (1000, 1000))
+    archive = tmp_path / "out.tar.gz"
+    result = await pack_logs([logs, tmp_path / "missing"], archive, newer_than=2000)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        manifest = tar.extractfile("MANIFEST.txt").read().decode()  # type: ignore[union-attr]
+        new = tar.extractfile("logs/sub/new.log").read()  # type: ignore[union-attr]
+    assert names == ["logs/sub/new.log", "MANIFEST.txt"] and new == b"new"
+    assert result.members == ["logs/sub/new.log"]
+    assert "missing: does not exist" in manifest
+
+
+def test_archive_reader_pads_a_file_that_shrank():
+    from everpy_modules.System.archive import _ExactLength
+
+    reader = _ExactLength(io.BufferedReader(io.BytesIO(b"abc")), 6)  # type: ignore[arg-type]
+    assert reader.read(4) + reader.read() == b"abc\0\0\0"
