@@ -1,0 +1,105 @@
+"""GenericPowermeter: poll a Modbus meter, publish complete readings, report meter loss.
+
+Per poll: read every register block of the map; if all of them arrive and decode, publish one
+powermeter reading and clear CommunicationFault; if anything fails, publish nothing and raise
+CommunicationFault (once; it stays active until a poll succeeds). A reading is never assembled
+from a mix of good and failed requests, so consumers (billing!) never see a wrong value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from everpy import Module, command
+
+from .meter_reader import MeterReader, Reading
+from .modbus_link import MeterReadError, ModbusSettings
+from .register_map import load_register_map
+
+IMPL = "main"
+COMMUNICATION_FAULT = "powermeter/CommunicationFault"
+NO_SIGNING = "GenericPowermeter reads plain Modbus registers and cannot sign meter values (no OCMF)"
+
+
+class GenericPowermeter(Module):
+    reader: MeterReader
+    failing_since: float | None = None
+
+    async def init(self) -> None:
+        cfg = self.config
+        if cfg["transport"] == "tcp" and not cfg["host"]:
+            raise ValueError(f"{self.id}: transport 'tcp' needs 'host' (IP address or name of the meter)")
+        register_map = load_register_map(cfg["register_map"])
+        settings = ModbusSettings(
+            transport=cfg["transport"],
+            unit_id=cfg["unit_id"],
+            timeout_s=cfg["timeout_ms"] / 1000,
+            host=cfg["host"],
+            port=cfg["port"],
+            serial_port=cfg["serial_port"],
+            baudrate=cfg["baudrate"],
+            parity=cfg["parity"],
+            stopbits=cfg["stopbits"],
+        )
+        self.reader = MeterReader(register_map, settings, retries=cfg["retries"])
+        self.log.info(
+            "reading %s (%s, %d requests per poll) from %s every %d ms",
+            register_map.description or register_map.name,
+            register_map.source,
+            len(register_map.blocks),
+            settings.describe(),
+            cfg["poll_interval_ms"],
+        )
+
+    async def ready(self) -> None:
+        self.spawn(self.poll_forever(), name="poll")
+
+    async def shutdown(self) -> None:
+        await self.reader.close()
+
+    async def poll_forever(self) -> None:
+        interval = self.config["poll_interval_ms"] / 1000
+        while True:
+            started = self.clock.monotonic()
+            await self.poll_once()
+            # Fixed rate: a slow meter shortens the pause instead of stretching the interval.
+            await self.clock.sleep(interval - (self.clock.monotonic() - started))
+
+    async def poll_once(self) -> None:
+        try:
+            reading = await self.reader.read()
+        except MeterReadError as exc:
+            self.meter_failed(exc)
+            return
+        self.meter_answered()
+        self.publish(IMPL, "powermeter", self.powermeter_value(reading))
+
+    def powermeter_value(self, reading: Reading) -> dict[str, Any]:
+        timestamp = self.clock.utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        value: dict[str, Any] = {"timestamp": timestamp, **reading}
+        if self.config["meter_id"]:
+            value["meter_id"] = self.config["meter_id"]
+        return value
+
+    def meter_failed(self, exc: MeterReadError) -> None:
+        if self.failing_since is None:
+            self.failing_since = self.clock.monotonic()
+            self.log.warning("meter lost (%s): %s", self.reader.settings.describe(), exc)
+            self.raise_error(IMPL, COMMUNICATION_FAULT, message=str(exc))
+        else:
+            self.log.debug("meter still failing: %s", exc)
+
+    def meter_answered(self) -> None:
+        if self.failing_since is not None:
+            down_s = self.clock.monotonic() - self.failing_since
+            self.failing_since = None
+            self.log.warning("meter back after %.1f s", down_s)
+            self.clear_error(IMPL, COMMUNICATION_FAULT)
+
+    @command(IMPL, "start_transaction")
+    async def start_transaction(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "NOT_SUPPORTED", "error": NO_SIGNING}
+
+    @command(IMPL, "stop_transaction")
+    async def stop_transaction(self, transaction_id: str) -> dict[str, Any]:
+        return {"status": "NOT_SUPPORTED", "error": NO_SIGNING}
