@@ -61,7 +61,8 @@ class RpcPeer:
         self._read_chunk = min(READ_CHUNK, max_frame_size + 1)
         self._unpacker = protocol.new_unpacker(max_frame_size, self._read_chunk)
         self._initial_data = initial_data  # bytes read by the handshake that belong to the first messages
-        self._total_fed = 0  # bytes fed to the unpacker; minus its tell() = size of the frame in progress
+        self._total_fed = 0  # bytes fed to the unpacker
+        self._frame_start = 0  # stream offset where the frame in progress began
         self._packer = protocol.new_packer()
         self._ids = itertools.count()
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -214,13 +215,14 @@ class RpcPeer:
         unpacker = self._unpacker
         unpacker.feed(data)
         self._total_fed += len(data)
-        start = unpacker.tell()
         try:
             for obj in unpacker:
+                # tell() is only meaningful after a complete object (mid-frame it may have moved on)
                 end = unpacker.tell()
-                if end - start > self.max_frame_size:
-                    return f"frame of {end - start} bytes exceeds the limit of {self.max_frame_size}"
-                start = end
+                if end - self._frame_start > self.max_frame_size:
+                    return (f"frame of {end - self._frame_start} bytes exceeds the limit of "
+                            f"{self.max_frame_size}")
+                self._frame_start = end
                 violation = self._dispatch(obj)
                 if violation:
                     return violation
@@ -228,7 +230,7 @@ class RpcPeer:
             # msgpack's FormatError, StackError, BufferFull, size limits, invalid UTF-8 are ValueErrors;
             # unhashable map keys are TypeErrors. Framing is lost after any of them, so close.
             return f"undecodable data ({type(exc).__name__}: {exc})"
-        if self._total_fed - unpacker.tell() > self.max_frame_size:
+        if self._total_fed - self._frame_start > self.max_frame_size:
             return f"incomplete frame already exceeds the limit of {self.max_frame_size} bytes"
         return ""
 
