@@ -135,6 +135,8 @@ SETTINGS_SCHEMA: dict = {
 }
 assert set(SETTINGS_SCHEMA["properties"]) == {f.name for f in dataclasses.fields(Settings)}
 
+_SECONDS_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.name.endswith("_s"))
+
 _TOP_LEVEL_SCHEMA = {
     "type": "object",
     "required": ["active_modules"],
@@ -149,9 +151,11 @@ _TOP_LEVEL_VALIDATOR = jsonschema.Draft7Validator(_TOP_LEVEL_SCHEMA)
 
 # --- module entries ----------------------------------------------------------------------------------
 
+# Values are checked against their manifest entry (each has a scalar `type`), not here, so a wrong
+# value gets one precise issue instead of a generic and a specific one.
 _CONFIG_MAP = {
     "type": "object",
-    "patternProperties": {ID_PATTERN: {"type": ["boolean", "integer", "number", "string"]}},
+    "patternProperties": {ID_PATTERN: {}},
     "additionalProperties": False,
 }
 _BOOL = {"type": "boolean"}
@@ -292,6 +296,25 @@ class RawRunConfig:
     lines: LineMap
     settings: Settings
 
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in `settings` are relative to (the config's folder, or the current
+        directory for a config given as a dict)."""
+        path = Path(self.path)
+        return path.parent.resolve() if path.is_file() else Path.cwd()
+
+    def resolve_dir(self, directory: str) -> Path:
+        path = Path(directory).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def modules_dirs(self) -> list[Path]:
+        return [self.resolve_dir(d) for d in self.settings.modules_dirs]
+
+    @property
+    def definitions_dirs(self) -> list[Path]:
+        return [self.resolve_dir(d) for d in self.settings.definitions_dirs]
+
 
 @dataclass
 class RunConfig:
@@ -319,6 +342,8 @@ def read_run_config(source: Path | str | Mapping[str, Any], name: str = "<dict>"
         raise ConfigError(issues.issues)
     raw_settings = data.get("settings") or {}
     settings = Settings(**raw_settings)
+    for name in _SECONDS_FIELDS:  # YAML `5` is an int; the runtime should always see seconds as float
+        setattr(settings, name, float(getattr(settings, name)))
     settings.log_level = settings.log_level.upper()
     settings.log_levels = {module_id: level.upper() for module_id, level in settings.log_levels.items()}
     if settings.mqtt_external_prefix and settings.mqtt_external_prefix == settings.mqtt_everest_prefix:
@@ -342,9 +367,7 @@ def read_run_config(source: Path | str | Mapping[str, Any], name: str = "<dict>"
 # --- step 2 ------------------------------------------------------------------------------------------
 
 
-def validate_run_config(
-    raw: RawRunConfig, manifests: Mapping[str, Manifest], definitions: Definitions
-) -> RunConfig:
+def validate_run_config(raw: RawRunConfig, manifests: Mapping[str, Manifest], definitions: Definitions) -> RunConfig:
     """Check every module entry against its manifest and the definitions; ConfigError lists all issues."""
     issues = IssueCollector(raw.path, raw.lines)
     active = raw.data.get("active_modules") or {}
@@ -363,6 +386,8 @@ def validate_run_config(
                 given=show_value(module_id),
                 hint=did_you_mean(module_id, active),
             )
+    # the run config's own problems first (the file being edited), then manifests; each top to bottom
+    issues.issues.sort(key=lambda issue: (issue.file != raw.path, issue.file, issue.line or 0))
     issues.raise_if_any()
     return RunConfig(raw.path, raw.settings, {k: v for k, v in modules.items() if v is not None})
 
@@ -450,8 +475,8 @@ class _GraphChecker:
             if entry.mandatory and name not in given:
                 self.issues.add(
                     map_path,
-                    f"missing mandatory config {name!r} ({entry.description.strip()})",
-                    expected=f"a {entry.type} value for {name!r}",
+                    f"missing mandatory config key {name!r} (it has no default)",
+                    expected=f"{_article(entry.type)} {entry.type} value for {name!r}",
                 )
         return fill_defaults(entries, {k: v for k, v in given.items() if k in entries})
 
@@ -504,7 +529,7 @@ class _GraphChecker:
             )
             if count == 0:
                 self.issues.add(
-                    path if "connections" in entry else path[:-1],
+                    [*path, req_id],
                     f"missing required connection {req_id!r} (interface {require.interface!r})",
                     expected=f"{bounds} connection(s)",
                     given="0",
@@ -543,8 +568,7 @@ class _GraphChecker:
                 f"module {module_id!r} ({peer_manifest.name}) provides no implementation {impl_id!r}",
                 expected=one_of(sorted(peer_manifest.provides)),
                 given=show_value(impl_id),
-                hint=did_you_mean(impl_id, peer_manifest.provides)
-                or _matching_impl_hint(peer_manifest, interface),
+                hint=did_you_mean(impl_id, peer_manifest.provides) or _matching_impl_hint(peer_manifest, interface),
             )
             return None
         if provide.interface != interface:
@@ -557,6 +581,10 @@ class _GraphChecker:
             )
             return None
         return Connection(module_id, impl_id)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _matching_impl_hint(manifest: Manifest, interface: str) -> str | None:

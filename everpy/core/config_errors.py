@@ -206,7 +206,8 @@ class IssueCollector:
             expected = " or ".join(value) if isinstance(value, list) else str(value)
             self.add(where, "wrong type", expected=expected, given=given)
         elif keyword == "enum":
-            self.add(where, "value not allowed", expected=one_of(value), given=given)
+            hint = did_you_mean(instance, [str(v) for v in value]) if isinstance(instance, str) else None
+            self.add(where, "value not allowed", expected=one_of(value), given=given, hint=hint)
         elif keyword == "const":
             self.add(where, "value not allowed", expected=show_value(value), given=given)
         elif keyword in _BOUND_TEXT:
