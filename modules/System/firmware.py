@@ -106,6 +106,9 @@ class FirmwareUpdater:
                 await self._permission.wait()
             self._installing = True
             await self._install(image, request_id)
+        except OSError as error:  # local storage trouble (full or broken flash): the update cannot go on
+            self.log.error("firmware update %d failed on local storage: %s", request_id, error)
+            self.publish("InstallationFailed" if self._installing else "DownloadFailed", request_id)
         finally:
             self._installing = False
 
@@ -113,7 +116,10 @@ class FirmwareUpdater:
         await self._wait_until(request.get("retrieve_timestamp"), "DownloadScheduled", request_id)
         location = str(request["location"])
         image = self.settings.download_dir / f"firmware-{request_id}.img"
-        await asyncio.to_thread(_clear_old_images, self.settings.download_dir)
+        try:
+            await asyncio.to_thread(_clear_old_images, self.settings.download_dir)
+        except OSError as error:  # the download itself will tell whether there is room
+            self.log.warning("cannot clear old firmware images: %s", error)
         self.publish("Downloading", request_id)
 
         async def attempt() -> None:
@@ -147,7 +153,10 @@ class FirmwareUpdater:
             return None
         sidecar = self.settings.download_dir / "firmware.sha256"
         await download(str(request["location"]) + ".sha256", sidecar, timeout_s=60.0)
-        text = await asyncio.to_thread(sidecar.read_text, errors="replace")
+        try:
+            text = await asyncio.to_thread(sidecar.read_text, errors="replace")
+        except OSError as error:
+            raise TransferError(f"cannot read the checksum file: {error}") from error
         digest = text.split()[0] if text.split() else ""
         if not SHA256_HEX.match(digest):
             raise TransferError("checksum file does not start with a SHA-256 hex digest", TransferOutcome.BAD_LOCATION)

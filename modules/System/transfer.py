@@ -136,7 +136,10 @@ async def download(url: str, destination: Path, *, timeout_s: float = 300.0) -> 
     location = Location.parse(url)
     if location.scheme in HTTP_SCHEMES:
         return await _http_download(location, destination, timeout_s)
-    return await asyncio.to_thread(_ftp_download, location, destination, timeout_s)
+    try:
+        return await asyncio.to_thread(_ftp_download, location, destination, timeout_s)
+    except OSError as exc:  # the local file, not the network (network errors are TransferErrors already)
+        raise TransferError(f"cannot write {destination}: {_describe(exc)}") from exc
 
 
 async def _http_download(location: Location, destination: Path, timeout_s: float) -> DownloadResult:
@@ -200,7 +203,10 @@ async def upload(
     name = file_name or file.name
     location = Location.parse(directory_url)
     if location.scheme in FTP_SCHEMES:
-        await asyncio.to_thread(_ftp_upload, location, file, name, timeout_s)
+        try:
+            await asyncio.to_thread(_ftp_upload, location, file, name, timeout_s)
+        except OSError as exc:  # the local file; network errors are TransferErrors already
+            raise TransferError(f"cannot read {file}: {_describe(exc)}") from exc
         return location.with_file_name(name).url_without_credentials
     if http_method not in HTTP_UPLOAD_METHODS:
         raise ValueError(f"http_method must be one of {HTTP_UPLOAD_METHODS}, not {http_method!r}")
