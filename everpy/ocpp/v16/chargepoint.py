@@ -1,0 +1,306 @@
+"""The OCPP 1.6J station: connection loop, boot, heartbeat and the persistent transaction queue.
+
+Feature profiles (``core``, ``local_auth``, ...) register their CSMS handlers here and send through
+``call`` (normal messages, only once the CSMS accepted us) or ``queue_transaction_message`` (Start/Stop
+Transaction and transaction MeterValues: persisted first, delivered in order, retried on CALLERROR).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from everpy.core.clock import Clock
+from everpy.ocpp import transport
+from everpy.ocpp.rpc import CallTimeout, Handler, InvalidResponse, OcppCallError, RpcPeer, Schemas
+from everpy.ocpp.station import Station
+from everpy.ocpp.store import OcppStore, QueuedMessage
+from everpy.ocpp.v16.configuration import Configuration
+
+SCHEMAS = Schemas("v16")
+SUBPROTOCOL = "ocpp1.6"
+
+
+class NotOnline(Exception):
+    """The CSMS cannot be reached now (no connection, or BootNotification not yet Accepted)."""
+
+
+@dataclass
+class Settings:
+    """Station settings from the module config (not OCPP configuration keys)."""
+
+    charge_point_id: str
+    central_system_uri: str  # ws(s)://host:port/path; the charge point id is appended
+    vendor: str = "everpy"
+    model: str = "everpy-sil"
+    serial_number: str = ""
+    firmware_version: str = ""
+    initial_configuration: dict[str, str] = field(default_factory=dict)
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    response_timeout_s: float = 30.0
+    boot_retry_default_s: float = 60.0
+    reset_drain_timeout_s: float = 30.0
+    csms_ca_file: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    basic_auth_raw_key: bool = False  # OCPP-J 6.2.2 example encodes the key bytes; most CSMS use the string
+
+
+def rfc3339(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class ChargePoint16:
+    def __init__(self, station: Station, store: OcppStore, settings: Settings, clock: Clock,
+                 log: logging.Logger) -> None:
+        from everpy.ocpp.v16 import core, firmware, local_auth, reservation, security, smart_charging, trigger
+
+        self.station = station
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.log = log
+        self.config = Configuration(store, settings.initial_configuration, log)
+        self.config.set_read_only("NumberOfConnectors", str(len(station.connector_ids())))
+        self.handlers: dict[str, Handler] = {}
+        self.state = "Disconnected"
+        self.accepted = False  # BootNotification accepted in this run of the process
+        self._rpc: RpcPeer | None = None
+        self._queue_wakeup = asyncio.Event()
+        self._queue_empty = asyncio.Event()
+        if store.queue_length() == 0:
+            self._queue_empty.set()
+        self._online_event = asyncio.Event()
+        self._reconnect_request = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._last_sent = clock.monotonic()
+        self.security = security.Security(self)
+        self.core = core.Core(self)
+        self.local_auth = local_auth.LocalAuth(self)
+        self.reservation = reservation.Reservations(self)
+        self.smart_charging = smart_charging.SmartCharging(self)
+        self.firmware = firmware.Firmware(self)
+        self.trigger = trigger.Trigger(self)
+
+    def handle(self, action: str, handler: Handler) -> None:
+        self.handlers[action] = handler
+
+    # -- connection ----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Connect, reconnect with backoff and jitter, forever (until ``stop``)."""
+        await self.core.recover_after_restart()
+        failures = 0
+        while not self._stopped.is_set():
+            self._set_state("Connecting")
+            try:
+                params = self.security.connection_parameters()
+                connection = await transport.connect(
+                    params.url, subprotocols=[SUBPROTOCOL], headers=params.headers,
+                    ssl_context=params.ssl_context, open_timeout=self.settings.response_timeout_s,
+                    ping_interval=self.config.int("WebSocketPingInterval") or None,
+                )
+            except (OSError, transport.InvalidHandshake, TimeoutError, ValueError) as error:
+                self.log.warning("cannot connect to %s: %s", self.settings.central_system_uri, error)
+                self.security.connection_failed(error)
+                self._set_state("Disconnected")
+                failures += 1
+                await self._sleep_or_stop(self._backoff(failures))
+                continue
+            failures = 0
+            self.security.connection_succeeded()
+            try:
+                await self._session(connection)
+            finally:
+                self._rpc = None
+                self._online_event.clear()
+                self._set_state("Disconnected")
+            if not self._stopped.is_set():
+                await self._sleep_or_stop(self._backoff(1))
+
+    def _backoff(self, failures: int) -> float:
+        base = min(self.settings.reconnect_max_s, self.settings.reconnect_min_s * 2 ** (failures - 1))
+        return base * (1.0 + random.random() * 0.5)  # jitter: stations that lost the CSMS together spread out
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(self._stopped.wait())
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        sleeper.cancel()
+        stopper.cancel()
+
+    async def _session(self, connection: transport.Connection) -> None:
+        self._set_state("Connected")
+        rpc = RpcPeer(connection, SCHEMAS, self.handlers, self.log, self.settings.response_timeout_s)
+        self._rpc = rpc
+        self._reconnect_request.clear()
+        tasks = [asyncio.ensure_future(rpc.run()), asyncio.ensure_future(self._online(rpc)),
+                 asyncio.ensure_future(self._reconnect_request.wait()), asyncio.ensure_future(self._stopped.wait())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    error = task.exception()
+                    if isinstance(error, transport.ConnectionClosed | ConnectionError):
+                        self.log.warning("connection to the CSMS lost: %s", error)
+                    else:
+                        self.log.error("OCPP session failed", exc_info=error)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await connection.close()
+
+    def request_reconnect(self) -> None:
+        self._reconnect_request.set()
+
+    async def stop(self) -> None:
+        self._stopped.set()
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        self.station.publish("connection_status", {
+            "state": state, "connected": state not in ("Disconnected", "Connecting"),
+            "security_profile": self.config.int("SecurityProfile"),
+            "csms_url": self.settings.central_system_uri,
+            "queued_transaction_messages": self.store.queue_length(),
+        })
+
+    async def _online(self, rpc: RpcPeer) -> None:
+        if not self.accepted:
+            await self._boot(rpc)
+        self._set_state("Accepted")
+        self._online_event.set()
+        self._queue_wakeup.set()
+        await self.core.after_connect()
+        await asyncio.gather(self._heartbeat_loop(rpc), self._drain_queue(rpc))
+
+    async def _boot(self, rpc: RpcPeer) -> None:
+        payload = {"chargePointVendor": self.settings.vendor, "chargePointModel": self.settings.model}
+        if self.settings.serial_number:
+            payload["chargePointSerialNumber"] = self.settings.serial_number
+        if self.settings.firmware_version:
+            payload["firmwareVersion"] = self.settings.firmware_version
+        while True:
+            try:
+                result = await self._send(rpc, "BootNotification", payload)
+            except (OcppCallError, CallTimeout, InvalidResponse) as error:
+                self.log.warning("BootNotification failed: %s", error)
+                await self.clock.sleep(self.settings.boot_retry_default_s)
+                continue
+            self.station.publish("boot_notification_response", {
+                "status": result["status"], "current_time": result["currentTime"], "interval": result["interval"]})
+            if result["status"] == "Accepted":
+                self.accepted = True
+                if result["interval"] > 0:
+                    self.config.set("HeartbeatInterval", str(result["interval"]))
+                self.log.info("BootNotification accepted, heartbeat every %s s", self.config.int("HeartbeatInterval"))
+                return
+            self._set_state(result["status"])
+            retry = result["interval"] if result["interval"] > 0 else self.settings.boot_retry_default_s
+            self.log.info("BootNotification %s, retrying in %s s", result["status"], retry)
+            await self.clock.sleep(retry)
+
+    async def _heartbeat_loop(self, rpc: RpcPeer) -> None:
+        while True:
+            interval = self.config.int("HeartbeatInterval")
+            due = self._last_sent + interval - self.clock.monotonic()
+            if due > 0:
+                await self.clock.sleep(due)
+                continue
+            await self._send(rpc, "Heartbeat", {})
+
+    # -- sending --------------------------------------------------------------------------------------
+    async def _send(self, rpc: RpcPeer, action: str, payload: dict[str, Any], unique_id: str | None = None
+                    ) -> dict[str, Any]:
+        self._last_sent = self.clock.monotonic()
+        return await rpc.call(action, payload, unique_id=unique_id)
+
+    @property
+    def online(self) -> bool:
+        return self._rpc is not None and self._online_event.is_set()
+
+    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send a non-transaction message now. Raises NotOnline when offline or not yet accepted, and
+        OcppCallError / CallTimeout / InvalidResponse as RpcPeer.call does."""
+        rpc = self._rpc
+        if rpc is None or not self._online_event.is_set():
+            raise NotOnline(action)
+        try:
+            return await self._send(rpc, action, payload)
+        except (transport.ConnectionClosed, ConnectionError) as error:
+            raise NotOnline(action) from error
+
+    async def call_or_log(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Send a message whose loss is acceptable (its state is resent after reconnect)."""
+        try:
+            return await self.call(action, payload)
+        except NotOnline:
+            self.log.info("offline: %s not sent", action)
+        except (OcppCallError, CallTimeout, InvalidResponse) as error:
+            self.log.warning("%s failed: %s", action, error)
+        return None
+
+    def queue_transaction_message(self, action: str, payload: dict[str, Any], tx_key: str) -> None:
+        """Persist a transaction message; it is delivered after everything queued before it.
+        Call inside ``store.atomic()`` together with the state change it reports."""
+        self.store.enqueue(action, payload, str(uuid.uuid4()), tx_key)
+        self._queue_empty.clear()
+        self._queue_wakeup.set()
+
+    async def wait_queue_empty(self, timeout: float) -> bool:
+        try:
+            await self.clock.wait_for(self._queue_empty.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _drain_queue(self, rpc: RpcPeer) -> None:
+        while True:
+            message = self.store.queue_head()
+            if message is None:
+                self._queue_empty.set()
+                self._queue_wakeup.clear()
+                await self._queue_wakeup.wait()
+                continue
+            payload = dict(message.payload)
+            if message.action != "StartTransaction":
+                transaction_id = self.store.transaction_id(message.tx_key or "")
+                # errata 3.18: the CSMS never confirmed the start, so the transaction id is -1
+                payload["transactionId"] = -1 if transaction_id is None else transaction_id
+            try:
+                result = await self._send(rpc, message.action, payload, unique_id=message.unique_id)
+            except CallTimeout:
+                self.log.warning("%s %s not answered; resending", message.action, message.unique_id)
+                continue
+            except (OcppCallError, InvalidResponse) as error:
+                await self._failed_to_process(message, error)
+                continue
+            with self.store.atomic():
+                self.store.dequeue(message.seq)
+                self.core.transaction_message_delivered(message, result)
+
+    async def _failed_to_process(self, message: QueuedMessage, error: Exception) -> None:
+        with self.store.atomic():
+            self.store.count_attempt(message.seq)
+        attempts = message.attempts + 1
+        if attempts >= self.config.int("TransactionMessageAttempts"):
+            self.log.error("dropping %s after %d failed attempts: %s", message.action, attempts, error)
+            with self.store.atomic():
+                self.store.dequeue(message.seq)
+                self.core.transaction_message_dropped(message)
+            return
+        wait = self.config.int("TransactionMessageRetryInterval") * attempts
+        self.log.warning("%s failed (%s); attempt %d in %d s", message.action, error, attempts + 1, wait)
+        await self.clock.sleep(wait)
