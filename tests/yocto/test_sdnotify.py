@@ -11,9 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fake_systemd import FakeSystemd
 
 from everpy.core import sdnotify
+
+from .fake_systemd import FakeSystemd
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,9 +33,7 @@ def test_notify_is_a_noop_outside_systemd() -> None:
     assert sdnotify.notify("READY=1") is False
 
 
-async def test_ready_and_status_arrive_in_one_datagram(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_ready_and_status_arrive_in_one_datagram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with FakeSystemd.at_path(tmp_path / "notify") as systemd:
         monkeypatch.setenv("NOTIFY_SOCKET", systemd.notify_socket)
         assert sdnotify.notify("READY=1", "STATUS=running 3 modules") is True

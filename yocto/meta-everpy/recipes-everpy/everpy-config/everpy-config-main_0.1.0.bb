@@ -1,0 +1,6 @@
+EVERPY_BOARD = "main"
+EVERPY_BOARD_CONFIG = "main.yaml"
+
+require everpy-config.inc
+
+RCONFLICTS:${PN} = "everpy-config-satellite"

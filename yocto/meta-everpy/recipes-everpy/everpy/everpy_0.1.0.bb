@@ -1,0 +1,82 @@
+SUMMARY = "Python framework for EV charger controller firmware (EVerest-compatible)"
+DESCRIPTION = "everpy loads a graph of charger modules (EVSE manager, OCPP, power meter, \
+               authorisation, ...) from an EVerest-format YAML config; the modules talk over \
+               the board's local MQTT broker. Runs as everpy.service (systemd notify + watchdog)."
+HOMEPAGE = "https://github.com/everpy/everpy"
+BUGTRACKER = "https://github.com/everpy/everpy/issues"
+SECTION = "console/utils"
+CVE_PRODUCT = "everpy"
+LICENSE = "Apache-2.0"
+# The license declaration in pyproject.toml (tests/yocto checks this checksum against the tree).
+LIC_FILES_CHKSUM = "file://pyproject.toml;beginline=11;endline=11;md5=3358005787c442581bead91c71afa94f"
+
+PV .= "+git"
+
+# Pinned source: EVERPY_SRCREV names the everpy commit to build (see the layer README). It must be a
+# full commit hash; AUTOREV is not used because it makes even an offline parse contact the server.
+EVERPY_GIT_URI ??= "git://github.com/everpy/everpy.git;protocol=https;branch=main"
+EVERPY_SRCREV ??= "0123456789abcdef0123456789abcdef01234567"
+
+SRC_URI = "${EVERPY_GIT_URI};destsuffix=${BP} \
+           file://everpy.service \
+           file://journald-everpy.conf \
+           file://mosquitto-everpy.conf \
+"
+SRCREV = "${EVERPY_SRCREV}"
+
+inherit python_setuptools_build_meta systemd
+
+SYSTEMD_SERVICE:${PN} = "everpy.service"
+
+do_install:append:class-target() {
+    install -d ${D}${systemd_system_unitdir}
+    install -m 0644 ${UNPACKDIR}/everpy.service ${D}${systemd_system_unitdir}/everpy.service
+
+    install -d ${D}${systemd_unitdir}/journald.conf.d
+    install -m 0644 ${UNPACKDIR}/journald-everpy.conf ${D}${systemd_unitdir}/journald.conf.d/50-everpy.conf
+
+    install -d ${D}${sysconfdir}/mosquitto/conf.d
+    install -m 0644 ${UNPACKDIR}/mosquitto-everpy.conf ${D}${sysconfdir}/mosquitto/conf.d/everpy.conf
+
+    # The board's run config comes from an everpy-config-* package; the directory belongs to everpy.
+    install -d ${D}${sysconfdir}/everpy
+    install -d -m 0750 ${D}${localstatedir}/lib/everpy
+    install -d -m 0750 ${D}${localstatedir}/log/everpy
+}
+
+FILES:${PN} += "\
+    ${localstatedir}/lib/everpy \
+    ${localstatedir}/log/everpy \
+    ${sysconfdir}/everpy \
+    ${sysconfdir}/mosquitto/conf.d/everpy.conf \
+    ${systemd_unitdir}/journald.conf.d \
+"
+CONFFILES:${PN} += "${sysconfdir}/mosquitto/conf.d/everpy.conf"
+
+RDEPENDS:${PN} = "\
+    mosquitto \
+    python3-asyncio \
+    python3-core \
+    python3-json \
+    python3-jsonschema \
+    python3-logging \
+    python3-msgpack \
+    python3-ocpp \
+    python3-paho-mqtt \
+    python3-pluggy \
+    python3-pymodbus \
+    python3-pyserial \
+    python3-pyyaml \
+    python3-websockets \
+    python3-zeroconf \
+"
+
+# everpy-native exists only to validate board configs at build time (everpy-config.inc); `everpy check`
+# needs the loader's dependencies and nothing of the bus, OCPP or Modbus stacks.
+RDEPENDS:${PN}:class-native = "\
+    python3-jsonschema-native \
+    python3-pluggy-native \
+    python3-pyyaml-native \
+"
+
+BBCLASSEXTEND = "native"
