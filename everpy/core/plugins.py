@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType as ModuleTypeAlias
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -72,12 +73,7 @@ def _import_class(class_path: str, folder: Path) -> type[Module]:
     if class_path.startswith("file:"):
         file_name, _, class_name = class_path[5:].rpartition(":")
         file = Path(file_name)
-        spec = importlib.util.spec_from_file_location(f"everpy_ext.{folder.name}", file)
-        if spec is None or spec.loader is None:
-            raise PluginError(f"cannot import {file}")
-        py_module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = py_module
-        spec.loader.exec_module(py_module)
+        py_module = _import_file(f"everpy_ext.{folder.name}", file)
     else:
         module_name, _, class_name = class_path.partition(":")
         py_module = importlib.import_module(module_name)
@@ -94,6 +90,20 @@ def _import_class(class_path: str, folder: Path) -> type[Module]:
     if not (inspect.isclass(cls) and issubclass(cls, Module)):
         raise PluginError(f"{class_path} does not name one subclass of everpy.Module ({folder})")
     return cls
+
+
+def _import_file(name: str, file: Path) -> ModuleTypeAlias:
+    """Import a module folder's ``module.py`` once per process, whatever discovers it again."""
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == file.resolve():
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"cannot import {file}")
+    py_module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = py_module
+    spec.loader.exec_module(py_module)
+    return py_module
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
