@@ -38,9 +38,7 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         location = self.file if self.line is None else f"{self.file}:{self.line}"
-        text = (
-            f"{location}: {self.key_path}: {self.message}" if self.key_path else f"{location}: {self.message}"
-        )
+        text = f"{location}: {self.key_path}: {self.message}" if self.key_path else f"{location}: {self.message}"
         details = []
         if self.expected is not None:
             details.append(f"expected {self.expected}")
@@ -132,9 +130,7 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
 class IssueCollector:
     """Collects issues for one file; knows the file's line map so callers only pass key paths."""
 
-    def __init__(
-        self, file: str, lines: LineMap | None = None, sink: list[ConfigIssue] | None = None
-    ) -> None:
+    def __init__(self, file: str, lines: LineMap | None = None, sink: list[ConfigIssue] | None = None) -> None:
         self.file = file
         self.lines = lines
         self.issues: list[ConfigIssue] = sink if sink is not None else []
@@ -152,9 +148,7 @@ class IssueCollector:
             line = self.lines.line(path)
         self.issues.append(ConfigIssue(self.file, line, format_path(path), message, expected, given, hint))
 
-    def unknown_key(
-        self, path: Sequence[PathPart], key: str, known: Iterable[str], what: str = "key"
-    ) -> None:
+    def unknown_key(self, path: Sequence[PathPart], key: str, known: Iterable[str], what: str = "key") -> None:
         known = sorted(known)
         self.add(
             [*path, key],
@@ -213,13 +207,9 @@ class IssueCollector:
         elif keyword in _BOUND_TEXT:
             self.add(where, "value out of range", expected=f"{_BOUND_TEXT[keyword]} {value}", given=given)
         elif keyword in _SIZE_TEXT:
-            self.add(
-                where, _SIZE_TEXT[keyword][0], expected=_SIZE_TEXT[keyword][1].format(value), given=given
-            )
+            self.add(where, _SIZE_TEXT[keyword][0], expected=_SIZE_TEXT[keyword][1].format(value), given=given)
         elif keyword == "pattern":
-            self.add(
-                where, "string does not match the pattern", expected=f"a string matching {value}", given=given
-            )
+            self.add(where, "string does not match the pattern", expected=f"a string matching {value}", given=given)
         elif keyword in ("anyOf", "oneOf") and error.context:
             best = jsonschema.exceptions.best_match(error.context)
             self._add_schema_error(best, base)

@@ -176,6 +176,7 @@ class Definitions:
     _var_cache: dict[tuple[str, str], ValueCheck] = field(default_factory=dict, repr=False)
     _inlined: dict[tuple[str, str], dict] = field(default_factory=dict, repr=False)
     _registry: referencing.Registry | None = field(default=None, repr=False)
+    _broken: set[str] = field(default_factory=set, repr=False)  # "types/<name>" files that failed to load
 
     # -- lookups with clear errors --
 
@@ -190,9 +191,7 @@ class Definitions:
         try:
             return iface.cmds[cmd]
         except KeyError:
-            raise KeyError(
-                f"interface {interface!r} has no command {cmd!r} ({one_of(sorted(iface.cmds))})"
-            ) from None
+            raise KeyError(f"interface {interface!r} has no command {cmd!r} ({one_of(sorted(iface.cmds))})") from None
 
     # -- validators --
 
@@ -208,9 +207,7 @@ class Definitions:
                 "required": sorted(definition.arguments),
                 "additionalProperties": False,
             }
-            result_schema = (
-                {"type": "null"} if definition.result is None else self.inline_refs(definition.result)
-            )
+            result_schema = {"type": "null"} if definition.result is None else self.inline_refs(definition.result)
             cached = (
                 self._make_check(arguments_schema, f"{interface}.{cmd} arguments"),
                 self._make_check(result_schema, f"{interface}.{cmd} result"),
@@ -327,6 +324,7 @@ def _walk_refs(node: Any, path: list[PathPart]) -> Iterator[tuple[list[PathPart]
 
 _KINDS = ("errors", "types", "interfaces")
 _cache: dict[tuple, Definitions] = {}
+_CACHE_SIZE = 4
 
 
 def _definition_files(dirs: Sequence[Path], collector: IssueCollector) -> dict[str, list[tuple[str, Path]]]:
@@ -336,9 +334,7 @@ def _definition_files(dirs: Sequence[Path], collector: IssueCollector) -> dict[s
     for directory in dirs:
         directory = Path(directory)
         if not directory.is_dir():
-            collector.issues.append(
-                ConfigIssue(str(directory), None, "", "definitions directory does not exist")
-            )
+            collector.issues.append(ConfigIssue(str(directory), None, "", "definitions directory does not exist"))
             continue
         for kind in _KINDS:
             sub = directory / kind
@@ -349,9 +345,7 @@ def _definition_files(dirs: Sequence[Path], collector: IssueCollector) -> dict[s
                 first = seen.get((kind, name))
                 if first is not None:
                     collector.issues.append(
-                        ConfigIssue(
-                            str(path), None, "", f"{kind[:-1]} {name!r} is defined twice (first in {first})"
-                        )
+                        ConfigIssue(str(path), None, "", f"{kind[:-1]} {name!r} is defined twice (first in {first})")
                     )
                     continue
                 seen[(kind, name)] = path
@@ -385,17 +379,19 @@ def load_definitions(dirs: Sequence[Path | str]) -> Definitions:
                 data, lines = load_yaml(path)
             except ConfigError as exc:
                 collector.issues.extend(exc.issues)
+                definitions._broken.add(f"{kind}/{name}")
                 continue
             file_issues = IssueCollector(str(path), lines, collector.issues)
             if not file_issues.schema_errors(_FILE_VALIDATORS[kind], data):
+                # References into this file would only repeat its problem; silence them.
+                definitions._broken.add(f"{kind}/{name}")
                 continue
             parsed[kind].append((name, path, data, lines))
             definitions.files[f"{kind}/{name}"] = str(path)
 
     for name, path, data, lines in parsed["errors"]:
         definitions.errors[name] = {
-            entry["name"]: ErrorDef(entry["name"], name, entry["description"])
-            for entry in data.get("errors", [])
+            entry["name"]: ErrorDef(entry["name"], name, entry["description"]) for entry in data.get("errors", [])
         }
         _check_error_namespace(name, IssueCollector(str(path), lines, collector.issues))
     for name, _path, data, _lines in parsed["types"]:
@@ -412,16 +408,15 @@ def load_definitions(dirs: Sequence[Path | str]) -> Definitions:
 
     if collector.issues:
         raise ConfigError(collector.issues)
-    _cache.clear()  # keep only the latest set; definitions are big-ish and dirs rarely change
+    if len(_cache) >= _CACHE_SIZE:  # a few sets at most: a process normally uses one
+        del _cache[next(iter(_cache))]
     _cache[cache_key] = definitions
     return definitions
 
 
 def _check_error_namespace(name: str, issues: IssueCollector) -> None:
     if not re.match(ERROR_NAMESPACE_PATTERN, name):
-        issues.add(
-            [], f"invalid error file name {name!r}", expected=f"a name matching {ERROR_NAMESPACE_PATTERN}"
-        )
+        issues.add([], f"invalid error file name {name!r}", expected=f"a name matching {ERROR_NAMESPACE_PATTERN}")
 
 
 def _check_schema(
@@ -433,9 +428,7 @@ def _check_schema(
         if key not in schema:
             issues.add(path, f"{what} schema lacks {key!r}", expected=f"key {key!r}")
     if what in ("argument", "result") and schema.get("type") == "null":
-        issues.add(
-            [*path, "type"], f"{what} type must not be null", expected="a non-null type", given="'null'"
-        )
+        issues.add([*path, "type"], f"{what} type must not be null", expected="a non-null type", given="'null'")
     if what in ("argument", "var") and "default" in schema:
         issues.add([*path, "default"], f"default values are not allowed in {what} schemas")
     if what == "var" and "qos" in schema:
@@ -446,11 +439,11 @@ def _check_schema(
     for ref_path, ref in _walk_refs(schema, list(path)):
         match = _TYPE_REF.match(ref)
         if not match:
-            issues.add(
-                ref_path, "unsupported reference", expected="'/<typefile>#/<TypeName>'", given=show_value(ref)
-            )
+            issues.add(ref_path, "unsupported reference", expected="'/<typefile>#/<TypeName>'", given=show_value(ref))
             continue
         file, pointer = match.groups()
+        if f"types/{file}" in definitions._broken:
+            continue
         if file not in definitions.types:
             issues.add(
                 ref_path,
@@ -507,6 +500,8 @@ def _build_interface(
             continue
         namespace, error_name = match.groups()
         declared = definitions.errors.get(namespace)
+        if f"errors/{namespace}" in definitions._broken:
+            continue
         if declared is None:
             issues.add(
                 path,

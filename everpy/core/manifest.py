@@ -214,16 +214,12 @@ def load_manifest(path: Path | str, name: str | None = None) -> Manifest:
                 expected=f"<= {maximum}",
                 given=show_value(minimum),
             )
-        manifest.requires[req_id] = Require(
-            require["interface"], minimum, maximum, require.get("ignore") or {}
-        )
+        manifest.requires[req_id] = Require(require["interface"], minimum, maximum, require.get("ignore") or {})
     issues.raise_if_any()
     return manifest
 
 
-def _config_entries(
-    raw: Mapping[str, dict], path: list[PathPart], issues: IssueCollector
-) -> dict[str, ConfigEntry]:
+def _config_entries(raw: Mapping[str, dict], path: list[PathPart], issues: IssueCollector) -> dict[str, ConfigEntry]:
     entries: dict[str, ConfigEntry] = {}
     for key, spec in raw.items():
         entry_path = [*path, key]

@@ -125,9 +125,12 @@ class _LineLoader(_BaseLoader):
     def _record_map(self, node: yaml.MappingNode) -> Iterator[dict]:
         data: dict = {}
         yield data
+        own_pairs = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
         self.flatten_mapping(node)
+        merged_pairs = len(node.value) - own_pairs  # flatten_mapping puts merged pairs first
         lines: dict[Any, int] = {}
-        for key_node, value_node in node.value:
+        own_keys: set[Any] = set()
+        for position, (key_node, value_node) in enumerate(node.value):
             key = self.construct_object(key_node, deep=True)
             try:
                 hash(key)
@@ -138,8 +141,10 @@ class _LineLoader(_BaseLoader):
                     "found an unhashable key",
                     key_node.start_mark,
                 ) from None
-            if key in lines:
-                self.duplicates.append((key_node.start_mark.line + 1, key, id(data)))
+            if position >= merged_pairs:  # a key may override a merged one, but not repeat itself
+                if key in own_keys:
+                    self.duplicates.append((key_node.start_mark.line + 1, key, id(data)))
+                own_keys.add(key)
             data[key] = self.construct_object(value_node, deep=True)
             lines[key] = key_node.start_mark.line + 1
         self.container_lines[id(data)] = lines
@@ -188,9 +193,7 @@ def load_yaml_text(text: str, file: str) -> tuple[Any, LineMap]:
         paths = _container_paths(data)
         raise ConfigError(
             [
-                ConfigIssue(
-                    file, line, format_path([*paths.get(container, []), key]), f"duplicate key {key!r}"
-                )
+                ConfigIssue(file, line, format_path([*paths.get(container, []), key]), f"duplicate key {key!r}")
                 for line, key, container in loader.duplicates
             ]
         )

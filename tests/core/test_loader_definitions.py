@@ -208,7 +208,9 @@ def test_default_in_var_is_forbidden(edited):
 
 
 def test_null_argument_type(edited):
-    issue = only(edited("interfaces/relay.yaml", "        type: boolean\n    result", "        type: 'null'\n    result"))
+    issue = only(
+        edited("interfaces/relay.yaml", "        type: boolean\n    result", "        type: 'null'\n    result")
+    )
     assert issue.key_path == "cmds.set_closed.arguments.closed.type"
     assert issue.message == "argument type must not be null"
 
