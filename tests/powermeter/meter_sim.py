@@ -44,6 +44,7 @@ class MeterImage:
     words: dict[int, int] = field(default_factory=dict)  # PDU address -> register; unset = 0
     exception_code: int | None = None  # answer every read with this Modbus exception
     requests: int = 0
+    _request_seen: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def for_map(cls, register_map: RegisterMap) -> tuple[MeterImage, dict[str, dict[str, float]]]:
@@ -74,12 +75,20 @@ class MeterImage:
     ) -> simulator.ExcCodes | None:
         """pymodbus SimDevice action: answer from this image (or with the configured exception)."""
         self.requests += 1
+        self._request_seen.set()
         if self.exception_code is not None:
             return simulator.ExcCodes(self.exception_code)
         # current_registers is the whole block (first element = start_address); fill what is read.
         for pdu_address in range(address, address + count):
             current_registers[pdu_address - start_address] = self.words.get(pdu_address, 0)
         return None
+
+    async def wait_for_requests(self, total: int, timeout: float = 15.0) -> None:
+        """Wait until the server has answered ``total`` requests since start (bounded)."""
+        async with asyncio.timeout(timeout):
+            while self.requests < total:
+                self._request_seen.clear()
+                await self._request_seen.wait()
 
     def device(self) -> simulator.SimDevice:
         def registers() -> list[simulator.SimData]:
