@@ -40,7 +40,7 @@ class Auth(Module):
         self.evses: list[Remote] = self.connections("evse_manager")
         self.slots = [EvseSlot(index=i, evse_id=i + 1) for i in range(len(self.evses))]
         self._plug_counter = itertools.count(1)
-        self._slot_changed = asyncio.Event()  # replaced after every set, so waiters see each change
+        self._change_waiters: set[asyncio.Event] = set()  # tokens waiting for a car to plug in
         self._in_progress: set[str] = set()
         self._auth_timers: dict[int, TimerHandle] = {}
         self._assign_lock = asyncio.Lock()  # one token at a time picks and claims an EVSE
@@ -60,9 +60,7 @@ class Auth(Module):
         try:
             evse = await self.evses[slot.index].call("get_evse", timeout=10)
         except CommandError as exc:
-            self.log.warning(
-                "get_evse of %s failed (%s); using EVSE id %d", self.evses[slot.index], exc, slot.evse_id
-            )
+            self.log.warning("get_evse of %s failed (%s); using EVSE id %d", self.evses[slot.index], exc, slot.evse_id)
             return
         slot.evse_id = int(evse["id"])
 
@@ -87,8 +85,7 @@ class Auth(Module):
         matching = [
             slot
             for slot in slots
-            if slot.authorized_token is not None
-            and (wanted is None or token_value(slot.authorized_token) == wanted)
+            if slot.authorized_token is not None and (wanted is None or token_value(slot.authorized_token) == wanted)
         ]
         if not matching:
             return "AuthorizationNotFound"
@@ -133,9 +130,7 @@ class Auth(Module):
         if accepted is None:
             self._publish(token, "Rejected", validation_results=results)
             return
-        parent = id_token_value(accepted.get("parent_id_token")) or id_token_value(
-            token.get("parent_id_token")
-        )
+        parent = id_token_value(accepted.get("parent_id_token")) or id_token_value(token.get("parent_id_token"))
 
         if self.master_pass_group_id is not None and parent == self.master_pass_group_id:
             await self._use_master_pass(token, results)
@@ -172,9 +167,7 @@ class Auth(Module):
                 self.log.warning("validator %s failed for %s: %s", validator, token_value(token), exc)
                 result = {"authorization_status": "Unknown"}
             if not isinstance(result, dict) or "authorization_status" not in result:
-                self.log.error(
-                    "validator %s gave a malformed result %r; counted as Unknown", validator, result
-                )
+                self.log.error("validator %s gave a malformed result %r; counted as Unknown", validator, result)
                 result = {"authorization_status": "Unknown"}
             results.append(result)
             if result["authorization_status"] == "Accepted":
@@ -189,31 +182,32 @@ class Auth(Module):
         status = "UsedToStop" if running else "Rejected"
         self._publish(token, status, validation_results=results)
 
-    async def _assign(
-        self, token: Token, accepted: dict[str, Any], parent: str | None, results: list[Any]
-    ) -> None:
+    async def _assign(self, token: Token, accepted: dict[str, Any], parent: str | None, results: list[Any]) -> None:
         allowed = allowed_evse_ids(token, accepted)
         reservation_id = accepted.get("reservation_id")
         deadline = self.clock.monotonic() + self.connection_timeout
         while True:
-            changed = self._slot_changed
-            async with self._assign_lock:
-                choice = choose_evse(self.slots, self.algorithm, allowed, reservation_id)
-                if isinstance(choice, EvseSlot):
-                    await self._authorize(choice, token, accepted, parent, results)
-                    return
-            if choice is Selection.NONE_FREE:
-                self._publish(token, "Rejected", validation_results=results)
-                return
-            remaining = deadline - self.clock.monotonic()
+            wake = asyncio.Event()  # set by any slot change, or by the deadline
+            self._change_waiters.add(wake)
             try:
-                await self.clock.wait_for(changed.wait(), max(0.0, remaining))
-            except TimeoutError:
-                self.log.info(
-                    "no car plugged in within %ss for token %s", self.connection_timeout, token_value(token)
-                )
-                self._publish(token, "TimedOut", validation_results=results)
-                return
+                async with self._assign_lock:
+                    choice = choose_evse(self.slots, self.algorithm, allowed, reservation_id)
+                    if isinstance(choice, EvseSlot):
+                        await self._authorize(choice, token, accepted, parent, results)
+                        return
+                if choice is Selection.NONE_FREE:
+                    self._publish(token, "Rejected", validation_results=results)
+                    return
+                remaining = deadline - self.clock.monotonic()
+                if remaining <= 0:
+                    self.log.info("no car plugged in within %ss for %s", self.connection_timeout, token_value(token))
+                    self._publish(token, "TimedOut", validation_results=results)
+                    return
+                timer = self.clock.call_later(remaining, wake.set)
+                await wake.wait()
+                timer.cancel()
+            finally:
+                self._change_waiters.discard(wake)
 
     async def _authorize(
         self, slot: EvseSlot, token: Token, accepted: dict[str, Any], parent: str | None, results: list[Any]
@@ -230,9 +224,7 @@ class Auth(Module):
             self.connection_timeout, lambda: self.spawn(self._on_auth_timeout(slot, token))
         )
         try:
-            await self.evses[slot.index].call(
-                "authorize_response", provided_token=token, validation_result=accepted
-            )
+            await self.evses[slot.index].call("authorize_response", provided_token=token, validation_result=accepted)
         except CommandError as exc:
             self.log.error("EVSE %d: authorize_response failed: %s", slot.evse_id, exc)
             self._clear_authorization(slot)
@@ -240,9 +232,7 @@ class Auth(Module):
 
     async def _on_auth_timeout(self, slot: EvseSlot, token: Token) -> None:
         if slot.authorized_token is token:
-            self.log.info(
-                "EVSE %d: no transaction within %ss; withdrawing", slot.evse_id, self.connection_timeout
-            )
+            self.log.info("EVSE %d: no transaction within %ss; withdrawing", slot.evse_id, self.connection_timeout)
             await self._withdraw(slot, "TimedOut")
 
     async def _withdraw(self, slot: EvseSlot, status: str) -> None:
@@ -326,27 +316,21 @@ class Auth(Module):
         slot = next((s for s in self.slots if s.evse_id == update.get("connector_id")), None)
         token = slot and (slot.transaction_token or slot.authorized_token)
         if slot is None or token is None:
-            self.log.info(
-                "validate_result_update for EVSE %s without a token in use", update.get("connector_id")
-            )
+            self.log.info("validate_result_update for EVSE %s without a token in use", update.get("connector_id"))
             return
         self.spawn(self._forward_result(slot, token, update["validation_result"]))
 
     async def _forward_result(self, slot: EvseSlot, token: Token, result: dict[str, Any]) -> None:
         try:
-            await self.evses[slot.index].call(
-                "authorize_response", provided_token=token, validation_result=result
-            )
+            await self.evses[slot.index].call("authorize_response", provided_token=token, validation_result=result)
         except CommandError as exc:
             self.log.warning("EVSE %d: forwarding updated validation result failed: %s", slot.evse_id, exc)
 
     def _notify_change(self) -> None:
-        self._slot_changed.set()
-        self._slot_changed = asyncio.Event()
+        for wake in self._change_waiters:
+            wake.set()
 
-    def _publish(
-        self, token: Token, status: str, evse_id: int | None = None, validation_results: Any = None
-    ) -> None:
+    def _publish(self, token: Token, status: str, evse_id: int | None = None, validation_results: Any = None) -> None:
         message: dict[str, Any] = {"token": token, "status": status}
         if evse_id is not None:
             message["evse_id"] = evse_id

@@ -66,9 +66,7 @@ class Selection(Enum):
     WAIT_FOR_PLUG = "wait_for_plug"  # several candidates, none plugged in: wait for a car
 
 
-def candidates(
-    slots: list[EvseSlot], allowed_evse_ids: set[int] | None, reservation_id: int | None
-) -> list[EvseSlot]:
+def candidates(slots: list[EvseSlot], allowed_evse_ids: set[int] | None, reservation_id: int | None) -> list[EvseSlot]:
     return [
         slot
         for slot in slots

@@ -45,10 +45,10 @@ class EnergyManager(Module):
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await self.clock.wait_for(self._wake.wait(), self.config["update_interval_s"])
-            except TimeoutError:
-                pass
+            # A priority request sets _wake early; otherwise the interval timer does.
+            timer = self.clock.call_later(self.config["update_interval_s"], self._wake.set)
+            await self._wake.wait()
+            timer.cancel()
             self._wake.clear()
             await self.distribute_once()
 

@@ -25,9 +25,19 @@ def parse_schedule(text: str, default_token: str) -> list[tuple[float, str]]:
     return steps
 
 
+def parse_valid_tokens(text: str) -> dict[str, str | None]:
+    """'A, B:GROUP' -> {'a': None, 'b': 'GROUP'}: card (folded case) -> parent id token."""
+    cards: dict[str, str | None] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        card, _, group = entry.partition(":")
+        cards[card.strip().casefold()] = group.strip() or None
+    return cards
+
+
 class TokenProviderSimulator(Module):
     async def init(self) -> None:
         self.schedule = parse_schedule(self.config["schedule"], self.config["token"])
+        self.valid_tokens = parse_valid_tokens(self.config["valid_tokens"])
         if self.config["present_on_auth_required"] and self.connections("evse"):
             self.require("evse").subscribe("session_event", self._on_session_event)
 
@@ -38,6 +48,17 @@ class TokenProviderSimulator(Module):
     @command("control", "present_token")
     def present_token(self, token: str, authorization_type: str = "") -> dict[str, Any]:
         return self._present(token, authorization_type or self.config["authorization_type"])
+
+    @command("validator", "validate_token")
+    def validate_token(self, provided_token: dict[str, Any]) -> dict[str, Any]:
+        card = str(provided_token["id_token"]["value"]).casefold()
+        if card not in self.valid_tokens and "*" not in self.valid_tokens:
+            return {"authorization_status": "Invalid"}
+        result: dict[str, Any] = {"authorization_status": "Accepted"}
+        group = self.valid_tokens.get(card)
+        if group:
+            result["parent_id_token"] = {"value": group, "type": "Central"}
+        return result
 
     def _present(self, value: str, authorization_type: str) -> dict[str, Any]:
         provided = {
