@@ -3,11 +3,13 @@ server over TCP and over a pty pair: published values, CommunicationFault raise/
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from everpy_modules.GenericPowermeter.register_map import load_register_map
 
+from everpy.core.exceptions import ModuleStartupError
 from everpy.testing import RunningSystem, run_system
 
 from .meter_sim import MeterImage, WireFault, float_words, rtu_meter, tcp_meter
@@ -146,3 +148,18 @@ async def test_transactions_are_not_supported_without_signing(sdm630: tuple) -> 
         assert started["status"] == "NOT_SUPPORTED" and "OCMF" in started["error"]
         stopped = await system.call("meter", "main", "stop_transaction", transaction_id="")
         assert stopped["status"] == "NOT_SUPPORTED"
+
+
+async def test_broken_register_map_stops_startup_with_file_and_line(tmp_path: Path) -> None:
+    broken = tmp_path / "my_meter.yaml"
+    broken.write_text("function_code: 4\nvalues:\n  energy_Wh_import:\n    total: {register: 30073, sacle: 1000}\n")
+    config = meter_config(transport="tcp", host="127.0.0.1", register_map=str(broken))
+    with pytest.raises(ModuleStartupError, match=rf"{broken}:4: .*unknown key 'sacle'.*did you mean 'scale'"):
+        async with run_system(config):
+            pass
+
+
+async def test_tcp_without_host_stops_startup() -> None:
+    with pytest.raises(ModuleStartupError, match="transport 'tcp' needs 'host'"):
+        async with run_system(meter_config(transport="tcp")):
+            pass
