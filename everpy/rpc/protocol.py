@@ -59,9 +59,16 @@ class BadMessage:
 Message = Request | Response | Notification
 
 
+# Peers speaking the old msgpack spec (msgpack-python < 1.0 with default settings, some rpclib builds)
+# have one "raw" type for text and bytes alike, so a str-typed value may hold arbitrary bytes. Decoding
+# with surrogateescape keeps such values (instead of killing the connection), and packing with it sends
+# the very same bytes back: lossless both ways. Method names with such bytes simply match nothing.
+UNICODE_ERRORS = "surrogateescape"
+
+
 def new_packer() -> msgpack.Packer:
     # bin type for bytes so binary data round-trips; str stays str (peers without bin support still read it)
-    return msgpack.Packer(use_bin_type=True, autoreset=True)
+    return msgpack.Packer(use_bin_type=True, autoreset=True, unicode_errors=UNICODE_ERRORS)
 
 
 def new_unpacker(max_frame_size: int, read_chunk: int) -> msgpack.Unpacker:
@@ -69,6 +76,7 @@ def new_unpacker(max_frame_size: int, read_chunk: int) -> msgpack.Unpacker:
     # caller via tell(), so an oversized frame is detected exactly rather than by chunk alignment luck.
     return msgpack.Unpacker(
         raw=False,
+        unicode_errors=UNICODE_ERRORS,
         strict_map_key=False,
         max_buffer_size=max_frame_size + read_chunk,
         max_str_len=max_frame_size,

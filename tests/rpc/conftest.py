@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+
+# --import-mode=importlib does not put test folders on sys.path; the test modules here import their
+# shared helpers from rpc_testkit.py next to this file.
+sys.path.insert(0, str(Path(__file__).parent))
+
 from rpc_testkit import RawClient, demo_registry
 
 from everpy.rpc import RpcPeer, RpcServer, connect

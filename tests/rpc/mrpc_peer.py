@@ -75,8 +75,12 @@ def run_client(port):
 
 
 def to_json(value):
+    # msgpack-python 0.5 (encoding=None) returns every string as bytes; text is told apart by decoding
     if isinstance(value, bytes):
-        return {"bytes": value.hex()}
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"bytes": value.hex()}
     if isinstance(value, dict):
         return {text(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
