@@ -13,7 +13,7 @@ everpy is stricter than EVerest: an unknown config key is an error, not a log li
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -367,12 +367,23 @@ def read_run_config(source: Path | str | Mapping[str, Any], name: str = "<dict>"
 # --- step 2 ------------------------------------------------------------------------------------------
 
 
-def validate_run_config(raw: RawRunConfig, manifests: Mapping[str, Manifest], definitions: Definitions) -> RunConfig:
-    """Check every module entry against its manifest and the definitions; ConfigError lists all issues."""
+def validate_run_config(
+    raw: RawRunConfig,
+    manifests: Mapping[str, Manifest],
+    definitions: Definitions,
+    known_module_types: Iterable[str] | None = None,
+) -> RunConfig:
+    """Check every module entry against its manifest and the definitions; ConfigError lists all issues.
+
+    `manifests` needs only the module types the config uses. `known_module_types` (all discovered
+    names, default: the keys of `manifests`) feeds the did-you-mean of an unknown module type; a known
+    type without a manifest here (its manifest failed to load and is reported by the caller) is skipped.
+    """
     issues = IssueCollector(raw.path, raw.lines)
     active = raw.data.get("active_modules") or {}
     issues.schema_errors(_ACTIVE_MODULES_VALIDATOR, active, ["active_modules"])
-    checker = _GraphChecker(issues, active, manifests, definitions)
+    known = set(manifests) if known_module_types is None else set(known_module_types) | set(manifests)
+    checker = _GraphChecker(issues, active, manifests, definitions, known)
     modules = {module_id: checker.module(module_id, entry) for module_id, entry in active.items()}
     for module_id, module in modules.items():
         if module is not None and module.manifest is not None:
@@ -399,7 +410,9 @@ class _GraphChecker:
         active: Mapping[str, Any],
         manifests: Mapping[str, Manifest],
         definitions: Definitions,
+        known_module_types: set[str],
     ) -> None:
+        self.known_module_types = known_module_types
         self.issues = issues
         self.active = active
         self.manifests = manifests
@@ -412,15 +425,15 @@ class _GraphChecker:
         path: list[PathPart] = ["active_modules", module_id]
         module_type = entry["module"]
         manifest = self.manifests.get(module_type)
-        if manifest is None:
+        if manifest is None and module_type not in self.known_module_types:
             self.issues.add(
                 [*path, "module"],
                 f"unknown module type {module_type!r}",
-                expected=one_of(sorted(self.manifests)),
+                expected=one_of(sorted(self.known_module_types)),
                 given=show_value(module_type),
-                hint=did_you_mean(module_type, self.manifests),
+                hint=did_you_mean(module_type, self.known_module_types),
             )
-        else:
+        if manifest is not None:
             self._check_manifest_interfaces(manifest)
         config = self._config_map(
             entry.get("config_module"), manifest.config if manifest else None, path, "config_module"

@@ -177,6 +177,7 @@ class Definitions:
     _inlined: dict[tuple[str, str], dict] = field(default_factory=dict, repr=False)
     _registry: referencing.Registry | None = field(default=None, repr=False)
     _broken: set[str] = field(default_factory=set, repr=False)  # "types/<name>" files that failed to load
+    _check_schemas: bool = field(default=True, repr=False)
 
     # -- lookups with clear errors --
 
@@ -323,6 +324,7 @@ def _walk_refs(node: Any, path: list[PathPart]) -> Iterator[tuple[list[PathPart]
 # --- loading -----------------------------------------------------------------------------------------
 
 _KINDS = ("errors", "types", "interfaces")
+_KIND_LABEL = {"errors": "error file", "types": "type file", "interfaces": "interface"}
 _cache: dict[tuple, Definitions] = {}
 _CACHE_SIZE = 4
 
@@ -345,7 +347,9 @@ def _definition_files(dirs: Sequence[Path], collector: IssueCollector) -> dict[s
                 first = seen.get((kind, name))
                 if first is not None:
                     collector.issues.append(
-                        ConfigIssue(str(path), None, "", f"{kind[:-1]} {name!r} is defined twice (first in {first})")
+                        ConfigIssue(
+                            str(path), None, "", f"{_KIND_LABEL[kind]} {name!r} is defined twice (first in {first})"
+                        )
                     )
                     continue
                 seen[(kind, name)] = path
@@ -353,11 +357,15 @@ def _definition_files(dirs: Sequence[Path], collector: IssueCollector) -> dict[s
     return found
 
 
-def load_definitions(dirs: Sequence[Path | str]) -> Definitions:
+def load_definitions(dirs: Sequence[Path | str], check_schemas: bool = True) -> Definitions:
     """Load and check every interface/type/error file under `dirs`; ConfigError lists all problems.
 
     The result is cached per directory list as long as no file changed (same mtime and size), so
     repeated loads (check then run, many tests) cost only a directory scan.
+
+    `check_schemas=False` skips validating every schema against the JSON-schema metaschema (about half
+    of the load time); for processes whose parent already loaded the same files with the full check.
+    File structure, required keys and references are checked either way.
     """
     dirs = [Path(d) for d in dirs]
     collector = IssueCollector("<definitions>")
@@ -368,10 +376,13 @@ def load_definitions(dirs: Sequence[Path | str]) -> Definitions:
         for name, path in files[kind]
     )
     cache_key = (tuple(str(d) for d in dirs), signature)
-    if not collector.issues and cache_key in _cache:
-        return _cache[cache_key]
+    if not collector.issues:
+        for checked in (True,) if check_schemas else (True, False):
+            if (*cache_key, checked) in _cache:
+                return _cache[(*cache_key, checked)]
 
     definitions = Definitions()
+    definitions._check_schemas = check_schemas
     parsed: dict[str, list[tuple[str, Path, Any, LineMap]]] = {kind: [] for kind in _KINDS}
     for kind in _KINDS:
         for name, path in files[kind]:
@@ -410,7 +421,7 @@ def load_definitions(dirs: Sequence[Path | str]) -> Definitions:
         raise ConfigError(collector.issues)
     if len(_cache) >= _CACHE_SIZE:  # a few sets at most: a process normally uses one
         del _cache[next(iter(_cache))]
-    _cache[cache_key] = definitions
+    _cache[(*cache_key, check_schemas)] = definitions
     return definitions
 
 
@@ -435,7 +446,8 @@ def _check_schema(
         qos = schema["qos"]
         if not isinstance(qos, int) or isinstance(qos, bool) or not 0 <= qos <= 2:
             issues.add([*path, "qos"], "invalid qos", expected="an integer 0..2", given=show_value(qos))
-    issues.schema_errors(_META, schema, path)
+    if definitions._check_schemas:
+        issues.schema_errors(_META, schema, path)
     for ref_path, ref in _walk_refs(schema, list(path)):
         match = _TYPE_REF.match(ref)
         if not match:

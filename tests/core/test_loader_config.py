@@ -501,3 +501,14 @@ def test_all_errors_reported_at_once_in_line_order(validate):
     message = str(ConfigError(issues))
     assert message.splitlines()[0] == "4 configuration problems:"
     assert all(f"{validate.path}:{line}:" in message for line in lines)
+
+
+def test_unknown_module_type_suggests_from_all_known_types(validate, definitions, manifests):
+    validate.path.write_text("active_modules:\n  d:\n    module: Displai\n  m:\n    module: Meter2\n")
+    used = {"Display": manifests["Display"]}
+    with pytest.raises(ConfigError) as caught:
+        validate_run_config(read_run_config(validate.path), used, definitions, known_module_types=["Display", "Meter2"])
+    # Meter2 is known but its manifest is missing here (the caller reports why): no second issue for it
+    (issue,) = caught.value.issues
+    assert issue.key_path == "active_modules.d.module"
+    assert (issue.expected, issue.hint) == ("one of: 'Display', 'Meter2'", "did you mean 'Display'?")

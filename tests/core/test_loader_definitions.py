@@ -318,7 +318,7 @@ def test_duplicate_definition_across_directories(tmp_path):
         load_definitions([FIXTURES, extra])
     issue = only(caught.value.issues)
     assert issue.file == str(extra / "types" / "units.yaml")
-    assert issue.message == f"type 'units' is defined twice (first in {FIXTURES / 'types' / 'units.yaml'})"
+    assert issue.message == f"type file 'units' is defined twice (first in {FIXTURES / 'types' / 'units.yaml'})"
 
 
 def test_missing_definitions_directory(tmp_path):
@@ -333,3 +333,14 @@ def test_all_definition_errors_at_once(edited, tmp_path):
     files = sorted({Path(i.file).name for i in issues})
     assert files == ["relay.yaml", "units.yaml"]
     assert len(issues) == 2
+
+
+def test_metaschema_check_can_be_skipped_but_references_are_still_checked(edited, tmp_path):
+    edited("types/units.yaml", "        minimum: 0\n", "        minimum: zero\n")
+    root = tmp_path / "definitions"
+    assert load_definitions([root], check_schemas=False).types["units"]["Energy"]["properties"]["total"]
+    (root / "interfaces" / "relay.yaml").write_text(
+        (root / "interfaces" / "relay.yaml").read_text().replace("    type: string\n", "    $ref: /units#/Nope\n")
+    )
+    with pytest.raises(ConfigError, match="unresolvable reference"):
+        load_definitions([root], check_schemas=False)
