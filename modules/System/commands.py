@@ -52,5 +52,11 @@ async def run_command(
         process.kill()
         await process.wait()
         return CommandResult(argv, None, f"timed out after {timeout_s} s")
+    except asyncio.CancelledError:
+        # Module shutdown: do not leave the child behind (nor its pipes to a closed loop).
+        if process.returncode is None:
+            process.kill()
+        await asyncio.shield(process.wait())
+        raise
     text = output.decode(errors="replace")[-OUTPUT_LIMIT:]
     return CommandResult(argv, process.returncode, text)

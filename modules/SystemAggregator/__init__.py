@@ -1,0 +1,6 @@
+from everpy.core.plugins import hookimpl, module_type
+
+
+@hookimpl
+def everpy_module_types() -> list:
+    return [module_type(__file__, "everpy_modules.SystemAggregator.aggregator:SystemAggregator")]
