@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from everpy.rpc import protocol
@@ -206,6 +207,9 @@ class RpcPeer:
                     reason = violation
                     self.log.warning("rpc %s: %s; closing the connection", self.name, violation)
                     break
+                # answers written while handling this chunk: a peer that does not read them is not
+                # read from either (back-pressure instead of an ever-growing send buffer)
+                await self._writer.drain()
         except (ConnectionError, OSError) as exc:
             reason = f"connection error: {exc}"
         self.close(reason)
@@ -245,9 +249,7 @@ class RpcPeer:
             else:
                 future.set_result(message.result)
         elif type(message) is Request:
-            task = asyncio.get_running_loop().create_task(self._serve(message))
-            self._handler_tasks.add(task)
-            task.add_done_callback(self._handler_tasks.discard)
+            self._serve(message)
         elif type(message) is Notification:
             self._notifications.put_nowait(message)
         else:
@@ -259,31 +261,65 @@ class RpcPeer:
                                          RpcError("InvalidRequest", message.reason).to_wire(), None))
         return ""
 
-    async def _serve(self, request: Request) -> None:
+    def _serve(self, request: Request) -> None:
+        """Answers a request: plain handlers run right here (no task, no extra loop turn), coroutine
+        handlers in their own task so slow ones do not hold up the others (answers go out of order)."""
         try:
-            result = await self.registry.invoke(request.method, request.params)
+            entry = self.registry.lookup(request.method, len(request.params))
+            if entry.is_async:
+                self._spawn_handler(request, entry.handler(*request.params))
+                return
+            result = entry.handler(*request.params)
         except RpcError as exc:
-            self.log.debug("rpc %s: %s -> %s", self.name, request.method, exc)
-            self._send(protocol.response(request.msgid, exc.to_wire(), None))
+            self._answer_error(request, exc)
             return
+        except Exception as exc:  # boundary: a handler fault becomes an error answer, never a dead peer
+            self._answer_fault(request, exc)
+            return
+        if inspect.isawaitable(result):  # a plain function that returned an awaitable
+            self._spawn_handler(request, result)
+        else:
+            self._answer(request, result)
+
+    def _spawn_handler(self, request: Request, awaitable: Awaitable[Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._await_handler(request, awaitable))
+        self._handler_tasks.add(task)
+        task.add_done_callback(self._handler_tasks.discard)
+
+    async def _await_handler(self, request: Request, awaitable: Awaitable[Any]) -> None:
+        try:
+            result = await awaitable
+        except RpcError as exc:
+            self._answer_error(request, exc)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # boundary: a handler fault becomes an error answer, never a dead peer
-            self.log.exception("rpc %s: handler of %s raised", self.name, request.method)
-            error = RpcError("HandlerError", f"{type(exc).__name__}: {exc}")
-            self._send(protocol.response(request.msgid, error.to_wire(), None))
+        except Exception as exc:  # boundary: as in _serve
+            self._answer_fault(request, exc)
+        else:
+            self._answer(request, result)
+            with contextlib.suppress(ConnectionLost):
+                await self._drain()
+
+    def _answer(self, request: Request, result: Any) -> None:
+        if self.is_closed:
+            self.log.debug("rpc %s: connection gone, answer to %s dropped", self.name, request.method)
             return
         try:
             frame = self._packer.pack(protocol.response(request.msgid, None, result))
         except (TypeError, ValueError, OverflowError) as exc:
             self.log.error("rpc %s: result of %s cannot be packed: %s", self.name, request.method, exc)
-            error = RpcError("ResultNotSerialisable", f"{request.method}: {exc}")
-            self._send(protocol.response(request.msgid, error.to_wire(), None))
+            self._answer_error(request, RpcError("ResultNotSerialisable", f"{request.method}: {exc}"))
             return
-        if not self.is_closed:
-            self._writer.write(frame)
-            with contextlib.suppress(ConnectionLost):
-                await self._drain()
+        self._writer.write(frame)
+
+    def _answer_error(self, request: Request, error: RpcError) -> None:
+        self.log.debug("rpc %s: %s -> %s", self.name, request.method, error)
+        self._send(protocol.response(request.msgid, error.to_wire(), None))
+
+    def _answer_fault(self, request: Request, exc: Exception) -> None:
+        self.log.error("rpc %s: handler of %s raised", self.name, request.method, exc_info=exc)
+        self._send(protocol.response(request.msgid,
+                                     RpcError("HandlerError", f"{type(exc).__name__}: {exc}").to_wire(), None))
 
     async def _notification_loop(self) -> None:
         while True:
