@@ -2,8 +2,9 @@
 
 Uses the synchronous clients only (run in a worker thread by the caller): their connect/read/close
 behaviour is the same from pymodbus 3.6.7 (Yocto scarthgap) to 3.16, unlike the async clients'
-reconnect logic. The only API difference we touch, the unit id keyword (``slave=`` up to 3.9,
-``device_id=`` since), is handled in :func:`_unit_keyword`.
+reconnect logic. The API differences we touch: the unit id keyword (``slave=`` up to 3.9,
+``device_id=`` since, see :func:`_unit_keyword`) and I/O errors being returned instead of raised
+before 3.7 (see :meth:`ModbusLink.read_registers`).
 
 Every failure leaves as :class:`MeterReadError` with a kind, never as a half-read value.
 """
@@ -112,6 +113,8 @@ class ModbusLink:
         where = f"FC{function_code} address {address} count {count}"
         try:
             reply = read(address, count=count, **{self._unit_keyword: self.settings.unit_id})
+            if isinstance(reply, ModbusException):
+                raise reply  # pymodbus < 3.7 returns I/O errors instead of raising them
         except ConnectionException as exc:
             self.close()
             raise MeterReadError(FailureKind.NO_CONNECTION, f"{where}: {exc}") from None
