@@ -323,7 +323,7 @@ class Charger:
         if not self.enabled or self.reservation_id is not None or self.state != S.IDLE or self.session_id:
             return False
         self.reservation_id = reservation_id
-        self._emit("ReservationStart")
+        self._emit("ReservationStart", reservation_start={"reservation_id": reservation_id})
         return True
 
     def cancel_reservation(self, reason: str = "Cancelled") -> bool:

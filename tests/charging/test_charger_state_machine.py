@@ -6,8 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from everpy.core.clock import FakeClock
 from everpy_modules.EvseManager.charger import (
     TRANSITIONS,
     Charger,
@@ -17,6 +15,8 @@ from everpy_modules.EvseManager.charger import (
     State,
 )
 from everpy_modules.EvseManager.pwm import current_for_duty_cycle, duty_cycle_for_current
+
+from everpy.core.clock import FakeClock
 
 TOKEN = {"id_token": {"value": "CAFE01", "type": "ISO14443"}, "authorization_type": "RFID"}
 ACCEPTED = {"authorization_status": "Accepted"}

@@ -1,0 +1,232 @@
+"""BoardSupportSimulator: turns commands from both sides into a :class:`Port` and publishes what changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from everpy import Module, command
+
+from .port import Observation, Port, PortSettings
+
+BOARD, CAR, METER = "board_support", "ev_board_support", "powermeter"
+METER_LOST = "powermeter/CommunicationFault"
+
+
+def rfc3339(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class BoardSupportSimulator(Module):
+    async def init(self) -> None:
+        cfg = self.config
+        self.port = Port(PortSettings(voltage_v=cfg["nominal_voltage_V"], rcd_trip_ma=cfg["rcd_trip_mA"]))
+        self.port.energy_wh_per_phase = [cfg["initial_energy_Wh"] / 3] * 3
+        self.overcurrent_limit_a: float | None = None
+        self.meter_silent = False
+        self._seen = self.port.snapshot()
+        self._integrated_at = self.clock.monotonic()
+
+    async def ready(self) -> None:
+        cfg = self.config
+        self.publish(BOARD, "capabilities", {
+            "max_current_A_import": cfg["max_current_A"],
+            "min_current_A_import": 6,
+            "max_phase_count_import": cfg["max_phases"],
+            "min_phase_count_import": 1,
+            "max_current_A_export": 0,
+            "min_current_A_export": 0,
+            "max_phase_count_export": cfg["max_phases"],
+            "min_phase_count_export": 1,
+            "supports_changing_phases_during_charging": False,
+            "supports_cp_state_E": True,
+            "connector_type": cfg["connector_type"],
+        })
+        self.publish(BOARD, "ac_nr_of_phases_available", cfg["max_phases"])
+        self._publish_telemetry()
+        self._publish_measurement()
+        self.spawn(self._meter_loop(), name="meter")
+
+    # ------------------------------------------------------------------ EVSE side
+    @command(BOARD, "enable")
+    def enable(self, value: bool) -> None:
+        self._change(enabled=value)
+
+    @command(BOARD, "pwm_on")
+    def pwm_on(self, value: float) -> None:
+        self._change(pilot_mode="PWM", duty_percent=value)
+
+    @command(BOARD, "cp_state_X1")
+    def cp_state_x1(self) -> None:
+        self._change(pilot_mode="X1", duty_percent=100.0)
+
+    @command(BOARD, "cp_state_F")
+    def cp_state_f(self) -> None:
+        self._change(pilot_mode="F", duty_percent=0.0)
+
+    @command(BOARD, "cp_state_E")
+    def cp_state_e(self) -> None:
+        self._change(pilot_mode="E", duty_percent=0.0)
+
+    @command(BOARD, "allow_power_on")
+    def allow_power_on(self, value: dict[str, Any]) -> None:
+        self._change(power_allowed=bool(value["allow_power_on"]))
+
+    @command(BOARD, "ac_switch_three_phases_while_charging")
+    def ac_switch_three_phases_while_charging(self, value: bool) -> None:
+        raise RuntimeError("this simulated board does not support switching phases while charging")
+
+    @command(BOARD, "ac_set_overcurrent_limit_A")
+    def ac_set_overcurrent_limit_a(self, value: float) -> None:
+        # Stored and shown only: the simulated board has no hardware trip (the manager's soft
+        # over current check is what tests exercise).
+        self.overcurrent_limit_a = value
+
+    # ------------------------------------------------------------------ car side
+    @command(CAR, "enable")
+    def car_enable(self, value: bool) -> None:
+        if not value:
+            self._change(car_state="A", car_current_a=0.0)
+
+    @command(CAR, "set_cp_state")
+    def set_cp_state(self, cp_state: str) -> None:
+        self._change(car_state=cp_state)
+
+    @command(CAR, "allow_power_on")
+    def car_allow_power_on(self, value: bool) -> None:
+        # The car's own contactor: with it open the car draws nothing.
+        if not value:
+            self._change(car_current_a=0.0)
+
+    @command(CAR, "diode_fail")
+    def diode_fail(self, value: bool) -> None:
+        self._change(diode_ok=not value)
+
+    @command(CAR, "set_ac_max_current")
+    def set_ac_max_current(self, current: float) -> None:
+        self._change(car_current_a=current)
+
+    @command(CAR, "set_three_phases")
+    def set_three_phases(self, three_phases: bool) -> None:
+        self._change(car_phases=min(3 if three_phases else 1, self.config["max_phases"]))
+
+    @command(CAR, "set_rcd_error")
+    def set_rcd_error(self, rcd_current_mA: float) -> None:
+        self._change(residual_ma=rcd_current_mA)
+
+    @command(CAR, "inject_error")
+    def inject_error(self, error_type: str, active: bool, sub_type: str) -> None:
+        if error_type == METER_LOST:
+            self.meter_silent = active
+            if active:
+                self.raise_error(METER, METER_LOST, "simulated meter stopped answering", sub_type=sub_type)
+            else:
+                self.clear_error(METER, METER_LOST)
+            return
+        if not error_type.startswith("evse_board_support/"):
+            raise ValueError(f"cannot inject {error_type!r}: only evse_board_support/* and {METER_LOST}")
+        key = (error_type, sub_type)
+        if active:
+            self.port.injected.add(key)
+        else:
+            self.port.injected.discard(key)
+        self._change()
+
+    # ------------------------------------------------------------------ meter
+    @command(METER, "start_transaction")
+    def start_transaction(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "NOT_SUPPORTED", "error": "the simulated meter does not sign"}
+
+    @command(METER, "stop_transaction")
+    def stop_transaction(self, transaction_id: str) -> dict[str, Any]:
+        return {"status": "NOT_SUPPORTED", "error": "the simulated meter does not sign"}
+
+    async def _meter_loop(self) -> None:
+        while True:
+            self._integrate()
+            if not self.meter_silent:
+                self.publish(METER, "powermeter", self.reading())
+            await self.clock.sleep(self.config["meter_interval_s"])
+
+    def reading(self) -> dict[str, Any]:
+        port = self.port
+        currents = port.currents()
+        volts = port.settings.voltage_v
+        phases = {f"L{i + 1}": round(c * volts, 1) for i, c in enumerate(currents)}
+        return {
+            "timestamp": rfc3339(self.clock.utcnow()),
+            "meter_id": self.config["meter_id"],
+            "energy_Wh_import": {
+                "total": round(port.energy_wh, 3),
+                **{f"L{i + 1}": round(e, 3) for i, e in enumerate(port.energy_wh_per_phase)},
+            },
+            "energy_Wh_export": {"total": 0.0},
+            "power_W": {"total": round(sum(phases.values()), 1), **phases},
+            "voltage_V": {"L1": volts, "L2": volts, "L3": volts},
+            "current_A": {f"L{i + 1}": c for i, c in enumerate(currents)},
+            "frequency_Hz": {"L1": 50.0},
+        }
+
+    def _integrate(self) -> None:
+        now = self.clock.monotonic()
+        self.port.integrate(now - self._integrated_at)
+        self._integrated_at = now
+
+    # ------------------------------------------------------------------ publishing differences
+    def _change(self, **inputs: Any) -> None:
+        self._integrate()  # energy up to now at the old current
+        for name, value in inputs.items():
+            setattr(self.port, name, value)
+        before, after = self._seen, self.port.snapshot()
+        self._seen = after
+        self._publish_differences(before, after)
+
+    def _publish_differences(self, before: Observation, after: Observation) -> None:
+        if after.relays_closed != before.relays_closed and not after.relays_closed:
+            self._relay_event(after)  # opening is reported first, as the hardware does it first
+        if after.pilot_state != before.pilot_state:
+            self.log.debug("pilot %s -> %s", before.pilot_state, after.pilot_state)
+            self.publish(BOARD, "event", {"event": after.pilot_state})
+            self.publish(CAR, "bsp_event", {"event": after.pilot_state})
+            if "A" in (before.pilot_state, after.pilot_state):
+                self._publish_cable(plugged=after.pilot_state != "A")
+        if after.relays_closed != before.relays_closed and after.relays_closed:
+            self._relay_event(after)
+        if (after.duty_percent, after.relays_closed) != (before.duty_percent, before.relays_closed):
+            self._publish_measurement()
+        for error_type, sub_type in sorted(after.errors - before.errors):
+            self.log.warning("board detects %s %s", error_type, sub_type)
+            self.raise_error(BOARD, error_type, "detected by the simulated board", sub_type=sub_type)
+        for error_type, sub_type in sorted(before.errors - after.errors):
+            self.log.info("board no longer detects %s %s", error_type, sub_type)
+            self.clear_error(BOARD, error_type, sub_type=sub_type)
+
+    def _relay_event(self, seen: Observation) -> None:
+        event = "PowerOn" if seen.relays_closed else "PowerOff"
+        self.log.debug("relays %s", event)
+        self.publish(BOARD, "event", {"event": event})
+        self.publish(CAR, "bsp_event", {"event": event})
+        self._publish_telemetry()
+
+    def _publish_cable(self, plugged: bool) -> None:
+        """Sockets read the cable rating from the proximity pilot; fixed cables have none to report."""
+        if self.config["connector_type"] == "IEC62196Type2Socket":
+            ampacity = self.config["cable_ampacity"] if plugged else "None"
+            self.publish(BOARD, "ac_pp_ampacity", {"ampacity": ampacity})
+
+    def _publish_measurement(self) -> None:
+        measurement: dict[str, Any] = {
+            "cp_pwm_duty_cycle": self._seen.duty_percent,
+            "relais_on": self._seen.relays_closed,
+        }
+        if self.config["connector_type"] == "IEC62196Type2Socket":
+            measurement["proximity_pilot"] = {"ampacity": self.config["cable_ampacity"]}
+        self.publish(CAR, "bsp_measurement", measurement)
+
+    def _publish_telemetry(self) -> None:
+        self.publish(BOARD, "telemetry", {
+            "evse_temperature_C": 35.0,
+            "fan_rpm": 0.0,
+            "supply_voltage_12V": 12.0,
+            "supply_voltage_minus_12V": -12.0,
+            "relais_on": self._seen.relays_closed,
+        })
