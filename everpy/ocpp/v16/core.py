@@ -139,6 +139,9 @@ class Core:
             return
         payload: dict[str, Any] = {"connectorId": connector_id, "status": status, "errorCode": code,
                                    "timestamp": rfc3339(self.cp.clock.time())}
+        if self.cp.online and self.store.queue_length():
+            # transaction messages first, so the CSMS sees StopTransaction before the Available after it
+            await self.cp.wait_queue_empty(self.cp.settings.response_timeout_s)
         if error is not None:
             payload["info"] = str(error.get("message") or error.get("type", ""))[:50]
             if code == "OtherError":
