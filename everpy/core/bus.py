@@ -1,7 +1,8 @@
-"""The MQTT bus: one paho client per process, bridged into asyncio.
+"""The MQTT bus: one paho client per process, driven by the asyncio event loop.
 
-paho runs its network loop in its own thread; every received message is handed to the event loop
-with ``call_soon_threadsafe`` and dispatched there, so module code never runs on paho's thread.
+paho's socket is registered with the event loop (add_reader/add_writer), so there is no network
+thread and no thread hop per message: a received message is dispatched inside the loop, and a
+publish is written as soon as the loop gets to the socket. Call the bus from the event loop only.
 Messages on one topic are delivered to a subscriber in order; an async subscriber callback is
 awaited before that subscriber sees the next message of the same subscription.
 
@@ -82,6 +83,7 @@ class Bus:
         self.client_id = f"{client_id}-{next(self._ids)}"
         self._exact: dict[str, list[Subscription]] = {}
         self._wildcard: list[Subscription] = []
+        self._wildcard_cache: dict[str, tuple[Subscription, ...]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
         self._closing = False
@@ -93,27 +95,79 @@ class Bus:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_socket_open = self._on_socket_open
+        self._client.on_socket_close = self._on_socket_close
+        self._client.on_socket_register_write = self._on_socket_register_write
+        self._client.on_socket_unregister_write = self._on_socket_unregister_write
+        self._sock: Any = None
+        self._misc_task: asyncio.Task[None] | None = None
 
     async def connect(self, timeout: float = 10.0) -> None:
         self._loop = asyncio.get_running_loop()
         host = self.address.socket_path or self.address.host
         try:
-            await asyncio.to_thread(self._client.connect, host, self.address.port, 20)
+            # paho connects synchronously; on_socket_open then hooks the socket into the event loop.
+            self._client.connect(host, self.address.port, keepalive=20)
         except OSError as exc:
             raise BusError(f"cannot reach the MQTT broker at {self.address}: {exc}") from exc
-        self._client.loop_start()
+        self._misc_task = asyncio.ensure_future(self._misc_loop())
         try:
             await asyncio.wait_for(self._connected.wait(), timeout)
         except TimeoutError:
-            self._client.loop_stop()
+            await self.close()
             raise BusError(f"MQTT broker at {self.address} did not accept the connection") from None
 
     async def close(self) -> None:
         self._closing = True
         if self._loop is None:
             return
-        self._client.disconnect()
-        await asyncio.to_thread(self._client.loop_stop)
+        if self._client.is_connected():
+            self._client.disconnect()
+        if self._misc_task is not None:
+            self._misc_task.cancel()
+            await asyncio.gather(self._misc_task, return_exceptions=True)
+        if self._sock is not None:
+            self._unhook(self._sock)
+
+    async def _misc_loop(self) -> None:
+        """paho's periodic duties (keep-alive pings, timeouts) and reconnecting after a loss."""
+        backoff = 0.5
+        while not self._closing:
+            await asyncio.sleep(1.0 if self._client.is_connected() else backoff)
+            if self._closing:
+                return
+            if self._client.is_connected() or self._sock is not None:
+                self._client.loop_misc()
+                backoff = 0.5
+                continue
+            try:
+                self._client.reconnect()
+            except OSError as exc:
+                log.warning("MQTT broker at %s unreachable (%s); retrying in %.1f s", self.address, exc, backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    # -- paho socket callbacks: run paho on the event loop, no network thread -------------------
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        assert self._loop is not None
+        self._sock = sock
+        self._loop.add_reader(sock, client.loop_read)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._unhook(sock)
+
+    def _unhook(self, sock: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        self._sock = None
+
+    def _on_socket_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        assert self._loop is not None
+        self._loop.add_writer(sock, client.loop_write)
+
+    def _on_socket_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        assert self._loop is not None
+        self._loop.remove_writer(sock)
 
     # -- publishing -------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
@@ -125,6 +179,7 @@ class Bus:
         first = not self._has_filter(topic_filter)
         if "+" in topic_filter or "#" in topic_filter:
             self._wildcard.append(sub)
+            self._wildcard_cache.clear()
         else:
             self._exact.setdefault(topic_filter, []).append(sub)
         if first:
@@ -136,6 +191,7 @@ class Bus:
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self._wildcard:
             self._wildcard.remove(sub)
+            self._wildcard_cache.clear()
         else:
             subs = self._exact.get(sub.topic_filter, [])
             if sub in subs:
@@ -148,7 +204,7 @@ class Bus:
     def _has_filter(self, topic_filter: str) -> bool:
         return topic_filter in self._exact or any(s.topic_filter == topic_filter for s in self._wildcard)
 
-    # -- paho callbacks (paho's thread) -------------------------------------------------------
+    # -- paho callbacks (on the event loop) ----------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
@@ -156,24 +212,43 @@ class Bus:
         # Re-subscribe after a reconnect: the broker forgot our clean session.
         for topic_filter in list(self._exact) + [s.topic_filter for s in self._wildcard]:
             client.subscribe(topic_filter, qos=self.qos)
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._connected.set)
+        self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if self._closing or self._loop is None:
             return
-        log.warning("lost the MQTT broker connection (%s); paho reconnects", reason)
-        self._loop.call_soon_threadsafe(self._connected.clear)
+        log.warning("lost the MQTT broker connection (%s); reconnecting", reason)
+        self._connected.clear()
         if self.on_connection_lost is not None:
-            self._loop.call_soon_threadsafe(self.on_connection_lost)
+            self._loop.call_soon(self.on_connection_lost)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._dispatch, message.topic, message.payload)
+        try:
+            self._dispatch(message.topic, message.payload)
+        except Exception:  # a subscriber's bug must not break paho's read loop for everyone else
+            log.exception("subscriber failed on %s", message.topic)
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
         for sub in tuple(self._exact.get(topic, ())):
             sub.deliver(topic, payload)
-        for sub in tuple(self._wildcard):
-            if mqtt.topic_matches_sub(sub.topic_filter, topic):
+        if self._wildcard:
+            matches = self._wildcard_cache.get(topic)
+            if matches is None:
+                matches = tuple(s for s in self._wildcard if topic_matches(s.topic_filter, topic))
+                if len(self._wildcard_cache) > 4096:  # topics are few in practice; bound it anyway
+                    self._wildcard_cache.clear()
+                self._wildcard_cache[topic] = matches
+            for sub in matches:
                 sub.deliver(topic, payload)
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT topic filter matching (``+`` one level, ``#`` the rest)."""
+    filter_parts = topic_filter.split("/")
+    topic_parts = topic.split("/")
+    for i, part in enumerate(filter_parts):
+        if part == "#":
+            return True
+        if i >= len(topic_parts) or (part != "+" and part != topic_parts[i]):
+            return False
+    return len(filter_parts) == len(topic_parts)

@@ -1,0 +1,225 @@
+"""Core benchmarks: command round trip, var throughput, start-up time and memory.
+
+Every figure is compared with a floor measured in the same run on the same mosquitto:
+raw paho publish -> reply -> on_message (QoS 0) for latency, raw paho publish -> on_message for
+throughput. Run: `python bench/bench_core.py` (prints a table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import yaml
+
+from everpy.core.broker import PrivateBroker
+from everpy.core.bus import BrokerAddress
+from everpy.testing import run_system
+
+ROUND_TRIPS = 2000
+VARS = 20000
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- floors: raw paho --------------------------------------------------------------------------------
+def _client(name: str, address: BrokerAddress) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    return client
+
+
+def raw_round_trip(address: BrokerAddress, n: int) -> list[float]:
+    server, client = _client("floor-server", address), _client("floor-client", address)
+    got = threading.Event()
+    server.on_message = lambda c, u, m: server.publish("floor/resp", m.payload, qos=0)
+    client.on_message = lambda c, u, m: got.set()
+    server.subscribe("floor/req", qos=0)
+    client.subscribe("floor/resp", qos=0)
+    time.sleep(0.3)  # let the subscriptions settle before measuring (not synchronisation of results)
+    samples = []
+    for i in range(n + 100):
+        got.clear()
+        t = time.perf_counter()
+        client.publish("floor/req", b'{"i":%d}' % i, qos=0)
+        got.wait(5)
+        if i >= 100:
+            samples.append(time.perf_counter() - t)
+    for c in (server, client):
+        c.loop_stop()
+        c.disconnect()
+    return samples
+
+
+def raw_throughput(address: BrokerAddress, n: int) -> float:
+    sender, receiver = _client("tp-send", address), _client("tp-recv", address)
+    count = 0
+    done = threading.Event()
+
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set()
+
+    receiver.on_message = on_message
+    receiver.subscribe("floor/var", qos=0)
+    time.sleep(0.3)
+    t = time.perf_counter()
+    for i in range(n):
+        sender.publish("floor/var", b'{"msg_type":"Var","data":{"data":%d}}' % i, qos=0)
+    done.wait(60)
+    elapsed = time.perf_counter() - t
+    for c in (sender, receiver):
+        c.loop_stop()
+        c.disconnect()
+    return count / elapsed
+
+
+# -- everpy ---------------------------------------------------------------------------------------------
+PAIR = {
+    "active_modules": {
+        "a": {"module": "Example", "connections": {"peer": [{"module_id": "b", "implementation_id": "main"}]}},
+        "b": {"module": "Example"},
+    }
+}
+
+
+async def everpy_round_trip(address: BrokerAddress, n: int, own_process: bool, validate: bool) -> list[float]:
+    config = {"settings": {"validate_schema": validate}, "active_modules": dict(PAIR["active_modules"])}
+    if own_process:
+        config["active_modules"]["b"] = {"module": "Example", "process": "own"}
+    async with run_system(config, broker=address) as system:
+        peer = system.instances["a"].require("peer")
+        samples = []
+        for i in range(n + 100):
+            t = time.perf_counter()
+            await peer.call("add", a=i, b=1)
+            if i >= 100:
+                samples.append(time.perf_counter() - t)
+        return samples
+
+
+async def everpy_throughput(address: BrokerAddress, n: int) -> float:
+    async with run_system(PAIR, broker=address) as system:
+        a, b = system.instances["a"], system.instances["b"]
+        got = asyncio.Event()
+        count = 0
+
+        def on_value(v: int) -> None:
+            nonlocal count
+            count += 1
+            if count == n:
+                got.set()
+
+        a.require("peer").subscribe("value", on_value)
+        await system.flush()
+        t = time.perf_counter()
+        for i in range(n):
+            b.publish("main", "value", i)
+        await asyncio.wait_for(got.wait(), 60)
+        return n / (time.perf_counter() - t)
+
+
+def _write_config(n: int, own: bool) -> Path:
+    modules = {f"m{i}": {"module": "Example"} for i in range(n)}
+    for i in range(1, n):
+        modules[f"m{i}"]["connections"] = {"peer": [{"module_id": f"m{i - 1}", "implementation_id": "main"}]}
+        if own:
+            modules[f"m{i}"]["process"] = "own"
+    path = Path(tempfile.mkstemp(prefix="everpy-bench-", suffix=".yaml")[1])
+    path.write_text(yaml.safe_dump({"active_modules": modules}))
+    return path
+
+
+def startup_and_rss(n: int, own: bool, broker: BrokerAddress) -> tuple[float, float]:
+    """Run `everpy run` as a user would; seconds to 'up and running' and total RSS (MB) of its tree."""
+    config = _write_config(n, own)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "everpy.cli", "run", str(config), "--broker", f"{broker.host}:{broker.port}"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "EVERPY_LOG_LEVEL": "INFO"},
+    )
+    t = time.perf_counter()
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "up and running" in line:
+            break
+    else:
+        raise RuntimeError("everpy run ended before global ready")
+    ready_in = float(line.split("[")[1].split(" ms")[0]) / 1000
+    wall = time.perf_counter() - t
+    time.sleep(0.5)
+    rss = tree_rss_mb(proc.pid)
+    proc.terminate()
+    proc.wait(10)
+    config.unlink()
+    return min(ready_in, wall), rss
+
+
+def tree_rss_mb(pid: int) -> float:
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+async def main() -> None:
+    broker = PrivateBroker()
+    address = await broker.start()
+    try:
+        floor = await asyncio.to_thread(raw_round_trip, address, ROUND_TRIPS)
+        floor_tp = await asyncio.to_thread(raw_throughput, address, VARS)
+        inproc = await everpy_round_trip(address, ROUND_TRIPS, own_process=False, validate=True)
+        inproc_noval = await everpy_round_trip(address, ROUND_TRIPS, own_process=False, validate=False)
+        crossproc = await everpy_round_trip(address, ROUND_TRIPS, own_process=True, validate=True)
+        tp = await everpy_throughput(address, VARS)
+        ready20, rss20 = await asyncio.to_thread(startup_and_rss, 20, False, address)
+        _, rss10 = await asyncio.to_thread(startup_and_rss, 10, False, address)
+        _, rss10own = await asyncio.to_thread(startup_and_rss, 10, True, address)
+    finally:
+        await broker.stop()
+
+    f50, f99 = percentile(floor, 0.5), percentile(floor, 0.99)
+    rows = [
+        ("floor: raw paho round trip p50 / p99", f"{f50*1e3:.3f} / {f99*1e3:.3f} ms", "1.00x", ""),
+    ]
+    for label, samples in (("cmd round trip, in-process", inproc),
+                           ("cmd round trip, in-process, no validation", inproc_noval),
+                           ("cmd round trip, across processes", crossproc)):
+        p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
+        rows.append((f"{label} p50 / p99", f"{p50*1e3:.3f} / {p99*1e3:.3f} ms",
+                     f"{p50/f50:.2f}x / {p99/f99:.2f}x", "p50 <= 1.5x"))
+    rows.append(("floor: raw paho var throughput", f"{floor_tp:,.0f} msg/s", "1.00x", ""))
+    rows.append(("var throughput module -> module", f"{tp:,.0f} msg/s", f"{tp/floor_tp:.2f}x", ">= 0.5x"))
+    rows.append(("everpy run -> global ready, 20 modules", f"{ready20:.3f} s", "", "<= 1.0 s"))
+    rows.append(("RSS, 10 modules, one process", f"{rss10:.1f} MB", "", "<= 60 MB"))
+    rows.append(("RSS, 10 modules, each own process", f"{rss10own:.1f} MB", f"{rss10own/rss10:.1f}x", ""))
+    rows.append(("(RSS, 20 modules, one process)", f"{rss20:.1f} MB", "", ""))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>24}  {'ratio':>14}  target")
+    for name, value, ratio, target in rows:
+        print(f"{name:<{width}}  {value:>24}  {ratio:>14}  {target}")
+    print(f"(statistics: {ROUND_TRIPS} round trips, {VARS} vars; mean floor {statistics.mean(floor)*1e3:.3f} ms)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
