@@ -158,6 +158,16 @@ class IssueCollector:
             hint=did_you_mean(key, known),
         )
 
+    def has_issue_within(self, path: Sequence[PathPart]) -> bool:
+        """True if this file already has an issue at `path` or below it (used to check the contents of
+        a broken part no further, so a single mistake is reported once)."""
+        prefix = format_path(path)
+        return any(
+            issue.file == self.file
+            and (issue.key_path == prefix or issue.key_path.startswith((prefix + ".", prefix + "[")) or not prefix)
+            for issue in self.issues
+        )
+
     def raise_if_any(self) -> None:
         if self.issues:
             raise ConfigError(self.issues)

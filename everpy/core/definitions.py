@@ -394,23 +394,30 @@ def load_definitions(dirs: Sequence[Path | str], check_schemas: bool = True) -> 
                 continue
             file_issues = IssueCollector(str(path), lines, collector.issues)
             if not file_issues.schema_errors(_FILE_VALIDATORS[kind], data):
-                # References into this file would only repeat its problem; silence them.
+                # A reference into this file that fails would only repeat its problem; silence those.
                 definitions._broken.add(f"{kind}/{name}")
-                continue
+                if not isinstance(data, dict):
+                    continue
             parsed[kind].append((name, path, data, lines))
             definitions.files[f"{kind}/{name}"] = str(path)
 
+    # Files with structural problems are still used as far as they are well-formed, so that their
+    # other problems (and those of files referring to them) show up in the same run.
     for name, path, data, lines in parsed["errors"]:
+        file_issues = IssueCollector(str(path), lines, collector.issues)
         definitions.errors[name] = {
-            entry["name"]: ErrorDef(entry["name"], name, entry["description"]) for entry in data.get("errors", [])
+            entry["name"]: ErrorDef(entry["name"], name, entry["description"])
+            for index, entry in enumerate(_as_list(data.get("errors")))
+            if not file_issues.has_issue_within(["errors", index])
         }
-        _check_error_namespace(name, IssueCollector(str(path), lines, collector.issues))
+        _check_error_namespace(name, file_issues)
     for name, _path, data, _lines in parsed["types"]:
-        definitions.types[name] = data.get("types") or {}
+        definitions.types[name] = _as_dict(data.get("types"))
     for _name, path, data, lines in parsed["types"]:
         file_issues = IssueCollector(str(path), lines, collector.issues)
-        for type_name, schema in (data.get("types") or {}).items():
-            _check_schema(schema, ["types", type_name], file_issues, "type", definitions)
+        for type_name, schema in _as_dict(data.get("types")).items():
+            if not file_issues.has_issue_within(["types", type_name]):
+                _check_schema(schema, ["types", type_name], file_issues, "type", definitions)
     for name, path, data, lines in parsed["interfaces"]:
         file_issues = IssueCollector(str(path), lines, collector.issues)
         interface = _build_interface(name, str(path), data, file_issues, definitions)
@@ -418,11 +425,19 @@ def load_definitions(dirs: Sequence[Path | str], check_schemas: bool = True) -> 
             definitions.interfaces[name] = interface
 
     if collector.issues:
-        raise ConfigError(collector.issues)
+        raise ConfigError(sorted(collector.issues, key=lambda issue: (issue.file, issue.line or 0)))
     if len(_cache) >= _CACHE_SIZE:  # a few sets at most: a process normally uses one
         del _cache[next(iter(_cache))]
     _cache[(*cache_key, check_schemas)] = definitions
     return definitions
+
+
+def _as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _check_error_namespace(name: str, issues: IssueCollector) -> None:
@@ -481,25 +496,31 @@ def _hint(word: str, candidates: Any) -> str | None:
 def _build_interface(
     name: str, file: str, data: dict, issues: IssueCollector, definitions: Definitions
 ) -> Interface | None:
-    before = len(issues.issues)
+    structurally_valid = not issues.has_issue_within([])
     if not re.match(ID_PATTERN, name):
         issues.add([], f"invalid interface file name {name!r}", expected=f"a name matching {ID_PATTERN}")
     cmds: dict[str, CmdDef] = {}
-    for cmd_name, cmd in (data.get("cmds") or {}).items():
-        arguments = cmd.get("arguments") or {}
-        for arg_name, schema in arguments.items():
-            _check_schema(schema, ["cmds", cmd_name, "arguments", arg_name], issues, "argument", definitions)
+    for cmd_name, cmd in _as_dict(data.get("cmds")).items():
+        if not isinstance(cmd, dict):
+            continue
+        for arg_name, schema in _as_dict(cmd.get("arguments")).items():
+            arg_path: list[PathPart] = ["cmds", cmd_name, "arguments", arg_name]
+            if not issues.has_issue_within(arg_path):
+                _check_schema(schema, arg_path, issues, "argument", definitions)
         result = cmd.get("result")
-        if result is not None:
+        if isinstance(result, dict):
             _check_schema(result, ["cmds", cmd_name, "result"], issues, "result", definitions)
-        cmds[cmd_name] = CmdDef(cmd_name, cmd["description"], dict(arguments), result)
-    variables = dict(data.get("vars") or {})
+        cmds[cmd_name] = CmdDef(cmd_name, cmd.get("description", ""), _as_dict(cmd.get("arguments")), result)
+    variables = _as_dict(data.get("vars"))
     for var_name, schema in variables.items():
-        _check_schema(schema, ["vars", var_name], issues, "var", definitions)
+        if not issues.has_issue_within(["vars", var_name]):
+            _check_schema(schema, ["vars", var_name], issues, "var", definitions)
 
     errors: dict[str, dict[str, ErrorDef]] = {}
-    for index, entry in enumerate(data.get("errors") or []):
+    for index, entry in enumerate(_as_list(data.get("errors"))):
         path: list[PathPart] = ["errors", index, "reference"]
+        if issues.has_issue_within(["errors", index]):
+            continue
         ref = entry["reference"]
         match = _ERROR_REF.match(ref)
         if not match:
@@ -538,7 +559,7 @@ def _build_interface(
             if error_key in target:
                 issues.add(path, f"error {namespace}/{error_key} is referenced twice", given=show_value(ref))
             target[error_key] = error_def
-    if len(issues.issues) > before:
+    if not structurally_valid or issues.has_issue_within([]):
         return None
     error_types = frozenset(f"{ns}/{n}" for ns, names in errors.items() for n in names)
     return Interface(name, data["description"], cmds, variables, errors, error_types, file)

@@ -181,30 +181,37 @@ def fill_defaults(entries: Mapping[str, ConfigEntry], given: Mapping[str, Any]) 
 
 
 def load_manifest(path: Path | str, name: str | None = None) -> Manifest:
-    """Load `path`; the module type name defaults to the folder name. Raises ConfigError."""
+    """Load `path`; the module type name defaults to the folder name. Raises ConfigError.
+
+    Structural problems do not stop the check: every part that is well-formed is still checked
+    (entry schemas, defaults, connection bounds), so one run reports everything.
+    """
     path = Path(path)
     data, lines = load_yaml(path)
     issues = IssueCollector(str(path), lines)
-    if not issues.schema_errors(_MANIFEST_VALIDATOR, data):
+    issues.schema_errors(_MANIFEST_VALIDATOR, data)
+    if not isinstance(data, dict):
         raise ConfigError(issues.issues)
     manifest = Manifest(
         name=name or path.parent.name,
         path=path,
-        description=data["description"],
-        metadata=data["metadata"],
-        enable_global_errors=data.get("enable_global_errors", False),
-        enable_external_mqtt=data.get("enable_external_mqtt", False),
-        enable_telemetry=data.get("enable_telemetry", False),
+        description=data.get("description", ""),
+        metadata=_mapping(data.get("metadata")),
+        enable_global_errors=data.get("enable_global_errors") is True,
+        enable_external_mqtt=data.get("enable_external_mqtt") is True,
+        enable_telemetry=data.get("enable_telemetry") is True,
         lines=lines,
     )
-    manifest.config = _config_entries(data.get("config") or {}, ["config"], issues)
-    for impl_id, provide in (data.get("provides") or {}).items():
-        manifest.provides[impl_id] = Provide(
-            provide["interface"],
-            provide["description"],
-            _config_entries(provide.get("config") or {}, ["provides", impl_id, "config"], issues),
-        )
-    for req_id, require in (data.get("requires") or {}).items():
+    manifest.config = _config_entries(_mapping(data.get("config")), ["config"], issues)
+    for impl_id, provide in _mapping(data.get("provides")).items():
+        if issues.has_issue_within(["provides", impl_id]):
+            continue
+        config_path: list[PathPart] = ["provides", impl_id, "config"]
+        entries = _config_entries(_mapping(provide.get("config")), config_path, issues)
+        manifest.provides[impl_id] = Provide(provide["interface"], provide["description"], entries)
+    for req_id, require in _mapping(data.get("requires")).items():
+        if issues.has_issue_within(["requires", req_id]):
+            continue
         minimum = require.get("min_connections", 1)
         maximum = require.get("max_connections", 1)
         if minimum > maximum:
@@ -219,10 +226,16 @@ def load_manifest(path: Path | str, name: str | None = None) -> Manifest:
     return manifest
 
 
-def _config_entries(raw: Mapping[str, dict], path: list[PathPart], issues: IssueCollector) -> dict[str, ConfigEntry]:
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _config_entries(raw: Mapping[str, Any], path: list[PathPart], issues: IssueCollector) -> dict[str, ConfigEntry]:
     entries: dict[str, ConfigEntry] = {}
     for key, spec in raw.items():
         entry_path = [*path, key]
+        if issues.has_issue_within(entry_path):
+            continue
         schema = {k: v for k, v in spec.items() if k not in _ENTRY_ANNOTATIONS}
         if not issues.schema_errors(_META, schema, entry_path):
             continue

@@ -344,3 +344,11 @@ def test_metaschema_check_can_be_skipped_but_references_are_still_checked(edited
     )
     with pytest.raises(ConfigError, match="unresolvable reference"):
         load_definitions([root], check_schemas=False)
+
+
+def test_structural_and_schema_errors_of_one_file_together(edited):
+    edited("interfaces/relay.yaml", "vars:\n", "variables:\n")
+    issues = edited(
+        "interfaces/relay.yaml", "        type: boolean\n", "        type: boolean\n        default: true\n"
+    )
+    assert [i.key_path for i in issues] == ["cmds.set_closed.arguments.closed.default", "variables"]

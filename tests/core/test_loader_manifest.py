@@ -199,7 +199,9 @@ def test_all_manifest_errors_at_once(tmp_path):
     path.write_text(
         "description: x\n"  # too short
         "config:\n  a:\n    type: int\n    description: an entry\n"
+        "  b:\n    type: integer\n    description: default out of range\n    minimum: 0\n    default: -1\n"
         "provides:\n  main:\n    description: no interface\n"
+        "requires:\n  r:\n    interface: x\n    min_connections: 2\n"
         "metadata:\n  license: MIT\n  authors: []\n"
         "extra: 1\n"
     )
@@ -207,9 +209,11 @@ def test_all_manifest_errors_at_once(tmp_path):
         load_manifest(path)
     assert sorted(i.key_path for i in caught.value.issues) == [
         "config.a.type",
+        "config.b.default",
         "description",
         "extra",
         "metadata.authors",
         "provides.main",
+        "requires.r.min_connections",
     ]
     assert all(i.line is not None for i in caught.value.issues)
