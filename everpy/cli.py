@@ -12,18 +12,19 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from everpy.core import wire
-from everpy.core.broker import BrokerError
-from everpy.core.bus import BrokerAddress, Bus, BusError
 from everpy.core.config_errors import ConfigError
 from everpy.core.exceptions import ModuleStartupError
 from everpy.core.loading import LoadedSystem, load_catalog, load_system
 from everpy.core.logs import parse_level_overrides, setup_logging
 from everpy.core.manifest import load_manifest
+
+if TYPE_CHECKING:  # the bus stack (paho) is imported only by the commands that talk to a bus,
+    from everpy.core.bus import BrokerAddress  # so `everpy check` runs with the loader's dependencies only
 
 EXIT_CONFIG = 1
 EXIT_RUNTIME = 2
@@ -65,6 +66,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # -- run -----------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    from everpy.core.broker import BrokerError
+    from everpy.core.bus import BusError
     from everpy.core.runtime import Runtime
 
     try:
@@ -107,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _parse_broker(text: str) -> BrokerAddress:
+    from everpy.core.bus import BrokerAddress
+
     if text.startswith("unix:"):
         return BrokerAddress(socket_path=text[5:])
     host, _, port = text.rpartition(":")
@@ -123,7 +128,7 @@ def _running_broker(args: argparse.Namespace) -> tuple[BrokerAddress, str]:
             "or pass --broker HOST:PORT"
         )
     info = json.loads(record.read_text())
-    return BrokerAddress(info["host"], int(info["port"])), info["prefix"]
+    return _parse_broker(f"{info['host']}:{info['port']}"), info["prefix"]
 
 
 # -- call ----------------------------------------------------------------------------------------
@@ -142,6 +147,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         print("arguments must be a JSON object", file=sys.stderr)
         return EXIT_CONFIG
     address, prefix = _running_broker(args)
+    from everpy.core.bus import Bus
 
     async def main() -> int:
         topics = wire.Topics(prefix)
@@ -181,6 +187,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     topic_filter = args.filter or f"{prefix.rstrip('/')}/#"
     if not topic_filter.startswith(prefix.rstrip("/")):
         topic_filter = f"{prefix.rstrip('/')}/{topic_filter}"
+    from everpy.core.bus import Bus
 
     async def main() -> int:
         bus = Bus(address, "everpy-monitor")

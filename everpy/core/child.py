@@ -15,7 +15,8 @@ from everpy.core.logs import setup_logging
 
 
 async def run_child(args: argparse.Namespace) -> int:
-    system = load_system(Path(args.config), args.modules_dir, args.definitions_dir)
+    # The parent validated these files fully already; skip the metaschema pass to start faster.
+    system = load_system(Path(args.config), args.modules_dir, args.definitions_dir, check_schemas=False)
     host_name, _, port = args.broker.rpartition(":")
     bus = Bus(BrokerAddress(host_name, int(port)), f"everpy-{args.module}")
     await bus.connect()

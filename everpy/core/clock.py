@@ -46,17 +46,25 @@ class Clock:
         return TimerHandle(handle.cancel)
 
     async def wait_for(self, awaitable: Any, timeout: float | None) -> Any:
-        """Like asyncio.wait_for, but the timeout runs on this clock."""
+        """Like asyncio.wait_for, but the timeout runs on this clock (so a FakeClock drives it)."""
         if timeout is None:
             return await awaitable
         task = asyncio.ensure_future(awaitable)
-        timer = self.call_later(timeout, lambda: task.cancel() if not task.done() else None)
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            if not task.done():
+                expired = True
+                task.cancel()
+
+        timer = self.call_later(timeout, expire)
         try:
             return await task
         except asyncio.CancelledError:
-            if timer.cancelled or not task.cancelled():
-                raise
-            raise TimeoutError from None
+            if expired:
+                raise TimeoutError from None
+            raise
         finally:
             timer.cancel()
 

@@ -100,7 +100,7 @@ class ModuleHost:
         self.validate = validate
         self.cmd_timeout = float(settings.cmd_timeout_s)
         self.heartbeat_interval = float(settings.heartbeat_interval_s)
-        self.restart_backoff = (float(settings.restart_backoff_s), 30.0)
+        self.restart_backoff = (float(settings.restart_backoff_s), float(settings.restart_backoff_max_s))
         self.slots = {mid: _Slot(mid) for mid in module_ids}
         self.global_ready = asyncio.Event()
         self.exit_code: int | None = None

@@ -45,6 +45,7 @@ def load_system(
     source: Path | str | dict[str, Any],
     extra_module_dirs: Sequence[Path] = (),
     extra_definition_dirs: Sequence[Path] = (),
+    check_schemas: bool = True,
 ) -> LoadedSystem:
     """Read, discover and validate; raises ConfigError listing every problem found."""
     if isinstance(source, str):
@@ -55,7 +56,7 @@ def load_system(
     discovery = discover(module_dirs, def_dirs)
     issues: list[ConfigIssue] = []
     try:
-        definitions = load_definitions(discovery.definition_dirs)
+        definitions = load_definitions(discovery.definition_dirs, check_schemas=check_schemas)
     except ConfigError as exc:
         raise ConfigError([*exc.issues]) from None
     manifests: dict[str, Manifest] = {}
@@ -67,7 +68,7 @@ def load_system(
         except ConfigError as exc:
             issues.extend(exc.issues)
     try:
-        run_config = validate_run_config(raw, manifests, definitions)
+        run_config = validate_run_config(raw, manifests, definitions, known_module_types=discovery.module_types)
     except ConfigError as exc:
         issues.extend(exc.issues)
     if issues:

@@ -192,7 +192,9 @@ class Runtime:
             args.append("--no-validate")
         child.ready = False
         child.started_at = time.monotonic()
-        child.process = await asyncio.create_subprocess_exec(*args)
+        # A child must never talk to systemd itself: only the runtime notifies and feeds the watchdog.
+        env = {k: v for k, v in os.environ.items() if k not in sdnotify.SYSTEMD_ENVIRONMENT}
+        child.process = await asyncio.create_subprocess_exec(*args, env=env)
         log.info("started module %s in its own process (pid %d)", child.module_id, child.process.pid)
 
     def _on_heartbeat(self, topic: str, payload: bytes) -> None:
@@ -224,7 +226,7 @@ class Runtime:
         self.ready_modules.discard(child.module_id)
         self._publish_state(child.module_id, "down")
         backoff = float(self.system.settings.restart_backoff_s)
-        delay = min(backoff * 2 ** (child.crashes - 1), 30.0)
+        delay = min(backoff * 2 ** (child.crashes - 1), float(self.system.settings.restart_backoff_max_s))
         log.error("module %s %s; restarting in %.1f s", child.module_id, reason, delay)
         await _terminate(child.process, grace=0.0)
         await asyncio.sleep(delay)
