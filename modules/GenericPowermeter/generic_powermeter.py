@@ -22,8 +22,8 @@ NO_SIGNING = "GenericPowermeter reads plain Modbus registers and cannot sign met
 
 
 class GenericPowermeter(Module):
-    reader: MeterReader
-    failing_since: float | None = None
+    reader: MeterReader | None = None
+    failing_since: float | None = None  # clock.monotonic() of the first failed poll of an outage
 
     async def init(self) -> None:
         cfg = self.config
@@ -55,7 +55,8 @@ class GenericPowermeter(Module):
         self.spawn(self.poll_forever(), name="poll")
 
     async def shutdown(self) -> None:
-        await self.reader.close()
+        if self.reader is not None:  # None if init failed
+            await self.reader.close()
 
     async def poll_forever(self) -> None:
         interval = self.config["poll_interval_ms"] / 1000
@@ -66,6 +67,7 @@ class GenericPowermeter(Module):
             await self.clock.sleep(interval - (self.clock.monotonic() - started))
 
     async def poll_once(self) -> None:
+        assert self.reader is not None  # polling starts in ready(), after init() succeeded
         try:
             reading = await self.reader.read()
         except MeterReadError as exc:
@@ -84,10 +86,10 @@ class GenericPowermeter(Module):
     def meter_failed(self, exc: MeterReadError) -> None:
         if self.failing_since is None:
             self.failing_since = self.clock.monotonic()
-            self.log.warning("meter lost (%s): %s", self.reader.settings.describe(), exc)
+            self.log.warning("meter lost: %s", exc)
             self.raise_error(IMPL, COMMUNICATION_FAULT, message=str(exc))
         else:
-            self.log.debug("meter still failing: %s", exc)
+            self.log.debug("meter still failing: %s", exc)  # one warning per outage, not per poll
 
     def meter_answered(self) -> None:
         if self.failing_since is not None:

@@ -34,7 +34,7 @@ class MeterReader:
         except ReplyValueError as exc:
             # A well-framed reply with impossible content (NaN, negative counter) is as unusable as
             # no reply; the next poll asks again.
-            raise MeterReadError(FailureKind.INVALID_REPLY, str(exc)) from None
+            raise MeterReadError(FailureKind.INVALID_REPLY, f"{self.settings.describe()}: {exc}") from None
 
     def _read_block(self, address: int, count: int) -> list[int]:
         attempt = 0

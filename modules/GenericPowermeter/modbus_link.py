@@ -110,7 +110,7 @@ class ModbusLink:
             self._client = self._open()
         client = self._client
         read = client.read_input_registers if function_code == 4 else client.read_holding_registers
-        where = f"FC{function_code} address {address} count {count}"
+        where = f"{self.settings.describe()}, FC{function_code} address {address} count {count}"
         try:
             reply = read(address, count=count, **{self._unit_keyword: self.settings.unit_id})
             if isinstance(reply, ModbusException):

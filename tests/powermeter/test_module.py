@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from everpy_modules.GenericPowermeter.register_map import load_register_map
 
+from everpy.core.clock import FakeClock
 from everpy.core.exceptions import ModuleStartupError
 from everpy.testing import RunningSystem, run_system
 
@@ -112,7 +113,7 @@ async def test_tcp_meter_switched_off_and_on_again(sdm630: tuple) -> None:
             assert measurements(await readings.next(timeout=15)) == expected
 
 
-async def test_rtu_meter_over_a_pty_publishes_and_recovers_from_a_cut_cable(sdm630: tuple) -> None:
+async def test_rtu_meter_over_a_pty_publishes_and_recovers_from_corrupted_replies(sdm630: tuple) -> None:
     image, expected = sdm630
     async with rtu_meter(image) as (tty_path, wire):
         config = meter_config(transport="rtu", serial_port=tty_path, baudrate=9600)
@@ -163,3 +164,23 @@ async def test_tcp_without_host_stops_startup() -> None:
     with pytest.raises(ModuleStartupError, match="transport 'tcp' needs 'host'"):
         async with run_system(meter_config(transport="tcp")):
             pass
+
+
+async def test_polls_follow_the_module_clock(sdm630: tuple) -> None:
+    image, expected = sdm630
+    clock = FakeClock()
+    config = meter_config(transport="tcp", host="127.0.0.1", poll_interval_ms=60_000)
+    async with tcp_meter(image) as port:
+        config["active_modules"]["meter"]["config_module"]["port"] = port
+        async with run_system(config, clock=clock) as system:
+            readings = system.watch("meter", "main", "powermeter")
+            requests_per_poll = len(load_register_map("sdm630_v2").blocks)
+            await image.wait_for_requests(requests_per_poll)  # the poll at ready
+            await clock.advance(59.0)
+            await system.flush()
+            assert image.requests == requests_per_poll  # nothing until the interval is over
+            readings.drain()
+            await clock.advance(1.0)
+            reading = await readings.next(timeout=15)
+            assert measurements(reading) == expected
+            assert reading["timestamp"] == "2026-01-01T00:01:00.000Z"  # taken from the fake clock
