@@ -1,0 +1,44 @@
+"""The satellite link protocol (version 1), spoken over everpy.rpc between SatelliteAgent (server, on the
+satellite board) and SatelliteController (client, on the main board).
+
+Controller -> agent (requests):
+
+| method | params | result |
+|---|---|---|
+| ``hello`` | protocol version, controller info ``{serial, boot_id}`` | ``{protocol, serial, boot_id, version, tunnels: {name: interface}}``; answered once the satellite's stack is globally ready |
+| ``subscribe`` | – | snapshot ``{vars: {tunnel: {var: value}}, errors: {tunnel: [error]}}``; from then on the agent pushes every change |
+| ``call`` | tunnel, cmd, args (map) | the command's result; errors are everpy ``CommandError`` wire names as ``RpcError.kind`` |
+| ``ping`` | sequence number | the same number (heartbeat both ways: the agent drops a silent controller) |
+
+Agent -> controller (notifications, in order, as they happen — no polling):
+``var(tunnel, name, value)``, ``error(tunnel, error)`` (``error["state"]`` Active or ClearedByModule),
+``bye(reason)`` before the agent stops on purpose.
+
+Tunnels are the agent's requirement ids (``evse_manager``, ``powermeter``, ...): whatever interface a
+requirement is connected to is tunnelled whole, so a new interface needs no new RPC code. The
+controller provides each tunnel under the implementation id of the same name.
+"""
+
+from __future__ import annotations
+
+from everpy.core.exceptions import CommandError, CommandTimeout, PeerUnavailable
+from everpy.rpc.errors import ConnectionLost, RpcError, RpcException, RpcTimeout
+
+PROTOCOL_VERSION = 1
+DEFAULT_PORT = 4129
+
+
+def rpc_error_from_command_error(exc: CommandError) -> RpcError:
+    """A command failure on the satellite, as the error object the controller turns back into the type."""
+    return RpcError(exc.wire_name, exc.message)
+
+
+def command_error_from_rpc(exc: RpcException, target: str) -> CommandError:
+    """What a main-board caller sees when a tunnelled call fails, by what happened on the link."""
+    if isinstance(exc, RpcTimeout):
+        return CommandTimeout(f"satellite did not answer: {exc}", target=target)
+    if isinstance(exc, ConnectionLost):
+        return PeerUnavailable(f"satellite link lost: {exc}", target=target)
+    if isinstance(exc, RpcError):
+        return CommandError.from_wire(exc.kind, exc.message, target=target)
+    return PeerUnavailable(f"satellite link failed: {exc}", target=target)
