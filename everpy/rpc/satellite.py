@@ -3,12 +3,13 @@ satellite board) and SatelliteController (client, on the main board).
 
 Controller -> agent (requests):
 
-| method | params | result |
-|---|---|---|
-| ``hello`` | protocol version, controller info ``{serial, boot_id}`` | ``{protocol, serial, boot_id, version, tunnels: {name: interface}}``; answered once the satellite's stack is globally ready |
-| ``subscribe`` | – | snapshot ``{vars: {tunnel: {var: value}}, errors: {tunnel: [error]}}``; from then on the agent pushes every change |
-| ``call`` | tunnel, cmd, args (map) | the command's result; errors are everpy ``CommandError`` wire names as ``RpcError.kind`` |
-| ``ping`` | sequence number | the same number (heartbeat both ways: the agent drops a silent controller) |
+- ``hello(protocol_version, {serial, boot_id})`` -> ``{protocol, serial, boot_id, version, tunnels:
+  {name: interface}}``; answered once the satellite's own stack is globally ready.
+- ``subscribe()`` -> snapshot ``{vars: {tunnel: {var: value}}, errors: {tunnel: [error]}}``; from then on
+  the agent pushes every change to this connection.
+- ``call(tunnel, cmd, args)`` -> the command's result; failures carry everpy ``CommandError`` wire names
+  as ``RpcError.kind``.
+- ``ping(seq)`` -> ``seq``: the heartbeat (the agent also drops a controller that stops pinging).
 
 Agent -> controller (notifications, in order, as they happen — no polling):
 ``var(tunnel, name, value)``, ``error(tunnel, error)`` (``error["state"]`` Active or ClearedByModule),
