@@ -342,8 +342,8 @@ def read_run_config(source: Path | str | Mapping[str, Any], name: str = "<dict>"
         raise ConfigError(issues.issues)
     raw_settings = data.get("settings") or {}
     settings = Settings(**raw_settings)
-    for name in _SECONDS_FIELDS:  # YAML `5` is an int; the runtime should always see seconds as float
-        setattr(settings, name, float(getattr(settings, name)))
+    for field_name in _SECONDS_FIELDS:  # YAML `5` is an int; the runtime should always see seconds as float
+        setattr(settings, field_name, float(getattr(settings, field_name)))
     settings.log_level = settings.log_level.upper()
     settings.log_levels = {module_id: level.upper() for module_id, level in settings.log_levels.items()}
     if settings.mqtt_external_prefix and settings.mqtt_external_prefix == settings.mqtt_everest_prefix:
