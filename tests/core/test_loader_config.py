@@ -512,3 +512,21 @@ def test_unknown_module_type_suggests_from_all_known_types(validate, definitions
     (issue,) = caught.value.issues
     assert issue.key_path == "active_modules.d.module"
     assert (issue.expected, issue.hint) == ("one of: 'Display', 'Meter2'", "did you mean 'Display'?")
+
+
+def test_malformed_run_config(validate):
+    text = changed("    module: Display\n", "    module: [Display\n")
+    issue = validate.one_issue(text)
+    assert issue.line == line_of(text, "  controller:") and issue.key_path == ""
+    assert issue.message.startswith("malformed YAML: ")
+
+
+def test_duplicate_key_in_run_config(validate):
+    # EVerest silently keeps the last `connections` block; everpy refuses the file
+    text = changed(
+        "    config_module:\n      max_current_A: 16\n",
+        "    connections: {}\n    config_module:\n      max_current_A: 16\n",
+    )
+    issue = validate.one_issue(text)
+    assert issue.line == line_of(text, "    connections:", occurrence=2)
+    assert (issue.key_path, issue.message) == ("active_modules.controller.connections", "duplicate key 'connections'")
