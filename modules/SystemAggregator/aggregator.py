@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from everpy_modules.System.archive import pack_logs
-from everpy_modules.System.log_upload import NO_REQUEST_ID, LogUploader, UploadSettings
+from everpy_modules.System.log_upload import LogUploader, UploadSettings
 
 from everpy import CommandError, Module, Remote, command
 
@@ -99,7 +100,7 @@ class SystemAggregator(Module):
             self.log.warning("firmware update %d refused by a board: %s", request_id, answers)
             merge.finished = True  # boards that accepted wait for an installation permission that never comes
             return answer
-        self._update_timer = self.clock.call_later(self.config["board_update_timeout_s"], self._update_timed_out)
+        self._arm_update_timer()
         return answer
 
     @command(IMPL, "allow_firmware_installation")
@@ -112,8 +113,11 @@ class SystemAggregator(Module):
             merge = self.merge
             if merge is None or value.get("request_id") != merge.request_id:
                 return
+            was_downloaded = merge.all_downloaded
             merge.board_status(board.index, str(value["firmware_update_status"]))
             self._firmware_changed.set()
+            if merge.all_downloaded and not was_downloaded:
+                self._disarm_update_timer()  # download phase over; the installation phase arms it again
             if merge.finished:
                 self._end_update()
             else:
@@ -130,6 +134,7 @@ class SystemAggregator(Module):
 
     async def _install_everywhere(self, merge: FirmwareMerge) -> None:
         """Satellites first; the main board (which may reboot) only after every satellite installed."""
+        self._arm_update_timer()
         satellites = [board for board in self.boards if not board.is_local]
         await self._on_all(satellites, "allow_firmware_installation", None)
         while not merge.finished and not {board.index for board in satellites} <= merge.reached("Installed"):
@@ -139,6 +144,17 @@ class SystemAggregator(Module):
             return
         await asyncio.to_thread(_write_json, self.state_file, {"request_id": merge.request_id})
         await self._on_all(self.boards[:1], "allow_firmware_installation", None)
+
+    def _arm_update_timer(self) -> None:
+        """Bound each phase (all downloads; all installations) on its own: the wait for the permission
+        between them lasts as long as the running charging sessions and is not bounded here."""
+        self._disarm_update_timer()
+        self._update_timer = self.clock.call_later(self.config["board_update_timeout_s"], self._update_timed_out)
+
+    def _disarm_update_timer(self) -> None:
+        if self._update_timer is not None:
+            self._update_timer.cancel()
+            self._update_timer = None
 
     def _update_timed_out(self) -> None:
         merge = self.merge
@@ -150,9 +166,7 @@ class SystemAggregator(Module):
         self._end_update()
 
     def _end_update(self) -> None:
-        if self._update_timer is not None:
-            self._update_timer.cancel()
-            self._update_timer = None
+        self._disarm_update_timer()
         if self._install_task is not None and not self._install_task.done():
             self._install_task.cancel()
         if self.merge is not None and self.merge.finished:
@@ -200,12 +214,11 @@ class SystemAggregator(Module):
         slot = inbox.expect(board.name)
         host = await self._inbox_host_for(board)
         board_request = {
-            key: request[key]
-            for key in ("oldest_timestamp", "latest_timestamp", "type", "request_id")
-            if key in request
+            key: request[key] for key in ("oldest_timestamp", "latest_timestamp", "type") if key in request
         }
-        board_request.update(location=inbox.location(slot, host), retries=2, retry_interval_s=5)
-        request_id = board_request.get("request_id", NO_REQUEST_ID)
+        # A fresh id per board and collection: a late status of an earlier collection is never taken for this one.
+        request_id = secrets.randbelow(2**31 - 1) + 1
+        board_request.update(location=inbox.location(slot, host), retries=2, retry_interval_s=5, request_id=request_id)
         _drain(board.log_statuses)
         answer = await self._on_board(
             board, "upload_logs", {"upload_logs_status": "unreachable"}, upload_logs_request=board_request

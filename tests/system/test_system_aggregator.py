@@ -193,3 +193,41 @@ async def test_inbox_admits_one_upload_per_token_and_nothing_else(tmp_path: Path
     stored = slot.received.result()
     assert stored.parent == tmp_path / "in" / "1-sat" and stored.read_bytes() == b"logs"
     assert [p.name for p in (tmp_path / "in").rglob("*") if p.is_file()] == [stored.name]
+
+
+async def test_main_board_installs_last_and_the_update_completes_after_its_reboot(tmp_path: Path, http: HttpServer):
+    installer, boards = installers(tmp_path)
+    reboot = RecordingCommand(tmp_path / "bin", "reboot")
+    boards["b0"]["reboot_command"] = reboot.command
+    cfg = config(tmp_path, **boards)
+    async with running(cfg) as system:
+        recorder = system.instances["recorder"]
+        request = {"request_id": 8, "location": http.url("/files/fw.img")}
+        assert await system.call("agg", "main", "update_firmware", firmware_update_request=request) == "Accepted"
+        await recorder.wait_for(recorder.firmware, 2)
+        await system.call("agg", "main", "allow_firmware_installation")
+        assert await recorder.wait_for(recorder.firmware, 4) == [
+            "Downloading", "Downloaded", "Installing", "InstallRebooting",
+        ]  # fmt: skip
+        await eventually(lambda: len(reboot.calls) == 1, what="main board reboot")
+    assert [call["argv"][0] for call in installer.calls][-1] == "b0"
+
+    async with running(cfg) as system:  # the main board came back with the new firmware
+        recorder = system.instances["recorder"]
+        assert await recorder.wait_for(recorder.firmware, 1) == ["Installed"]
+        assert recorder.firmware[0]["request_id"] == 8
+        assert await system.call("agg", "main", "get_boot_reason") == "FirmwareUpdate"
+    assert not (tmp_path / "agg" / "state" / "aggregated_firmware_update.json").exists()
+
+
+async def test_update_that_does_not_finish_in_time_fails(tmp_path: Path, http: HttpServer):
+    clock = FakeClock()
+    async with running(config(tmp_path, aggregator={"board_update_timeout_s": 60}), clock=clock) as system:
+        recorder = system.instances["recorder"]
+        request = {"request_id": 2, "location": http.url("/files/fw.img"), "retrieve_timestamp": "2099-01-01T00:00:00Z"}
+        assert await system.call("agg", "main", "update_firmware", firmware_update_request=request) == "Accepted"
+        assert await recorder.wait_for(recorder.firmware, 1) == ["DownloadScheduled"]
+        await clock.advance(59)
+        assert len(recorder.firmware) == 1
+        await clock.advance(1)
+        assert await recorder.wait_for(recorder.firmware, 2) == ["DownloadScheduled", "DownloadFailed"]
