@@ -530,3 +530,20 @@ def test_duplicate_key_in_run_config(validate):
     issue = validate.one_issue(text)
     assert issue.line == line_of(text, "    connections:", occurrence=2)
     assert (issue.key_path, issue.message) == ("active_modules.controller.connections", "duplicate key 'connections'")
+
+
+def test_restart_backoff_above_its_maximum(validate):
+    text = changed("  log_level: INFO\n", "  restart_backoff_s: 60\n  restart_backoff_max_s: 30\n")
+    issue = validate.one_issue(text)
+    assert (issue.line, issue.key_path) == (2, "settings.restart_backoff_s")
+    assert (issue.expected, issue.given) == ("<= restart_backoff_max_s (30.0)", "60.0")
+
+
+def test_everest_keys_are_structure_checked(validate):
+    text = changed("    module: Display\n", "    module: Display\n    telemetry:\n      group: 1\n")
+    issues = validate.issues(text)
+    assert [(i.key_path, i.message) for i in issues] == [
+        ("active_modules.display.telemetry", "missing required key 'id'"),
+        ("active_modules.display.telemetry.group", "unknown key 'group'"),
+    ]
+    assert all(i.line == line_of(text, "group") or i.line == line_of(text, "telemetry:") for i in issues)

@@ -352,3 +352,15 @@ def test_structural_and_schema_errors_of_one_file_together(edited):
         "interfaces/relay.yaml", "        type: boolean\n", "        type: boolean\n        default: true\n"
     )
     assert [i.key_path for i in issues] == ["cmds.set_closed.arguments.closed.default", "variables"]
+
+
+def test_var_with_invalid_qos(edited):
+    issue = only(edited("interfaces/meter.yaml", "    qos: 2\n", "    qos: 3\n"))
+    assert (issue.key_path, issue.line) == ("vars.serial.qos", line_of(edited.text, "qos: 3"))
+    assert (issue.expected, issue.given) == ("an integer 0..2", "3")
+
+
+def test_error_file_name_must_be_lower_case(edited):
+    issue = only(edited("errors/Power.yaml", "", "description: Power faults\nerrors: []\n"))
+    assert (issue.file, issue.message) == (edited.file, "invalid error file name 'Power'")
+    assert issue.expected == "a name matching ^[a-z][a-zA-Z0-9_]*$"
