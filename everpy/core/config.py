@@ -488,7 +488,7 @@ class _GraphChecker:
             if entry.mandatory and name not in given:
                 self.issues.add(
                     map_path,
-                    f"missing mandatory config key {name!r} (it has no default)",
+                    f"missing mandatory config key {name!r}, which has no default",
                     expected=f"{_article(entry.type)} {entry.type} value for {name!r}",
                 )
         return fill_defaults(entries, {k: v for k, v in given.items() if k in entries})

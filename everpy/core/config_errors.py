@@ -185,7 +185,9 @@ class IssueCollector:
         keyword = error.validator
         value = error.validator_value
         instance = error.instance
-        given = f"{type_name(instance)} {show_value(instance)}" if keyword == "type" else show_value(instance)
+        given = show_value(instance)
+        if keyword == "type" and instance is not None:
+            given = f"{type_name(instance)} {given}"
         if keyword == "additionalProperties" and isinstance(instance, dict):
             schema = error.schema if isinstance(error.schema, dict) else {}
             known = schema.get("properties", {})

@@ -344,7 +344,7 @@ def test_missing_mandatory_config(validate):
     text = changed("      serial_port: /dev/ttyUSB0\n", "")
     issue = validate.one_issue(text)
     assert (issue.line, issue.key_path) == (line_of(text, "config_module"), "active_modules.meter.config_module")
-    assert issue.message == "missing mandatory config key 'serial_port' (it has no default)"
+    assert issue.message == "missing mandatory config key 'serial_port', which has no default"
     assert issue.expected == "a string value for 'serial_port'"
 
 
@@ -366,7 +366,7 @@ def test_unknown_implementation_in_config_implementation(validate):
     assert unknown.line == line_of(text, "mian")
     assert unknown.message == "unknown implementation 'mian'"
     assert (unknown.expected, unknown.hint) == ("one of: 'main'", "did you mean 'main'?")
-    assert issues[0].message == "missing mandatory config key 'session_limit' (it has no default)"
+    assert issues[0].message == "missing mandatory config key 'session_limit', which has no default"
 
 
 def test_implementation_config_value_checked(validate):
