@@ -77,8 +77,14 @@ def test_later_directories_add_definitions(tmp_path, definitions):
     assert both.interfaces["fan"].error_types == {"board/OverTemperature"}
 
 
-def test_unchanged_files_are_not_parsed_again(definitions):
-    assert load_definitions([FIXTURES]) is definitions
+def test_unchanged_files_are_not_parsed_again(tmp_path):
+    root = tmp_path / "definitions"
+    shutil.copytree(FIXTURES, root)
+    first = load_definitions([root])
+    assert load_definitions([root]) is first
+    relay = root / "interfaces" / "relay.yaml"
+    relay.write_text(relay.read_text().replace("A contactor", "A relay"))
+    assert load_definitions([root]).interfaces["relay"].description.startswith("A relay")
 
 
 # --- validators ------------------------------------------------------------------------------------------
