@@ -474,12 +474,16 @@ class _GraphChecker:
         key: str | None,
     ) -> dict[str, Any]:
         """Check one config map against manifest entries; return it with defaults filled."""
-        given = given if isinstance(given, dict) else {}
         map_path = [*path, key] if key else path
+        if given is not None and not isinstance(given, dict):
+            return {}  # not a mapping: reported by the structural check, nothing more to say
+        given = given or {}
         if entries is None:
             return dict(given)
         for name, value in given.items():
             entry = entries.get(name)
+            if self.issues.has_issue_within([*map_path, name]):
+                continue  # e.g. an invalid key name, already reported
             if entry is None:
                 self.issues.unknown_key(map_path, name, entries, "config key")
                 continue

@@ -547,3 +547,19 @@ def test_everest_keys_are_structure_checked(validate):
         ("active_modules.display.telemetry.group", "unknown key 'group'"),
     ]
     assert all(i.line == line_of(text, "group") or i.line == line_of(text, "telemetry:") for i in issues)
+
+
+def test_broken_config_map_is_reported_once(validate):
+    text = changed("    module: Display\n", "    module: Display\n    config_module: 5\n")
+    issue = validate.one_issue(text)
+    assert (issue.key_path, issue.expected, issue.given) == (
+        "active_modules.display.config_module",
+        "object",
+        "integer 5",
+    )
+    text = changed("      poll_interval_ms: 500\n", "      poll interval: 500\n")
+    issue = validate.one_issue(text)
+    assert (issue.key_path, issue.message) == (
+        "active_modules.meter.config_module.poll interval",
+        "invalid name 'poll interval'",
+    )
