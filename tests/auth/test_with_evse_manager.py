@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from everpy.testing import run_system
 
-from .helpers import conn, swipe
+from .helpers import conn, swipe, until
 
 WAIT_S = 20.0  # generous: other suites share the two cores
 CAR_SCRIPT = "iec_wait_pwr_ready;draw_power_regulated 32,3;sleep 600"
 
 
-def two_evse_system() -> dict:
+def evse_system(count: int = 2) -> dict:
     modules: dict = {}
-    for i in (1, 2):
+    for i in range(1, count + 1):
         modules[f"evse{i}"] = {
             "module": "EvseManager",
             "config_module": {
@@ -43,13 +43,13 @@ def two_evse_system() -> dict:
         "connections": {
             "token_provider": [conn("reader", "main")],
             "token_validator": [conn("reader", "validator")],
-            "evse_manager": [conn("evse1", "evse"), conn("evse2", "evse")],
+            "evse_manager": [conn(f"evse{i}", "evse") for i in range(1, count + 1)],
         },
     }
     modules["grid"] = {
         "module": "EnergyNode",
         "config_module": {"fuse_limit_A": 32},
-        "connections": {"energy_consumer": [conn("evse1", "energy_grid"), conn("evse2", "energy_grid")]},
+        "connections": {"energy_consumer": [conn(f"evse{i}", "energy_grid") for i in range(1, count + 1)]},
     }
     modules["em"] = {
         "module": "EnergyManager",
@@ -64,7 +64,7 @@ def event_named(name: str):
 
 
 async def test_card_follows_the_car_the_fuse_is_shared_and_the_card_stops_its_session() -> None:
-    async with run_system(two_evse_system()) as system:
+    async with run_system(evse_system()) as system:
         statuses = system.watch("auth", "main", "token_validation_status")
         events = {i: system.watch(f"evse{i}", "evse", "session_event") for i in (1, 2)}
         limits = {i: system.watch(f"evse{i}", "evse", "limits") for i in (1, 2)}
@@ -99,3 +99,19 @@ async def test_card_follows_the_car_the_fuse_is_shared_and_the_card_stops_its_se
         assert not any(e["event"] == "TransactionFinished" for e in events[1].drain())
         # and Bob gets the whole fuse back
         await limits[1].wait_for(lambda v: v["max_current"] == 32, WAIT_S)
+
+
+async def test_reserved_evse_refuses_a_walk_in_card_until_the_reservation_ends() -> None:
+    async with run_system(evse_system(count=1)) as system:
+        statuses = system.watch("auth", "main", "token_validation_status")
+        events = system.watch("evse1", "evse", "session_event")
+        assert await system.call("evse1", "evse", "reserve", reservation_id=7) is True
+        await events.wait_for(event_named("ReservationStart"), WAIT_S)
+        await until(lambda: system.instances["auth"].slots[0].reserved)
+        await swipe(system, "ALICE")  # her card holds no reservation
+        assert (await statuses.wait_for(lambda m: m["status"] != "Processing", WAIT_S))["status"] == "Rejected"
+        await system.call("evse1", "evse", "cancel_reservation")
+        await events.wait_for(event_named("ReservationEnd"), WAIT_S)
+        await until(lambda: not system.instances["auth"].slots[0].reserved)
+        await swipe(system, "ALICE")
+        assert (await statuses.wait_for(lambda m: m["status"] != "Processing", WAIT_S))["status"] == "Accepted"
