@@ -197,3 +197,39 @@ async def test_service_process_lifecycle(tmp_path: Path) -> None:
             if service.returncode is None:
                 service.kill()
                 await service.wait()
+
+
+async def test_everpy_run_notifies_systemd(tmp_path: Path) -> None:
+    """`everpy run` as everpy.service starts it: READY=1 at global ready, watchdog pings, STOPPING=1."""
+    config = tmp_path / "config.yaml"
+    config.write_text("active_modules:\n  counter:\n    module: Example\n")
+    async with FakeSystemd.at_path(tmp_path / "notify") as systemd:
+        env = {k: v for k, v in os.environ.items() if k not in sdnotify.SYSTEMD_ENVIRONMENT}
+        env.update(NOTIFY_SOCKET=systemd.notify_socket, WATCHDOG_USEC="1000000", XDG_RUNTIME_DIR=str(tmp_path))
+        service = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "everpy.cli",
+            "run",
+            str(config),
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            ready = await systemd.wait_for_state("READY=1", timeout=30)
+            assert ready.sender_pid == service.pid  # the main process, as NotifyAccess=main requires
+            assert "STATUS=running 1 modules" in ready.states
+            first = await systemd.wait_for_state("WATCHDOG=1")
+            second = await systemd.wait_for_state("WATCHDOG=1")
+            assert 0.25 <= second.received_at - first.received_at <= 0.9  # WatchdogSec/2 = 0.5 s
+            service.send_signal(signal.SIGTERM)
+            await systemd.wait_for_state("STOPPING=1")
+            assert await asyncio.wait_for(service.wait(), 20) == 0
+        finally:
+            if service.returncode is None:
+                service.kill()
+                await service.wait()
+            log.close()
+    assert all(note.sender_pid == service.pid for note in systemd.received), (tmp_path / "everpy.log").read_text()

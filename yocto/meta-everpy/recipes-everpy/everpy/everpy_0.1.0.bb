@@ -53,13 +53,13 @@ FILES:${PN} += "\
 "
 CONFFILES:${PN} += "${sysconfdir}/mosquitto/conf.d/everpy.conf"
 
+# python3-modules is the whole standard library: rarely used paths (diagnostics upload over FTP, log
+# archives, the OCPP SQLite store, TLS) must not hit a missing stdlib package on a charger in the field.
 RDEPENDS:${PN} = "\
     mosquitto \
-    python3-asyncio \
-    python3-core \
-    python3-json \
+    python3-aiohttp \
     python3-jsonschema \
-    python3-logging \
+    python3-modules \
     python3-msgpack \
     python3-ocpp \
     python3-paho-mqtt \
