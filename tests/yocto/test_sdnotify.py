@@ -206,16 +206,9 @@ async def test_everpy_run_notifies_systemd(tmp_path: Path) -> None:
     async with FakeSystemd.at_path(tmp_path / "notify") as systemd:
         env = {k: v for k, v in os.environ.items() if k not in sdnotify.SYSTEMD_ENVIRONMENT}
         env.update(NOTIFY_SOCKET=systemd.notify_socket, WATCHDOG_USEC="1000000", XDG_RUNTIME_DIR=str(tmp_path))
+        log = (tmp_path / "everpy.log").open("wb")  # a file, not a pipe nobody drains
         service = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "everpy.cli",
-            "run",
-            str(config),
-            env=env,
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "everpy.cli", "run", str(config), env=env, cwd=tmp_path, stdout=log, stderr=log
         )
         try:
             ready = await systemd.wait_for_state("READY=1", timeout=30)
