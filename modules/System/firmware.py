@@ -9,10 +9,14 @@ import asyncio
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography import x509
+
 from .commands import run_command
+from .signing import CertificateRefused, check_signing_certificate, signature_matches
 from .state import SystemState
 from .timestamps import is_timestamp, parse_timestamp
 from .transfer import TransferError, TransferOutcome, download, with_retries
@@ -38,6 +42,7 @@ class FirmwareSettings:
     download_timeout_s: float = 600.0
     install_timeout_s: float = 1800.0
     reboot_delay_s: float = 2.0
+    signing_ca_file: str = ""  # PEM CA(s) that issue firmware signing certificates; "" = signed updates refused
     checksum_sidecar: bool = False  # fetch "<location>.sha256" when the request carries no checksum
 
 
@@ -66,7 +71,7 @@ class FirmwareUpdater:
         """True from the start of the installation until the update ended (resets must wait)."""
         return self._installing
 
-    def request(self, request: dict[str, Any]) -> str:
+    async def request(self, request: dict[str, Any]) -> str:
         """Start an update; answers like OCPP's UpdateFirmware (Accepted, Rejected, AcceptedCanceled)."""
         checksum = request.get("checksum_sha256")
         if checksum is not None and not SHA256_HEX.match(str(checksum)):
@@ -76,10 +81,11 @@ class FirmwareUpdater:
             if request.get(key) is not None and not is_timestamp(request[key]):
                 self.log.warning("firmware update rejected: %s %r is not an RFC 3339 time", key, request[key])
                 return "Rejected"
+        certificate: x509.Certificate | None = None
         if request.get("signature") or request.get("signing_certificate"):
-            # Verifying signed firmware needs a trust anchor per charger maker; not supported yet.
-            self.log.warning("firmware update rejected: signed firmware updates are not supported")
-            return "Rejected"
+            refusal, certificate = await self._check_signed_request(request)
+            if refusal is not None:
+                return refusal
         answer = "Accepted"
         if self._job is not None and not self._job.done():
             if self._installing:
@@ -89,18 +95,41 @@ class FirmwareUpdater:
             self._job.cancel()
             answer = "AcceptedCanceled"
         self._permission.clear()
-        self._job = self.spawn(self._run(request))
+        self._job = self.spawn(self._run(request, certificate))
         return answer
+
+    async def _check_signed_request(self, request: dict[str, Any]) -> tuple[str | None, x509.Certificate | None]:
+        if not (request.get("signature") and request.get("signing_certificate")):
+            self.log.warning("firmware update rejected: a signed update needs both signature and signing_certificate")
+            return "Rejected", None
+        if not self.settings.signing_ca_file:
+            self.log.warning("firmware update rejected: signed updates need firmware_signing_ca_file")
+            return "Rejected", None
+        now = datetime.fromtimestamp(self.clock.time(), UTC)
+        try:
+            certificate = await asyncio.to_thread(
+                check_signing_certificate, str(request["signing_certificate"]), Path(self.settings.signing_ca_file), now
+            )
+        except CertificateRefused as refusal:
+            self.log.warning("firmware update rejected: %s", refusal)
+            return "InvalidCertificate", None
+        return None, certificate
 
     def allow_installation(self) -> None:
         self._permission.set()
 
-    async def _run(self, request: dict[str, Any]) -> None:
+    async def _run(self, request: dict[str, Any], certificate: x509.Certificate | None) -> None:
         request_id = int(request["request_id"])
         try:
             image = await self._fetch(request, request_id)
             if image is None:
                 return
+            if certificate is not None:
+                if not await asyncio.to_thread(signature_matches, certificate, str(request["signature"]), image):
+                    await asyncio.to_thread(image.unlink, missing_ok=True)
+                    self.publish("InvalidSignature", request_id)
+                    return
+                self.publish("SignatureVerified", request_id)
             await self._wait_until(request.get("install_timestamp"), "InstallScheduled", request_id)
             if self.settings.wait_for_installation_permission:
                 await self._permission.wait()

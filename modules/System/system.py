@@ -44,6 +44,7 @@ class System(Module):
                 install_timeout_s=config["install_timeout_s"],
                 reboot_delay_s=config["reboot_delay_s"],
                 checksum_sidecar=config["firmware_checksum_sidecar"],
+                signing_ca_file=config["firmware_signing_ca_file"],
             ),
             self.state,
             self.clock,
@@ -73,8 +74,8 @@ class System(Module):
             self._publish_firmware_status("Installed", self.installed_update)
 
     @command(IMPL, "update_firmware")
-    def update_firmware(self, firmware_update_request: dict[str, Any]) -> str:
-        return self.firmware.request(firmware_update_request)
+    async def update_firmware(self, firmware_update_request: dict[str, Any]) -> str:
+        return await self.firmware.request(firmware_update_request)
 
     @command(IMPL, "allow_firmware_installation")
     def allow_firmware_installation(self) -> None:

@@ -1,0 +1,112 @@
+"""Signed firmware updates with certificates generated here: trusted signer, foreign signer, tampered image."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
+
+from everpy.testing import run_system
+
+from .helpers import TEST_MODULES, RecordingCommand, recorder_of, system_module_config
+from .servers import HttpServer
+
+IMAGE = b"signed firmware " * 3000
+Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def certificate(
+    subject: str, key: Key, issuer: tuple[str, Key] | None = None, *, is_ca: bool = False
+) -> x509.Certificate:
+    issuer_name, issuer_key = issuer or (subject, key)
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .sign(issuer_key, hashes.SHA256())
+    )
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def sign(key: Key, data: bytes) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        signature = key.sign(data, ec.ECDSA(hashes.SHA256()))
+    return base64.b64encode(signature).decode()
+
+
+@pytest.fixture(scope="module")
+def pki() -> dict[str, Any]:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("Charger Maker Firmware CA", ca_key, is_ca=True)
+    signer_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signer = certificate("Firmware Signer", signer_key, ("Charger Maker Firmware CA", ca_key))
+    stranger_key = ec.generate_private_key(ec.SECP256R1())
+    stranger = certificate("Firmware Signer", stranger_key)  # self-signed, same name: must not pass
+    ec_signer_key = ec.generate_private_key(ec.SECP256R1())
+    ec_signer = certificate("EC Signer", ec_signer_key, ("Charger Maker Firmware CA", ca_key))
+    return {
+        "ca": pem(ca),
+        "signer": (pem(signer), signer_key),
+        "ec_signer": (pem(ec_signer), ec_signer_key),
+        "stranger": (pem(stranger), stranger_key),
+    }
+
+
+async def test_signed_updates(tmp_path: Path, pki: dict[str, Any]):
+    (tmp_path / "ca.pem").write_text(pki["ca"])
+    installer = RecordingCommand(tmp_path / "bin", "installer")
+    board = system_module_config(
+        tmp_path / "board",
+        firmware_installer_command=installer.command,
+        wait_for_installation_permission=False,
+        firmware_signing_ca_file=str(tmp_path / "ca.pem"),
+    )
+    cfg = {"active_modules": {"sys": {"module": "System", "config_module": board}, "recorder": recorder_of("sys")}}
+    async with HttpServer(tmp_path / "http") as http, run_system(cfg, extra_module_dirs=[TEST_MODULES]) as system:
+        (http.root / "fw.img").write_bytes(IMAGE)
+        recorder = system.instances["recorder"]
+
+        async def update(request_id: int, signer: str, data: bytes = IMAGE) -> str:
+            cert, key = pki[signer]
+            request = {
+                "request_id": request_id,
+                "location": http.url("/files/fw.img"),
+                "signing_certificate": cert,
+                "signature": sign(key, data),
+            }
+            return await system.call("sys", "main", "update_firmware", firmware_update_request=request)
+
+        assert await update(1, "signer") == "Accepted"
+        assert await recorder.wait_for(recorder.firmware, 5) == [
+            "Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed",
+        ]  # fmt: skip
+        assert await update(2, "ec_signer") == "Accepted"
+        assert (await recorder.wait_for(recorder.firmware, 10))[5:] == [
+            "Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed",
+        ]  # fmt: skip
+        assert await update(3, "stranger") == "InvalidCertificate"
+        assert await update(4, "signer", data=b"another image") == "Accepted"
+        assert (await recorder.wait_for(recorder.firmware, 13))[10:] == [
+            "Downloading",
+            "Downloaded",
+            "InvalidSignature",
+        ]
+    assert len(installer.calls) == 2
