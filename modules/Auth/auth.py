@@ -27,6 +27,8 @@ from .selection import (
     token_value,
 )
 
+INOPERATIVE = "evse_manager/Inoperative"  # raised by an EVSE while a fault stops it from charging
+
 # Session events after which a car is at the connector and no transaction runs yet.
 _PLUG_IN_EVENTS = {"AuthRequired"}
 
@@ -51,6 +53,8 @@ class Auth(Module):
             validator.subscribe("validate_result_update", self._on_validate_result_update)
         for index, evse in enumerate(self.evses):
             evse.subscribe("session_event", lambda event, index=index: self._on_session_event(index, event))
+            if not self.config["ignore_connector_faults"]:
+                evse.subscribe_error(lambda error, index=index: self._on_inoperative(index, error), INOPERATIVE)
 
     async def ready(self) -> None:
         # Commands are served only after global ready, so the EVSE ids are asked for here.
@@ -292,6 +296,12 @@ class Auth(Module):
         elif name == "ReservationEnd":
             slot.reserved = False
             slot.reservation_id = None
+        self._notify_change()
+
+    def _on_inoperative(self, index: int, error: dict[str, Any]) -> None:
+        slot = self.slots[index]
+        slot.faulted = error.get("state") == "Active"
+        self.log.info("EVSE %d %s", slot.evse_id, "is inoperative" if slot.faulted else "works again")
         self._notify_change()
 
     def _plugged_in(self, slot: EvseSlot) -> None:

@@ -33,6 +33,7 @@ class EvseSlot:
     index: int  # position in the evse_manager connection list
     evse_id: int
     enabled: bool = True
+    faulted: bool = False  # the EVSE reports evse_manager/Inoperative
     plugged_in: bool = False
     plug_order: int = 0  # grows with every plug-in anywhere; larger = plugged in more recently
     reserved: bool = False
@@ -44,8 +45,8 @@ class EvseSlot:
 
     @property
     def free(self) -> bool:
-        """Can take a new authorization: enabled, nothing granted, no transaction running."""
-        return self.enabled and self.authorized_token is None and self.transaction_token is None
+        """Can take a new authorization: enabled, not faulted, nothing granted, no transaction running."""
+        return self.enabled and not self.faulted and self.authorized_token is None and self.transaction_token is None
 
     def accepts_reservation(self, reservation_id: int | None) -> bool:
         """A reserved EVSE only goes to a token validated for its reservation."""

@@ -252,3 +252,17 @@ async def test_malformed_token_is_ignored_and_auth_keeps_working() -> None:
         await swipe(system, "CARD1")
         assert status_of(await statuses.next()) == ("CARD1", "Processing", None)
         assert (await statuses.next())["status"] == "Accepted"
+
+
+async def test_inoperative_evse_gets_no_authorization_until_the_fault_clears() -> None:
+    async with started(auth_system(evses=2)) as system:
+        auth = system.instances["auth"]
+        statuses = system.watch("auth", "main", "token_validation_status")
+        system.instances["evse1"].raise_error("evse", "evse_manager/Inoperative", "relay welded")
+        await until(lambda: auth.slots[0].faulted)
+        await swipe(system, "CARD1")
+        assert status_of(await statuses.wait_for(lambda m: m["status"] == "Accepted")) == ("CARD1", "Accepted", 2)
+        system.instances["evse1"].clear_error("evse", "evse_manager/Inoperative")
+        await until(lambda: not auth.slots[0].faulted)
+        await swipe(system, "CARD2")
+        assert status_of(await statuses.wait_for(lambda m: m["status"] == "Accepted")) == ("CARD2", "Accepted", 1)

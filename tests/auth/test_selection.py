@@ -86,3 +86,10 @@ def test_reservation_without_known_id_accepts_any_token_holding_a_reservation() 
 def test_token_values_compare_ignoring_case() -> None:
     assert token_value(TOKEN) == token_value({"id_token": {"value": "aBC"}})
     assert token_value(None) is None
+
+
+def test_faulted_evse_is_not_a_candidate() -> None:
+    evses = slots(2)
+    evses[0].faulted = True
+    evses[0].plugged_in, evses[0].plug_order = True, 1
+    assert choose_evse(evses, PLUG_EVENTS).evse_id == 2
