@@ -90,6 +90,7 @@ class SystemAggregator(Module):
     async def update_firmware(self, firmware_update_request: dict[str, Any]) -> str:
         request_id = int(firmware_update_request["request_id"])
         self._end_update()
+        self._install_task = None
         merge = self.merge = FirmwareMerge(request_id, len(self.boards), self._publish_firmware_status)
         self.installation_allowed = False
         answers = await self._on_all(
@@ -129,7 +130,7 @@ class SystemAggregator(Module):
         merge = self.merge
         if merge is None or merge.finished or not merge.all_downloaded or not self.installation_allowed:
             return
-        if self._install_task is None or self._install_task.done():
+        if self._install_task is None:  # once per update
             self._install_task = self.spawn(self._install_everywhere(merge))
 
     async def _install_everywhere(self, merge: FirmwareMerge) -> None:
@@ -186,6 +187,7 @@ class SystemAggregator(Module):
         merge = self.merge = FirmwareMerge(request_id, len(self.boards), self._publish_firmware_status)
         for board in self.boards[1:]:
             merge.board_status(board.index, "Installed")
+        self._arm_update_timer()  # a main board that came back without reporting Installed failed the update
 
     # ------------------------------------------------------------------------------------ logs
 
