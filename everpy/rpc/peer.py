@@ -92,6 +92,11 @@ class RpcPeer:
     def is_closed(self) -> bool:
         return self._closed.is_set()
 
+    @property
+    def output_buffer_size(self) -> int:
+        """Bytes written but not yet sent (a peer that stops reading makes this grow)."""
+        return 0 if self.is_closed else self._writer.transport.get_write_buffer_size()
+
     def on_close(self, callback: Callable[[RpcPeer], None]) -> None:
         """``callback(peer)`` runs once when the connection closes (at once if it already has)."""
         if self.is_closed:

@@ -22,8 +22,14 @@ controller provides each tunnel under the implementation id of the same name.
 
 from __future__ import annotations
 
+import ssl
+from typing import Any
+
 from everpy.core.exceptions import CommandError, CommandTimeout, PeerUnavailable
+from everpy.rpc.auth import load_key
 from everpy.rpc.errors import ConnectionLost, RpcError, RpcException, RpcTimeout
+from everpy.rpc.mdns import select_addresses, split_list
+from everpy.rpc.transport import client_tls_context, server_tls_context
 
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 4129
@@ -43,3 +49,29 @@ def command_error_from_rpc(exc: RpcException, target: str) -> CommandError:
     if isinstance(exc, RpcError):
         return CommandError.from_wire(exc.kind, exc.message, target=target)
     return PeerUnavailable(f"satellite link failed: {exc}", target=target)
+
+
+def link_key(config: dict[str, Any]) -> bytes:
+    """The pre-shared key from a module config (``psk``); refuses short keys with a clear message."""
+    return load_key(str(config["psk"]))
+
+
+def agent_tls(config: dict[str, Any]) -> ssl.SSLContext | None:
+    if not config.get("tls_cert"):
+        return None
+    return server_tls_context(config["tls_cert"], config.get("tls_key") or config["tls_cert"],
+                              config.get("tls_client_ca") or None)
+
+
+def controller_tls(config: dict[str, Any]) -> ssl.SSLContext | None:
+    if not config.get("tls_ca"):
+        return None
+    # satellites are reached by the address mDNS gives, so the name is not checked; the chain is
+    return client_tls_context(config["tls_ca"], config.get("tls_cert") or None, config.get("tls_key") or None,
+                              check_hostname=False)
+
+
+def mdns_addresses(config: dict[str, Any]) -> list[str]:
+    return select_addresses(split_list(config.get("mdns_interfaces", "")),
+                            split_list(config.get("mdns_deny_interfaces", "")),
+                            bool(config.get("mdns_allow_loopback", False)))

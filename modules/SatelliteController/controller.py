@@ -1,0 +1,306 @@
+"""SatelliteController: one satellite board's modules, as seen by the main board.
+
+The link goes through these states, and what the main board sees follows them:
+
+    Connecting --(connect, key handshake, hello, subscribe + snapshot)--> Connected
+    Connected  --(TCP closed | heartbeat unanswered | new boot id advertised)--> Lost --> Connecting ...
+
+While not Connected every tunnelled implementation carries generic/CommunicationFault and every command
+fails at once with PeerUnavailable. On (re)connection the snapshot resynchronises vars and errors first,
+then the fault is cleared. A satellite reboot (new boot id) or a main-board restart needs nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from functools import partial
+from typing import Any
+
+from everpy import Module, PeerUnavailable, SchemaValidationError, command
+from everpy.rpc import ConnectionLost, HandshakeFailed, MethodRegistry, RpcError, RpcPeer, RpcTimeout, connect
+from everpy.rpc.errors import RpcException
+from everpy.rpc.mdns import SatelliteEndpoint, SatelliteFinder
+from everpy.rpc.satellite import PROTOCOL_VERSION, command_error_from_rpc, controller_tls, link_key, mdns_addresses
+
+COMMUNICATION_FAULT = "generic/CommunicationFault"
+HELLO_TIMEOUT_S = 300.0  # hello waits for the satellite's own start-up; the heartbeat runs meanwhile
+CONNECT_TIMEOUT_S = 5.0
+MDNS_WAIT_S = 5.0
+
+
+class SatelliteController(Module):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Handlers must exist before init(): the host checks every provided command has one.
+        self.proxied = [impl for impl in self.manifest.provides if impl != "satellite"]
+        for impl in self.proxied:
+            self.set_fallback_handler(impl, partial(self._forward, impl))
+
+    async def init(self) -> None:
+        self.serial: str = self.config["serial"]
+        self.boot_id = uuid.uuid4().hex  # of this main-board stack, told to the satellite in hello
+        self.peer: RpcPeer | None = None
+        self.state = "Connecting"
+        self.down_reason = "not connected yet"
+        self.tunnels: dict[str, str] = {}
+        self.satellite_info: dict[str, Any] = {}
+        self.last_vars: dict[tuple[str, str], Any] = {}
+        self._faulted: set[str] = set()
+        self._ready_ran = False
+        self._connected = asyncio.Event()
+        self._registry = MethodRegistry()
+        self._registry.register("var", self._on_remote_var)
+        self._registry.register("error", self._on_remote_error)
+        self._registry.register("bye", self._on_bye)
+        self.finder: SatelliteFinder | None = None
+        if not self.config["host"]:
+            self.finder = SatelliteFinder(self.serial, mdns_addresses(self.config),
+                                          self.config["mdns_allow_loopback"], on_change=self._on_advert)
+            await self.finder.start()
+        self.spawn(self._link_loop(), name="link")
+        # The main board becomes ready with its satellites, but a missing satellite must not keep it from
+        # starting: this bound is real time on purpose, like the runtime's own ready timeout.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), self.config["startup_wait_s"])
+        if not self._connected.is_set():
+            self.log.warning("satellite %s not connected after %g s; starting without it (%s)", self.serial,
+                             self.config["startup_wait_s"], self.down_reason)
+
+    async def ready(self) -> None:
+        self._ready_ran = True
+        for (impl, var), value in self.last_vars.items():  # subscribers exist now; everpy has no replay
+            self._publish_var(impl, var, value)
+        if self.state != "Connected":
+            self._show_fault()
+        self._publish_state(rebooted=False)
+
+    async def shutdown(self) -> None:
+        if self.finder is not None:
+            await self.finder.stop()
+        if self.peer is not None:
+            await self.peer.aclose("main board stopping")
+
+    # -- the link loop ------------------------------------------------------------------------------
+    async def _link_loop(self) -> None:
+        delay = 0.2
+        while True:
+            peer = await self._open_link()
+            if peer is not None:
+                delay = 0.2
+                self._link_down(await self._heartbeat(peer))
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, self.config["reconnect_max_s"])
+
+    async def _locate(self) -> tuple[str, int] | None:
+        if self.config["host"]:
+            return self.config["host"], self.config["port"]
+        assert self.finder is not None
+        endpoint = await self.finder.wait_endpoint(MDNS_WAIT_S)
+        if endpoint is None:
+            self._link_down(f"satellite {self.serial} not found over mDNS")
+            return None
+        return endpoint.host, endpoint.port
+
+    async def _open_link(self) -> RpcPeer | None:
+        """Connects, authenticates, says hello and subscribes; the heartbeat already runs during hello."""
+        where = await self._locate()
+        if where is None:
+            return None
+        host, port = where
+        try:
+            peer = await connect(host, port, self._registry, psk=link_key(self.config),
+                                 ssl_context=controller_tls(self.config), connect_timeout=CONNECT_TIMEOUT_S,
+                                 max_frame_size=self.config["max_frame_kb"] * 1024,
+                                 call_timeout=self.config["call_timeout_s"], log=self.log)
+        except HandshakeFailed as exc:
+            self._link_down(f"satellite at {host}:{port} refused the link (check the pre-shared key): {exc}")
+            return None
+        except ConnectionLost as exc:
+            self._link_down(str(exc))
+            return None
+        heartbeat = asyncio.ensure_future(self._heartbeat(peer))
+        try:
+            info = await peer.call("hello", PROTOCOL_VERSION, {"serial": self.id, "boot_id": self.boot_id},
+                                   timeout=HELLO_TIMEOUT_S)
+            if info.get("serial") != self.serial:
+                raise RpcError("WrongSatellite", f"{host}:{port} is satellite {info.get('serial')!r}")
+            snapshot = await peer.call("subscribe")
+        except RpcException as exc:
+            peer.close(f"handshake failed: {exc}")
+            await heartbeat
+            self._link_down(peer.close_reason)
+            return None
+        heartbeat.cancel()
+        self._link_up(peer, info, snapshot)
+        return peer
+
+    async def _heartbeat(self, peer: RpcPeer) -> str:
+        """Pings until the link fails; returns why. Detection bound: interval + timeout."""
+        interval, limit = self.config["heartbeat_interval_s"], self.config["heartbeat_timeout_s"]
+        seq = 0
+        while not peer.is_closed:
+            seq += 1
+            try:
+                await peer.call("ping", seq, timeout=limit)
+            except RpcTimeout:
+                peer.close(f"heartbeat not answered within {limit:g} s")
+            except RpcError as exc:
+                peer.close(f"heartbeat refused: {exc}")
+            except ConnectionLost:
+                break
+            if not peer.is_closed:
+                await self._sleep_unless_closed(peer, interval)
+        return peer.close_reason
+
+    async def _sleep_unless_closed(self, peer: RpcPeer, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        closed = asyncio.ensure_future(peer.wait_closed())
+        await asyncio.wait({sleeper, closed}, return_when=asyncio.FIRST_COMPLETED)
+        sleeper.cancel()
+        closed.cancel()
+
+    def _on_advert(self, endpoint: SatelliteEndpoint | None) -> None:
+        peer = self.peer
+        if peer is None or peer.is_closed:
+            return
+        if endpoint is None:
+            self.log.info("satellite %s withdrew its advertisement", self.serial)
+        elif endpoint.boot_id and endpoint.boot_id != self.satellite_info.get("boot_id"):
+            peer.close("satellite advertises a new boot id (it restarted)")
+
+    # -- link up / down: what the main board sees ----------------------------------------------------
+    def _link_up(self, peer: RpcPeer, info: dict[str, Any], snapshot: dict[str, Any]) -> None:
+        previous_boot = self.satellite_info.get("boot_id")
+        rebooted = previous_boot is not None and previous_boot != info.get("boot_id")
+        self.satellite_info = {"serial": self.serial, "boot_id": str(info.get("boot_id", "")),
+                               "version": str(info.get("version", "")),
+                               "protocol_version": int(info.get("protocol", 0)),
+                               "interfaces": dict(info.get("tunnels", {}))}
+        self.tunnels = {}
+        for name, interface in self.satellite_info["interfaces"].items():
+            provide = self.manifest.provides.get(name)
+            if name == "satellite" or provide is None or provide.interface != interface:
+                self.log.error("satellite tunnels %s (%s), which this controller does not provide as such; ignored",
+                               name, interface)
+                continue
+            self.tunnels[name] = interface
+        self.peer = peer
+        for impl in self.tunnels:
+            self._resync(impl, snapshot.get("vars", {}).get(impl, {}), snapshot.get("errors", {}).get(impl, []))
+        self.state = "Connected"
+        for impl in list(self._faulted):
+            self.clear_error(impl, COMMUNICATION_FAULT)
+        self._faulted.clear()
+        self.log.info("satellite %s connected at %s (boot %s%s), tunnels: %s", self.serial, peer.name,
+                      self.satellite_info["boot_id"][:8], ", rebooted" if rebooted else "",
+                      ", ".join(self.tunnels) or "(none)")
+        self._publish_state(rebooted=rebooted)
+        self._connected.set()
+
+    def _resync(self, impl: str, values: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        remote = {(e.get("type"), e.get("sub_type", "")): e for e in errors if isinstance(e, dict)}
+        for error in self.active_errors(impl):
+            key = (error["type"], error.get("sub_type", ""))
+            if error["type"] != COMMUNICATION_FAULT and key not in remote:
+                self.clear_error(impl, error["type"], error.get("sub_type", ""))
+        for error in remote.values():
+            self._raise_remote(impl, error)
+        for var, value in values.items():
+            self._publish_var(impl, var, value)
+
+    def _link_down(self, reason: str) -> None:
+        self.peer = None
+        self.down_reason = reason
+        was_connected = self.state == "Connected"
+        self.state = "Lost" if was_connected or self.state == "Lost" else "Connecting"
+        if was_connected:
+            self.log.warning("satellite %s link lost: %s", self.serial, reason)
+            self._publish_state(rebooted=False)
+        else:
+            self.log.debug("satellite %s not connected: %s", self.serial, reason)
+        self._show_fault()
+
+    def _show_fault(self) -> None:
+        if not self._ready_ran:
+            return  # raised in ready(), once every consumer has subscribed
+        impls = ["satellite", *(self.tunnels or self.proxied)]
+        for impl in impls:
+            if impl not in self._faulted:
+                self._faulted.add(impl)
+                self.raise_error(impl, COMMUNICATION_FAULT, f"satellite {self.serial}: {self.down_reason}")
+
+    def _publish_state(self, rebooted: bool) -> None:
+        if not self._ready_ran:
+            return
+        peer = self.peer
+        self.publish("satellite", "connection_state", {
+            "state": self.state, "serial": self.serial, "boot_id": self.satellite_info.get("boot_id", ""),
+            "remote_address": peer.remote_address[0] if peer and peer.remote_address else "",
+            "rebooted": rebooted})
+
+    # -- what the satellite pushes ------------------------------------------------------------------
+    def _on_remote_var(self, tunnel: str, var: str, value: Any) -> None:
+        if tunnel in self.tunnels:
+            self._publish_var(tunnel, var, value)
+
+    def _publish_var(self, impl: str, var: str, value: Any) -> None:
+        self.last_vars[(impl, var)] = value
+        try:
+            self.publish(impl, var, value)
+        except (KeyError, SchemaValidationError) as exc:
+            self.log.warning("satellite var %s.%s dropped: %s", impl, var, exc)
+
+    def _on_remote_error(self, tunnel: str, error: dict[str, Any]) -> None:
+        if tunnel not in self.tunnels or not isinstance(error, dict) or not isinstance(error.get("type"), str):
+            self.log.warning("malformed satellite error on %s dropped: %r", tunnel, error)
+            return
+        if error.get("state") == "Active":
+            self._raise_remote(tunnel, error)
+        else:
+            self.clear_error(tunnel, error["type"], str(error.get("sub_type", "")))
+
+    def _raise_remote(self, impl: str, error: dict[str, Any]) -> None:
+        try:
+            self.raise_error(impl, str(error.get("type")), message=str(error.get("message", "")),
+                             sub_type=str(error.get("sub_type", "")), severity=str(error.get("severity", "High")),
+                             vendor_id=str(error.get("vendor_id", "everpy")))
+        except KeyError as exc:
+            self.log.warning("satellite error on %s not raised here: %s", impl, exc)
+
+    def _on_bye(self, reason: str) -> None:
+        self.log.info("satellite %s is stopping: %s", self.serial, reason)
+
+    # -- commands ---------------------------------------------------------------------------------------
+    async def _forward(self, impl: str, cmd: str, args: dict[str, Any]) -> Any:
+        target = f"{self.id}.{impl}.{cmd}"
+        peer = self.peer
+        if peer is None or peer.is_closed:
+            raise PeerUnavailable(f"satellite {self.serial} not connected: {self.down_reason}", target=target)
+        if impl not in self.tunnels:
+            raise PeerUnavailable(f"satellite {self.serial} does not tunnel {impl}", target=target)
+        try:
+            return await peer.call("call", impl, cmd, args)
+        except RpcException as exc:
+            raise command_error_from_rpc(exc, target) from None
+
+    @command("satellite", "is_connected")
+    def is_connected(self) -> bool:
+        return self.state == "Connected"
+
+    @command("satellite", "get_local_endpoint_address")
+    def get_local_endpoint_address(self) -> str:
+        peer = self.peer
+        return peer.local_address[0] if peer and peer.local_address else ""
+
+    @command("satellite", "get_remote_endpoint_address")
+    def get_remote_endpoint_address(self) -> str:
+        peer = self.peer
+        return peer.remote_address[0] if peer and peer.remote_address else ""
+
+    @command("satellite", "get_satellite_info")
+    def get_satellite_info(self) -> dict[str, Any]:
+        return dict(self.satellite_info)
+
+
