@@ -10,8 +10,9 @@ types are inlined once, so validating a call does not resolve references again.
 
 from __future__ import annotations
 
+import numbers
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,8 +234,11 @@ class Definitions:
         else:
             validator = jsonschema.Draft7Validator(schema)
         iter_errors = validator.iter_errors
+        quick_accept = compile_quick_accept(schema)
 
         def check(value: Any) -> None:
+            if quick_accept is not None and quick_accept(value):
+                return
             error = next(iter_errors(value), None)
             if error is not None:
                 best = jsonschema.exceptions.best_match(iter_errors(value))
@@ -281,6 +285,136 @@ class Definitions:
                         self._inlined[key] = inlined
                     return inlined
         return {k: self._inline(v, active) for k, v in schema.items()}
+
+
+# --- quick acceptance ----------------------------------------------------------------------------------
+#
+# Validators run on every command and var, and jsonschema walks a schema slowly (~10 us per keyword
+# level). Interface schemas use a small set of keywords, so they are also compiled into plain Python
+# predicates. A predicate only ever *accepts*: True means jsonschema would accept too; False (or a
+# schema using anything not handled here, which compiles to None) falls back to jsonschema, which
+# decides and words the error. Soundness of each check is what matters, not completeness.
+
+Predicate = Callable[[Any], bool]
+# Keywords that never reject a value under draft-07 (annotations; `format` is not asserted by default).
+_NON_ASSERTING = frozenset(
+    {"description", "title", "$comment", "examples", "default", "qos", "format", "readOnly", "writeOnly"}
+)
+
+
+def _is_plain_number(value: Any) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def _outside_number_keywords(value: Any) -> bool:
+    """True if numeric keywords do not apply to `value` (jsonschema ignores them for non-numbers)."""
+    return isinstance(value, bool) or not isinstance(value, numbers.Number)
+
+
+_TYPE_PREDICATES: dict[str, Predicate] = {
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "object": lambda v: type(v) is dict,
+    "array": lambda v: type(v) is list,
+    "number": _is_plain_number,
+    "integer": lambda v: type(v) is int or (type(v) is float and v.is_integer()),
+}
+
+
+def _number_bound(keyword: str, bound: float) -> Predicate:
+    compare: Callable[[Any], bool] = {
+        "minimum": lambda v: v >= bound,
+        "maximum": lambda v: v <= bound,
+        "exclusiveMinimum": lambda v: v > bound,
+        "exclusiveMaximum": lambda v: v < bound,
+    }[keyword]
+    return lambda v: compare(v) if _is_plain_number(v) else _outside_number_keywords(v)
+
+
+def _when(kind: type, check: Predicate) -> Predicate:
+    """Apply `check` to values of exactly `kind`; other values pass only if jsonschema would skip them
+    too (a dict/list subclass or other Mapping is left to jsonschema)."""
+    if kind is dict:
+        return lambda v: check(v) if type(v) is dict else not isinstance(v, Mapping)
+    if kind is list:
+        return lambda v: check(v) if type(v) is list else not isinstance(v, list)
+    return lambda v: check(v) if isinstance(v, kind) else True
+
+
+def compile_quick_accept(schema: Any) -> Predicate | None:
+    """A predicate that returns True only for values the draft-07 `schema` accepts, or None if the
+    schema uses keywords this compiler does not handle."""
+    if schema is True:
+        return lambda v: True
+    if not isinstance(schema, dict):
+        return None
+    checks: list[Predicate] = []
+    properties = schema.get("properties", {})
+    for keyword, value in schema.items():
+        if keyword in _NON_ASSERTING:
+            continue
+        check = _compile_keyword(keyword, value, properties, schema)
+        if check is None:
+            return None
+        checks.append(check)
+    if not checks:
+        return lambda v: True
+    if len(checks) == 1:
+        return checks[0]
+    return lambda v: all(check(v) for check in checks)
+
+
+def _compile_keyword(keyword: str, value: Any, properties: Any, schema: dict) -> Predicate | None:
+    if keyword == "type":
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(n, str) and n in _TYPE_PREDICATES for n in names):
+            return None
+        predicates = [_TYPE_PREDICATES[n] for n in names]
+        return predicates[0] if len(predicates) == 1 else lambda v: any(p(v) for p in predicates)
+    if keyword == "enum" and isinstance(value, list) and value and all(isinstance(x, str) for x in value):
+        allowed = frozenset(value)
+        return lambda v: isinstance(v, str) and v in allowed
+    if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") and _is_plain_number(value):
+        return _number_bound(keyword, value)
+    if keyword in ("minLength", "maxLength") and type(value) is int:
+        if keyword == "minLength":
+            return _when(str, lambda v: len(v) >= value)
+        return _when(str, lambda v: len(v) <= value)
+    if keyword == "pattern" and isinstance(value, str):
+        try:
+            regex = re.compile(value)
+        except re.error:
+            return None
+        return _when(str, lambda v: regex.search(v) is not None)
+    if keyword in ("minItems", "maxItems") and type(value) is int:
+        if keyword == "minItems":
+            return _when(list, lambda v: len(v) >= value)
+        return _when(list, lambda v: len(v) <= value)
+    if keyword in ("minProperties", "maxProperties") and type(value) is int:
+        if keyword == "minProperties":
+            return _when(dict, lambda v: len(v) >= value)
+        return _when(dict, lambda v: len(v) <= value)
+    if keyword == "items" and not isinstance(value, list):
+        item = compile_quick_accept(value)
+        return None if item is None else _when(list, lambda v: all(item(x) for x in v))
+    if keyword == "required" and isinstance(value, list):
+        return _when(dict, lambda v: all(name in v for name in value))
+    if keyword == "properties" and isinstance(value, dict):
+        compiled = {name: compile_quick_accept(sub) for name, sub in value.items()}
+        if any(p is None for p in compiled.values()):
+            return None
+        pairs = list(compiled.items())
+        return _when(dict, lambda v: all(name not in v or p(v[name]) for name, p in pairs))  # type: ignore[misc]
+    if keyword == "additionalProperties" and "patternProperties" not in schema and isinstance(properties, dict):
+        known = frozenset(properties)
+        if value is False:
+            return _when(dict, lambda v: all(name in known for name in v))
+        extra = compile_quick_accept(value)
+        if extra is None:
+            return None
+        return _when(dict, lambda v: all(name in known or extra(item) for name, item in v.items()))
+    return None
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 from everpy.core.config_errors import ConfigError, ConfigIssue
-from everpy.core.definitions import SchemaViolation, load_definitions
+from everpy.core.definitions import SchemaViolation, compile_quick_accept, load_definitions
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "loader" / "definitions"
 
@@ -370,3 +370,109 @@ def test_error_file_name_must_be_lower_case(edited):
     issue = only(edited("errors/Power.yaml", "", "description: Power faults\nerrors: []\n"))
     assert (issue.file, issue.message) == (edited.file, "invalid error file name 'Power'")
     assert issue.expected == "a name matching ^[a-z][a-zA-Z0-9_]*$"
+
+
+# --- quick acceptance (the fast path in front of jsonschema) -------------------------------------------
+
+TRICKY_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    1.0,
+    1.5,
+    -0.5,
+    1e12,
+    "",
+    "x",
+    "Import",
+    "00C0FFEE",
+    "coffee",
+    "x" * 40,
+    [],
+    [1],
+    ["a", "b"],
+    ["x" * 21],
+    [1, 2, 3, 4],
+    {},
+    {"total": 1},
+    {"total": -1},
+    {"total": True},
+    {"total": 1, "per_phase": [1, 2]},
+    {"total": 1, "other": 2},
+    {"session_id": "s", "energy": {"total": 0}},
+    {"name": "n", "children": [{"name": "c"}]},
+    {"timestamp": "t", "energy": {"total": 1}, "voltage": None},
+    {"timestamp": "t", "energy": {"total": 1}, "labels": {"a": "b", "c": 1}},
+]
+
+
+def _all_schemas(definitions):
+    for iface in definitions.interfaces.values():
+        for cmd in iface.cmds.values():
+            yield from cmd.arguments.values()
+            if cmd.result is not None:
+                yield cmd.result
+        yield from iface.vars.values()
+    for types in definitions.types.values():
+        yield from types.values()
+
+
+def test_quick_accept_never_accepts_what_jsonschema_rejects(definitions):
+    compiled = 0
+    for raw in _all_schemas(definitions):
+        schema = definitions.inline_refs(raw)
+        quick = compile_quick_accept(schema)
+        if quick is None:
+            continue
+        compiled += 1
+        validator = jsonschema.Draft7Validator(schema, registry=definitions.registry())
+        candidates = TRICKY_VALUES + [{"lines": v, "options": {}} for v in TRICKY_VALUES]
+        for value in candidates:
+            if quick(value):
+                assert validator.is_valid(value), (schema, value)
+    assert compiled >= 20
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "accepted"),
+    [
+        ({"type": "integer"}, True, False),  # bool is not an integer in JSON schema
+        ({"type": "integer"}, 3.0, True),  # but an integral float is
+        ({"type": "number", "minimum": 0}, -0.1, False),
+        ({"minimum": 5}, "text", True),  # numeric keywords ignore non-numbers
+        ({"minimum": 5}, False, True),  # ... and booleans
+        ({"type": ["string", "null"]}, None, True),
+        ({"enum": ["A", "B"]}, "C", False),
+        ({"maxLength": 2}, ["a", "b", "c"], True),  # string keywords ignore lists
+        ({"type": "object", "additionalProperties": False, "properties": {"a": {}}}, {"b": 1}, False),
+        ({"type": "object", "additionalProperties": {"type": "string"}}, {"b": "x"}, True),
+    ],
+)
+def test_quick_accept_agrees_with_jsonschema(schema, value, accepted):
+    assert compile_quick_accept(schema)(value) is accepted
+    assert jsonschema.Draft7Validator(schema).is_valid(value) is accepted
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"enum": [1, "a"]},  # True == 1 in Python but not in JSON schema: left to jsonschema
+        {"anyOf": [{"type": "string"}]},
+        {"$ref": "/meter#/Tree"},
+        {"type": "object", "patternProperties": {"^a": {}}, "additionalProperties": False},
+        {"items": [{"type": "string"}]},
+        {"uniqueItems": True},
+    ],
+)
+def test_quick_accept_leaves_unhandled_keywords_to_jsonschema(schema):
+    assert compile_quick_accept(schema) is None
+
+
+def test_mapping_that_is_not_a_dict_goes_to_jsonschema():
+    from types import MappingProxyType
+
+    quick = compile_quick_accept({"type": "object", "required": ["a"]})
+    assert quick(MappingProxyType({})) is False
