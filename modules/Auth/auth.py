@@ -29,9 +29,6 @@ from .selection import (
 
 INOPERATIVE = "evse_manager/Inoperative"  # raised by an EVSE while a fault stops it from charging
 
-# Session events after which a car is at the connector and no transaction runs yet.
-_PLUG_IN_EVENTS = {"AuthRequired"}
-
 
 class Auth(Module):
     async def init(self) -> None:
@@ -274,18 +271,21 @@ class Auth(Module):
             return
         slot = self.slots[index]
         name = event["event"]
-        if name == "SessionStarted" and (event.get("session_started") or {}).get("reason") == "EVConnected":
-            self._plugged_in(slot)
-        elif name in _PLUG_IN_EVENTS and not slot.plugged_in:
-            self._plugged_in(slot)
+        if name == "SessionStarted":
+            slot.session_active = True
+            if (event.get("session_started") or {}).get("reason") == "EVConnected":
+                self._car_waits(slot)
+        elif name == "AuthRequired" and not slot.waiting_for_auth:
+            self._car_waits(slot)
         elif name == "TransactionStarted":
+            slot.waiting_for_auth = False
             self._transaction_started(slot, (event.get("transaction_started") or {}).get("id_tag"))
         elif name == "TransactionFinished":
             slot.transaction_token = None
             slot.transaction_parent = None
         elif name in ("SessionFinished", "PluginTimeout", "Deauthorized"):
             if name == "SessionFinished":
-                slot.plugged_in = False
+                slot.session_active = slot.waiting_for_auth = False
             if slot.authorized_token is not None:
                 self.spawn(self._withdraw(slot, "TimedOut" if name == "PluginTimeout" else "Withdrawn"))
         elif name in ("Enabled", "Disabled"):
@@ -304,8 +304,8 @@ class Auth(Module):
         self.log.info("EVSE %d %s", slot.evse_id, "is inoperative" if slot.faulted else "works again")
         self._notify_change()
 
-    def _plugged_in(self, slot: EvseSlot) -> None:
-        slot.plugged_in = True
+    def _car_waits(self, slot: EvseSlot) -> None:
+        slot.session_active = slot.waiting_for_auth = True
         slot.plug_order = next(self._plug_counter)
 
     def _transaction_started(self, slot: EvseSlot, id_tag: Token | None) -> None:

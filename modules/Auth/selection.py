@@ -34,7 +34,8 @@ class EvseSlot:
     evse_id: int
     enabled: bool = True
     faulted: bool = False  # the EVSE reports evse_manager/Inoperative
-    plugged_in: bool = False
+    session_active: bool = False  # between SessionStarted and SessionFinished
+    waiting_for_auth: bool = False  # a car is plugged in and no transaction has run in this session
     plug_order: int = 0  # grows with every plug-in anywhere; larger = plugged in more recently
     reserved: bool = False
     reservation_id: int | None = None  # None while reserved: reservation id not told by the EVSE
@@ -45,7 +46,10 @@ class EvseSlot:
 
     @property
     def free(self) -> bool:
-        """Can take a new authorization: enabled, not faulted, nothing granted, no transaction running."""
+        """Can take a new authorization: enabled, not faulted, nothing granted, no transaction running,
+        and no finished session whose car is still plugged in (that needs an unplug first)."""
+        if self.session_active and not self.waiting_for_auth:
+            return False
         return self.enabled and not self.faulted and self.authorized_token is None and self.transaction_token is None
 
     def accepts_reservation(self, reservation_id: int | None) -> bool:
@@ -99,7 +103,7 @@ def choose_evse(
                 return slot
     if len(found) == 1:
         return found[0]
-    waiting = [slot for slot in found if slot.plugged_in]
+    waiting = [slot for slot in found if slot.waiting_for_auth]
     if waiting:
         return max(waiting, key=lambda slot: slot.plug_order)
     if algorithm is SelectionAlgorithm.FIND_FIRST:

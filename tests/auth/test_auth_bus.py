@@ -55,7 +55,7 @@ async def test_find_first_gives_the_token_to_the_evse_where_a_car_waits() -> Non
     async with started(auth_system(evses=3, algorithm="FindFirst")) as system:
         auth = system.instances["auth"]
         await plug_in(system, "evse2")
-        await until(lambda: auth.slots[1].plugged_in)
+        await until(lambda: auth.slots[1].waiting_for_auth)
         statuses = system.watch("auth", "main", "token_validation_status")
         await swipe(system, "CARD1")
         assert status_of(await statuses.wait_for(lambda m: m["status"] == "Accepted")) == ("CARD1", "Accepted", 2)

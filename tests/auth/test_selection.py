@@ -27,8 +27,8 @@ def test_single_free_evse_is_taken_without_a_car_by_both_algorithms() -> None:
 
 def test_most_recently_plugged_car_waiting_wins() -> None:
     evses = slots(3)
-    evses[0].plugged_in, evses[0].plug_order = True, 1
-    evses[2].plugged_in, evses[2].plug_order = True, 2
+    evses[0].waiting_for_auth, evses[0].plug_order = True, 1
+    evses[2].waiting_for_auth, evses[2].plug_order = True, 2
     for algorithm in SelectionAlgorithm:
         assert choose_evse(evses, algorithm).evse_id == 3
 
@@ -50,7 +50,7 @@ def test_busy_disabled_or_already_authorized_evses_are_not_candidates() -> None:
 
 def test_a_plugged_car_with_a_running_transaction_is_not_waiting() -> None:
     evses = slots(2)
-    evses[1].plugged_in, evses[1].plug_order, evses[1].transaction_token = True, 5, TOKEN
+    evses[1].waiting_for_auth, evses[1].plug_order, evses[1].transaction_token = True, 5, TOKEN
     assert choose_evse(evses, PLUG_EVENTS).evse_id == 1  # the only free one
 
 
@@ -91,5 +91,13 @@ def test_token_values_compare_ignoring_case() -> None:
 def test_faulted_evse_is_not_a_candidate() -> None:
     evses = slots(2)
     evses[0].faulted = True
-    evses[0].plugged_in, evses[0].plug_order = True, 1
+    evses[0].waiting_for_auth, evses[0].plug_order = True, 1
+    assert choose_evse(evses, PLUG_EVENTS).evse_id == 2
+
+
+def test_finished_session_with_the_car_still_plugged_in_is_not_free() -> None:
+    evses = slots(2)
+    evses[0].session_active = True  # transaction over, car not unplugged yet
+    assert choose_evse(evses, FIND_FIRST).evse_id == 2
+    evses[1].session_active = evses[1].waiting_for_auth = True
     assert choose_evse(evses, PLUG_EVENTS).evse_id == 2

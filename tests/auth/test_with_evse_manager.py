@@ -6,6 +6,7 @@ split the 32 A fuse once both charge, and the same card must stop its own transa
 
 from __future__ import annotations
 
+from everpy.core.clock import FakeClock
 from everpy.testing import run_system
 
 from .helpers import conn, swipe, until
@@ -115,3 +116,24 @@ async def test_reserved_evse_refuses_a_walk_in_card_until_the_reservation_ends()
         await until(lambda: not system.instances["auth"].slots[0].reserved)
         await swipe(system, "ALICE")
         assert (await statuses.wait_for(lambda m: m["status"] != "Processing", WAIT_S))["status"] == "Accepted"
+
+
+async def test_card_without_car_times_out_and_the_evse_is_free_again() -> None:
+    clock = FakeClock()
+    async with run_system(evse_system(count=1), clock=clock) as system:
+        statuses = system.watch("auth", "main", "token_validation_status")
+        events = system.watch("evse1", "evse", "session_event")
+        await swipe(system, "ALICE")
+        await statuses.wait_for(lambda m: m["status"] == "Accepted", WAIT_S)
+        started = await events.wait_for(event_named("SessionStarted"), WAIT_S)
+        assert started["session_started"]["reason"] == "Authorized"
+        await clock.advance(61)  # connection_timeout is 60 s
+        timed_out = await statuses.wait_for(lambda m: m["status"] != "Accepted", WAIT_S)
+        assert (timed_out["status"], timed_out["evse_id"]) == ("TimedOut", 1)
+        await events.wait_for(event_named("SessionFinished"), WAIT_S)
+        await until(lambda: not system.instances["auth"].slots[0].session_active)
+        await swipe(system, "BOB")
+        bob = await statuses.wait_for(
+            lambda m: m["token"]["id_token"]["value"] == "BOB" and m["status"] != "Processing"
+        )
+        assert bob["status"] == "Accepted"
