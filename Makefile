@@ -2,7 +2,7 @@
 #   make run    the simulated charger (config/sil-ocpp.yaml with a local development CSMS)
 #   make test   the whole test suite
 PYTHON ?= python3
-CONFIG ?= config/sil.yaml
+CONFIG ?= config/sil-ocpp.yaml
 
 .PHONY: run test bench lint
 

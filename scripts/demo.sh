@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
-# Runs the simulated charger. With config/sil-ocpp.yaml present, a local development CSMS is started
-# beside it so boot, authorisation, transactions and meter values can be watched arriving.
+# Runs the simulated charger. When the config talks to the local development CSMS
+# (ws://127.0.0.1:9000), that CSMS is started beside it, so boot, authorisation, transactions and
+# meter values can be watched arriving, and remote commands sent to the charger:
+#   curl -X POST localhost:8181/stations/<id>/RemoteStopTransaction -d '{"transactionId": 1}'
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec everpy run "${1:-config/sil.yaml}"
+config="${1:-config/sil-ocpp.yaml}"
+if grep -q "ws://127.0.0.1:9000" "$config"; then
+  everpy csms --host 127.0.0.1 --port 9000 --http-port 8181 &
+  csms=$!
+  trap 'kill $csms 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do  # wait (bounded) until the CSMS listens, so the first connect succeeds
+    (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null && break
+    sleep 0.1
+  done
+fi
+everpy run "$config"
