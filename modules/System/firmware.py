@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ class FirmwareSettings:
     reboot_delay_s: float = 2.0
     signing_ca_file: str = ""  # PEM CA(s) that issue firmware signing certificates; "" = signed updates refused
     checksum_sidecar: bool = False  # fetch "<location>.sha256" when the request carries no checksum
+    tls: ssl.SSLContext | None = None  # verifies https/ftps servers; None = system CA store
 
 
 class FirmwareUpdater:
@@ -152,7 +154,7 @@ class FirmwareUpdater:
         self.publish("Downloading", request_id)
 
         async def attempt() -> None:
-            result = await download(location, image, timeout_s=self.settings.download_timeout_s)
+            result = await download(location, image, timeout_s=self.settings.download_timeout_s, tls=self.settings.tls)
             expected = await self._expected_checksum(request)
             if expected is not None and result.sha256.lower() != expected.lower():
                 raise TransferError(f"checksum mismatch: expected {expected}, got {result.sha256}")
@@ -181,7 +183,7 @@ class FirmwareUpdater:
         if not self.settings.checksum_sidecar:
             return None
         sidecar = self.settings.download_dir / "firmware.sha256"
-        await download(str(request["location"]) + ".sha256", sidecar, timeout_s=60.0)
+        await download(str(request["location"]) + ".sha256", sidecar, timeout_s=60.0, tls=self.settings.tls)
         try:
             text = await asyncio.to_thread(sidecar.read_text, errors="replace")
         except OSError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ class UploadSettings:
     default_retry_interval_s: float = 60.0
     http_method: str = "PUT"
     timeout_s: float = 600.0
+    tls: ssl.SSLContext | None = None  # verifies https/ftps servers; None = system CA store
 
 
 class LogUploader:
@@ -107,6 +109,7 @@ class LogUploader:
                         file_name=file_name,
                         http_method=self.settings.http_method,
                         timeout_s=self.settings.timeout_s,
+                        tls=self.settings.tls,
                     ),
                     attempts=int(request.get("retries", self.settings.default_retries)),
                     interval_s=float(request.get("retry_interval_s", self.settings.default_retry_interval_s)),

@@ -15,6 +15,7 @@ from .firmware import FirmwareSettings, FirmwareUpdater
 from .log_upload import LogUploader, UploadSettings
 from .state import SystemState
 from .timestamps import parse_timestamp
+from .transfer import tls_context
 
 IMPL = "main"
 
@@ -32,6 +33,7 @@ class System(Module):
         self.installed_update = startup.installed_update_request_id
         self.log.info("boot reason: %s", self.boot_reason)
         work_dir = Path(config["work_dir"])
+        tls = await asyncio.to_thread(tls_context, config["tls_ca_file"])
         self.firmware = FirmwareUpdater(
             FirmwareSettings(
                 download_dir=work_dir / "firmware",
@@ -45,6 +47,7 @@ class System(Module):
                 reboot_delay_s=config["reboot_delay_s"],
                 checksum_sidecar=config["firmware_checksum_sidecar"],
                 signing_ca_file=config["firmware_signing_ca_file"],
+                tls=tls,
             ),
             self.state,
             self.clock,
@@ -60,6 +63,7 @@ class System(Module):
                 default_retry_interval_s=config["default_retry_interval_s"],
                 http_method=config["http_upload_method"],
                 timeout_s=config["transfer_timeout_s"],
+                tls=tls,
             ),
             self._pack_own_logs,
             self.clock,

@@ -131,24 +131,32 @@ class DownloadResult:
     sha256: str
 
 
-async def download(url: str, destination: Path, *, timeout_s: float = 300.0) -> DownloadResult:
-    """Fetch `url` into `destination` (overwritten); returns the size and SHA-256 of what arrived."""
+async def download(
+    url: str, destination: Path, *, timeout_s: float = 300.0, tls: ssl.SSLContext | None = None
+) -> DownloadResult:
+    """Fetch `url` into `destination` (overwritten); returns the size and SHA-256 of what arrived.
+
+    `tls` verifies https/ftps servers (None = the system's CA store)."""
     location = Location.parse(url)
     if location.scheme in HTTP_SCHEMES:
-        return await _http_download(location, destination, timeout_s)
+        return await _http_download(location, destination, timeout_s, tls)
     try:
-        return await asyncio.to_thread(_ftp_download, location, destination, timeout_s)
+        return await asyncio.to_thread(_ftp_download, location, destination, timeout_s, tls)
     except OSError as exc:  # the local file, not the network (network errors are TransferErrors already)
         raise TransferError(f"cannot write {destination}: {_describe(exc)}") from exc
 
 
-async def _http_download(location: Location, destination: Path, timeout_s: float) -> DownloadResult:
+async def _http_download(
+    location: Location, destination: Path, timeout_s: float, tls: ssl.SSLContext | None
+) -> DownloadResult:
     digest = hashlib.sha256()
     size = 0
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(location.url_without_credentials, headers=_auth_headers(location)) as response:
+            async with session.get(
+                location.url_without_credentials, headers=_auth_headers(location), ssl=tls or True
+            ) as response:
                 _check_http_status(response.status, location)
                 sink = await asyncio.to_thread(destination.open, "wb")
                 try:
@@ -163,13 +171,15 @@ async def _http_download(location: Location, destination: Path, timeout_s: float
     return DownloadResult(destination, size, digest.hexdigest())
 
 
-def _ftp_download(location: Location, destination: Path, timeout_s: float) -> DownloadResult:
+def _ftp_download(
+    location: Location, destination: Path, timeout_s: float, tls: ssl.SSLContext | None
+) -> DownloadResult:
     directories, file_name = _ftp_path(location)
     if not file_name:
         raise TransferError(f"FTP URL names no file: {location.url_without_credentials}", TransferOutcome.BAD_LOCATION)
     digest = hashlib.sha256()
     size = 0
-    with _ftp_session(location, timeout_s) as ftp, destination.open("wb") as sink:
+    with _ftp_session(location, timeout_s, tls) as ftp, destination.open("wb") as sink:
         for directory in directories:
             _ftp_step(ftp.cwd, directory)
 
@@ -194,6 +204,7 @@ async def upload(
     file_name: str | None = None,
     http_method: str = "PUT",
     timeout_s: float = 300.0,
+    tls: ssl.SSLContext | None = None,
 ) -> str:
     """Send `file` into the directory `directory_url` as `file_name`; returns the URL used (no credentials).
 
@@ -204,18 +215,20 @@ async def upload(
     location = Location.parse(directory_url)
     if location.scheme in FTP_SCHEMES:
         try:
-            await asyncio.to_thread(_ftp_upload, location, file, name, timeout_s)
+            await asyncio.to_thread(_ftp_upload, location, file, name, timeout_s, tls)
         except OSError as exc:  # the local file; network errors are TransferErrors already
             raise TransferError(f"cannot read {file}: {_describe(exc)}") from exc
         return location.with_file_name(name).url_without_credentials
     if http_method not in HTTP_UPLOAD_METHODS:
         raise ValueError(f"http_method must be one of {HTTP_UPLOAD_METHODS}, not {http_method!r}")
     target = location.with_file_name(name) if http_method == "PUT" else location
-    await _http_upload(target, file, name, http_method, timeout_s)
+    await _http_upload(target, file, name, http_method, timeout_s, tls)
     return target.url_without_credentials
 
 
-async def _http_upload(location: Location, file: Path, name: str, method: str, timeout_s: float) -> None:
+async def _http_upload(
+    location: Location, file: Path, name: str, method: str, timeout_s: float, tls: ssl.SSLContext | None
+) -> None:
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         source = await asyncio.to_thread(file.open, "rb")
@@ -234,6 +247,7 @@ async def _http_upload(location: Location, file: Path, name: str, method: str, t
                     location.url_without_credentials,
                     data=body,
                     headers={**headers, **_auth_headers(location)},
+                    ssl=tls or True,
                 ) as response:
                     _check_http_status(response.status, location)
         finally:
@@ -242,12 +256,12 @@ async def _http_upload(location: Location, file: Path, name: str, method: str, t
         raise TransferError(f"upload to {location.url_without_credentials} failed: {_describe(exc)}") from exc
 
 
-def _ftp_upload(location: Location, file: Path, name: str, timeout_s: float) -> None:
+def _ftp_upload(location: Location, file: Path, name: str, timeout_s: float, tls: ssl.SSLContext | None) -> None:
     directories, last = _ftp_path(location)
     if last:
         # "ftp://host/dir" without a trailing slash still means the directory "dir".
         directories.append(last)
-    with _ftp_session(location, timeout_s) as ftp, file.open("rb") as source:
+    with _ftp_session(location, timeout_s, tls) as ftp, file.open("rb") as source:
         for directory in directories:
             _ftp_step(ftp.cwd, directory)
         _ftp_step(ftp.storbinary, f"STOR {name}", source, CHUNK_SIZE)
@@ -255,6 +269,16 @@ def _ftp_upload(location: Location, file: Path, name: str, timeout_s: float) -> 
 
 # ---------------------------------------------------------------------------------------------
 # Retries
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext | None:
+    """Verification context trusting `ca_file` (PEM) instead of the system store; None for "" (blocking read)."""
+    if not ca_file:
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(f"cannot use {ca_file!r} as TLS CA file: {error}") from error
 
 
 async def with_retries(
@@ -310,14 +334,19 @@ def _ftp_path(location: Location) -> tuple[list[str], str]:
 class _ftp_session:
     """Connected and logged-in FTP client; closed on exit. Errors become TransferErrors."""
 
-    def __init__(self, location: Location, timeout_s: float) -> None:
+    def __init__(self, location: Location, timeout_s: float, tls: ssl.SSLContext | None) -> None:
         self.location = location
         self.timeout_s = timeout_s
+        self.tls = tls
         self.ftp: ftplib.FTP | None = None
 
     def __enter__(self) -> ftplib.FTP:
         location = self.location
-        ftp = ftplib.FTP_TLS(context=ssl.create_default_context()) if location.scheme == "ftps" else ftplib.FTP()
+        ftp = (
+            ftplib.FTP_TLS(context=self.tls or ssl.create_default_context())
+            if location.scheme == "ftps"
+            else ftplib.FTP()
+        )
         self.ftp = ftp
         _ftp_step(ftp.connect, location.host, location.port or 21, self.timeout_s)
         _ftp_step(ftp.login, location.username or "anonymous", location.password or "")

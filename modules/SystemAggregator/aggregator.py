@@ -22,6 +22,7 @@ from typing import Any
 
 from everpy_modules.System.archive import pack_logs
 from everpy_modules.System.log_upload import LogUploader, UploadSettings
+from everpy_modules.System.transfer import tls_context
 
 from everpy import CommandError, Module, Remote, command
 
@@ -68,6 +69,7 @@ class SystemAggregator(Module):
         self.state_file = Path(self.config["state_dir"]) / UPDATE_STATE_FILE
         await self._resume_update_after_reboot()
         work_dir = Path(self.config["work_dir"])
+        tls = await asyncio.to_thread(tls_context, self.config["tls_ca_file"])
         self.logs = LogUploader(
             UploadSettings(
                 work_dir=work_dir / "outgoing",
@@ -76,6 +78,7 @@ class SystemAggregator(Module):
                 default_retry_interval_s=self.config["default_retry_interval_s"],
                 http_method=self.config["http_upload_method"],
                 timeout_s=self.config["transfer_timeout_s"],
+                tls=tls,
             ),
             self._collect_board_logs,
             self.clock,

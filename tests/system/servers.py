@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -87,9 +88,53 @@ class FtpServer:
         self._thread.join(timeout=10)
 
 
+def tls_server_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context for 127.0.0.1 signed by a fresh test CA, and the CA's PEM file for clients."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    now = datetime.now(UTC)
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
+        .public_key(ca_key.public_key()).serial_number(1)
+        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    server = (
+        x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(name("test CA"))
+        .public_key(server_key.public_key()).serial_number(2)
+        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_file, chain_file, key_file = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    chain_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain_file, key_file)
+    return context, ca_file
+
+
 class HttpServer:
-    def __init__(self, root: Path, *, authorization: str | None = None) -> None:
+    def __init__(self, root: Path, *, authorization: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.root = root
+        self.tls = tls
         root.mkdir(parents=True, exist_ok=True)
         self.authorization = authorization  # expected Authorization header, e.g. encode_basic_auth(...)
         self.fail_next = 0  # answer this many requests with 503 first
@@ -104,7 +149,7 @@ class HttpServer:
         self.port = 0
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     async def wait_for_upload(self, name: str, timeout: float = 15.0) -> bytes:
         async with asyncio.timeout(timeout):
@@ -115,7 +160,7 @@ class HttpServer:
 
     async def __aenter__(self) -> HttpServer:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self

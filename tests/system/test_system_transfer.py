@@ -198,3 +198,22 @@ def test_archive_reader_pads_a_file_that_shrank():
 
     reader = _ExactLength(io.BufferedReader(io.BytesIO(b"abc")), 6)  # type: ignore[arg-type]
     assert reader.read(4) + reader.read() == b"abc\0\0\0"
+
+
+async def test_https_with_a_private_ca(tmp_path: Path):
+    from everpy_modules.System.transfer import tls_context
+
+    from .servers import tls_server_context
+
+    server_tls, ca_file = tls_server_context(tmp_path / "pki")
+    async with HttpServer(tmp_path / "https", tls=server_tls) as https:
+        (https.root / "fw.img").write_bytes(IMAGE)
+        trusted = tls_context(str(ca_file))
+        result = await download(https.url("/files/fw.img"), tmp_path / "fw.img", tls=trusted)
+        assert result.sha256 == hashlib.sha256(IMAGE).hexdigest()
+        await upload(tmp_path / "fw.img", https.url("/upload/"), file_name="logs.tar.gz", tls=trusted)
+        assert await https.wait_for_upload("logs.tar.gz") == IMAGE
+        with pytest.raises(TransferError, match="certificate verify failed"):
+            await download(https.url("/files/fw.img"), tmp_path / "other.img")  # system CA store
+    with pytest.raises(ValueError, match="cannot use"):
+        tls_context(str(tmp_path / "missing.pem"))
