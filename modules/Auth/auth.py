@@ -192,7 +192,7 @@ class Auth(Module):
             self._change_waiters.add(wake)
             try:
                 async with self._assign_lock:
-                    choice = choose_evse(self.slots, self.algorithm, allowed, reservation_id)
+                    choice = choose_evse(self.slots, self.algorithm, allowed, reservation_id, self._plugged_after())
                     if isinstance(choice, EvseSlot):
                         await self._authorize(choice, token, accepted, parent, results)
                         return
@@ -209,6 +209,12 @@ class Auth(Module):
                 timer.cancel()
             finally:
                 self._change_waiters.discard(wake)
+
+    def _plugged_after(self) -> float | None:
+        """With several EVSEs and plug_in_timeout_enabled, cars older than the timeout are not matched."""
+        if self.config["plug_in_timeout_enabled"] and len(self.slots) > 1:
+            return self.clock.monotonic() - self.connection_timeout
+        return None
 
     async def _authorize(
         self, slot: EvseSlot, token: Token, accepted: dict[str, Any], parent: str | None, results: list[Any]
@@ -307,6 +313,7 @@ class Auth(Module):
     def _car_waits(self, slot: EvseSlot) -> None:
         slot.session_active = slot.waiting_for_auth = True
         slot.plug_order = next(self._plug_counter)
+        slot.plugged_at = self.clock.monotonic()
 
     def _transaction_started(self, slot: EvseSlot, id_tag: Token | None) -> None:
         granted = slot.authorized_token

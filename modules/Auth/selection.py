@@ -37,6 +37,7 @@ class EvseSlot:
     session_active: bool = False  # between SessionStarted and SessionFinished
     waiting_for_auth: bool = False  # a car is plugged in and no transaction has run in this session
     plug_order: int = 0  # grows with every plug-in anywhere; larger = plugged in more recently
+    plugged_at: float = 0.0  # monotonic time of the plug-in
     reserved: bool = False
     reservation_id: int | None = None  # None while reserved: reservation id not told by the EVSE
     authorized_token: Token | None = None  # granted, waiting for the transaction to start
@@ -71,13 +72,19 @@ class Selection(Enum):
     WAIT_FOR_PLUG = "wait_for_plug"  # several candidates, none plugged in: wait for a car
 
 
-def candidates(slots: list[EvseSlot], allowed_evse_ids: set[int] | None, reservation_id: int | None) -> list[EvseSlot]:
+def candidates(
+    slots: list[EvseSlot],
+    allowed_evse_ids: set[int] | None,
+    reservation_id: int | None,
+    plugged_after: float | None = None,
+) -> list[EvseSlot]:
     return [
         slot
         for slot in slots
         if slot.free
         and (allowed_evse_ids is None or slot.evse_id in allowed_evse_ids)
         and slot.accepts_reservation(reservation_id)
+        and not (plugged_after is not None and slot.waiting_for_auth and slot.plugged_at < plugged_after)
     ]
 
 
@@ -86,15 +93,17 @@ def choose_evse(
     algorithm: SelectionAlgorithm,
     allowed_evse_ids: set[int] | None = None,
     reservation_id: int | None = None,
+    plugged_after: float | None = None,
 ) -> EvseSlot | Selection:
     """The EVSE an accepted token goes to.
 
     A token holding a reservation goes to the EVSE reserved for it. Otherwise, a single candidate is
     taken even without a car; among several, the car plugged in most recently that still waits for
     authorization wins. Without such a car FindFirst takes the first candidate in configuration
-    order, PlugEvents waits for the next plug-in.
+    order, PlugEvents waits for the next plug-in. With `plugged_after`, a car plugged in before that
+    time is left alone (it has to be plugged in again).
     """
-    found = candidates(slots, allowed_evse_ids, reservation_id)
+    found = candidates(slots, allowed_evse_ids, reservation_id, plugged_after)
     if not found:
         return Selection.NONE_FREE
     if reservation_id is not None:

@@ -46,7 +46,7 @@ class EnergyManager(Module):
     async def _loop(self) -> None:
         while True:
             # A priority request sets _wake early; otherwise the interval timer does.
-            timer = self.clock.call_later(self.config["update_interval_s"], self._wake.set)
+            timer = self.clock.call_later(self.config["update_interval"], self._wake.set)
             await self._wake.wait()
             timer.cancel()
             self._wake.clear()

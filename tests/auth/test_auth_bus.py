@@ -266,3 +266,22 @@ async def test_inoperative_evse_gets_no_authorization_until_the_fault_clears() -
         await until(lambda: not auth.slots[0].faulted)
         await swipe(system, "CARD2")
         assert status_of(await statuses.wait_for(lambda m: m["status"] == "Accepted")) == ("CARD2", "Accepted", 1)
+
+
+async def test_with_plug_in_timeout_a_forgotten_car_does_not_catch_the_next_card() -> None:
+    clock = FakeClock()
+    config = auth_system(
+        evses=2,
+        algorithm="PlugEvents",
+        auth_config={"connection_timeout": 30, "plug_in_timeout_enabled": True},
+    )
+    async with started(config, clock) as system:
+        auth = system.instances["auth"]
+        statuses = system.watch("auth", "main", "token_validation_status")
+        await plug_in(system, "evse1")
+        await until(lambda: auth.slots[0].waiting_for_auth)
+        await clock.advance(31)
+        await swipe(system, "CARD1")  # evse1's car is too old: PlugEvents waits for a fresh plug-in
+        await statuses.wait_for(lambda m: m["status"] == "Processing")
+        await plug_in(system, "evse2")
+        assert status_of(await statuses.wait_for(lambda m: m["status"] != "Processing")) == ("CARD1", "Accepted", 2)

@@ -101,3 +101,11 @@ def test_finished_session_with_the_car_still_plugged_in_is_not_free() -> None:
     assert choose_evse(evses, FIND_FIRST).evse_id == 2
     evses[1].session_active = evses[1].waiting_for_auth = True
     assert choose_evse(evses, PLUG_EVENTS).evse_id == 2
+
+
+def test_cars_plugged_in_before_the_cut_off_are_not_matched() -> None:
+    evses = slots(2)
+    evses[0].session_active = evses[0].waiting_for_auth = True
+    evses[0].plugged_at, evses[0].plug_order = 10.0, 1
+    assert choose_evse(evses, PLUG_EVENTS, plugged_after=5.0).evse_id == 1
+    assert choose_evse(evses, PLUG_EVENTS, plugged_after=20.0).evse_id == 2  # only evse 2 is left

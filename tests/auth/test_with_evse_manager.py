@@ -54,7 +54,7 @@ def evse_system(count: int = 2) -> dict:
     }
     modules["em"] = {
         "module": "EnergyManager",
-        "config_module": {"update_interval_s": 0.2},
+        "config_module": {"update_interval": 0.2},
         "connections": {"energy_trunk": [conn("grid", "energy_grid")]},
     }
     return {"active_modules": modules}
