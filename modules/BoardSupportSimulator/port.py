@@ -44,6 +44,7 @@ class Port:
     residual_ma: float = 0.0
     # latched faults
     rcd_tripped: bool = False
+    diode_fault: bool = False
     injected: set[tuple[str, str]] = field(default_factory=set)
     energy_wh_per_phase: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
@@ -70,17 +71,23 @@ class Port:
         return tuple(per_phase if i < self.car_phases else 0.0 for i in range(3))  # type: ignore[return-value]
 
     def update_latches(self) -> None:
-        """Hardware that latches: the RCD trips while power flows and resets only once the car is gone."""
+        """Faults that latch until the car is gone.
+
+        The RCD trips while power flows. A missing diode is only visible during PWM (no negative pilot
+        level); the fault is kept after the PWM stops, else the EVSE would retry PWM every 300 ms.
+        """
         if self.relays_closed() and self.residual_ma >= self.settings.rcd_trip_ma:
             self.rcd_tripped = True
-        if self.car_state == "A" and self.residual_ma < self.settings.rcd_trip_ma:
-            self.rcd_tripped = False
+        if not self.diode_ok and self.pilot_output()[0] == "PWM" and self.car_state != "A":
+            self.diode_fault = True
+        if self.car_state == "A":
+            self.diode_fault = False
+            if self.residual_ma < self.settings.rcd_trip_ma:
+                self.rcd_tripped = False
 
     def detected_errors(self) -> frozenset[tuple[str, str]]:
         found = set(self.injected)
-        mode, _ = self.pilot_output()
-        # The missing diode shows as a negative pilot level during PWM only.
-        if not self.diode_ok and mode == "PWM" and self.car_state != "A":
+        if self.diode_fault:
             found.add(("evse_board_support/DiodeFault", ""))
         if self.car_state == "E":
             found.add(("evse_board_support/MREC14PilotFault", "pilot shorted"))
