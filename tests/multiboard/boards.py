@@ -1,0 +1,283 @@
+"""Boards as separate processes for the multi-board tests: each board has its own mosquitto and its own
+`everpy run` process, like a real charger made of several controller boards. A probe on each board's bus
+calls commands and watches vars/errors as a module would. A TCP proxy between boards injects link faults
+(drop, silence, delay) on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from everpy.core import wire
+from everpy.core.broker import PrivateBroker
+from everpy.core.bus import Bus
+from everpy.core.exceptions import CommandError, CommandTimeout
+from everpy.testing import Recorder
+
+PSK = "6576657270792d746573742d6b65792d3031323334353637383961626364656630"
+RUN_EVERPY = "import sys; from everpy.cli import main; sys.exit(main())"
+LOOPBACK_MDNS = {"mdns_interfaces": "lo", "mdns_allow_loopback": True}
+
+
+def new_serial() -> str:
+    return "SAT-" + uuid.uuid4().hex[:10]
+
+
+def satellite_config(serial: str, *, psk: str = PSK, port: int = 0, **agent: Any) -> dict[str, Any]:
+    """A satellite: one simulated EVSE (board + EvseManager) served by a SatelliteAgent."""
+    return {
+        "settings": {"heartbeat_interval_s": 1},
+        "active_modules": {
+            "evse": {"module": "EvseManager",
+                     "config_module": {"energy_management": False},
+                     "connections": {"bsp": [{"module_id": "board", "implementation_id": "board_support"}],
+                                     "powermeter": [{"module_id": "board", "implementation_id": "powermeter"}]}},
+            "board": {"module": "BoardSupportSimulator", "config_module": {"meter_interval_s": 1}},
+            "agent": {"module": "SatelliteAgent",
+                      "config_module": {"serial": serial, "psk": psk, "port": port, "bind_host": "127.0.0.1",
+                                        "controller_timeout_s": 3, **LOOPBACK_MDNS, **agent},
+                      "connections": {
+                          "evse_manager": [{"module_id": "evse", "implementation_id": "evse"}],
+                          "energy": [{"module_id": "evse", "implementation_id": "energy_grid"}],
+                          "powermeter": [{"module_id": "board", "implementation_id": "powermeter"}]}},
+        },
+    }
+
+
+def controller_entry(serial: str, *, psk: str = PSK, **config: Any) -> dict[str, Any]:
+    return {"module": "SatelliteController",
+            "config_module": {"serial": serial, "psk": psk, "heartbeat_interval_s": 0.2,
+                              "heartbeat_timeout_s": 0.6, "reconnect_max_s": 0.5, "startup_wait_s": 15,
+                              **LOOPBACK_MDNS, **config}}
+
+
+def main_config(controllers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"settings": {"heartbeat_interval_s": 1, "ready_timeout_s": 60}, "active_modules": controllers}
+
+
+class Probe:
+    """A test client on one board's bus (call, watch, publish as a module would)."""
+
+    def __init__(self, bus: Bus, prefix: str = "everest") -> None:
+        self.bus = bus
+        self.topics = wire.Topics(prefix)
+        self.id = f"probe{uuid.uuid4().hex[:8]}"
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._subscribed: set[str] = set()
+
+    async def call(self, module_id: str, impl_id: str, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
+        response = self.topics.cmd_response(module_id, impl_id, cmd, self.id)
+        if response not in self._subscribed:
+            self._subscribed.add(response)
+            self.bus.subscribe(response, self._on_response)
+            await self.flush()
+        call_id = str(uuid.uuid4())
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        self.bus.publish(self.topics.cmd(module_id, impl_id, cmd), wire.cmd_request(call_id, args, self.id))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise CommandTimeout(f"no reply within {timeout:g} s", target=f"{module_id}.{impl_id}.{cmd}") from None
+        finally:
+            self._pending.pop(call_id, None)
+
+    def _on_response(self, topic: str, payload: bytes) -> None:
+        _, data = wire.decode(payload, wire.CMD_RESULT)
+        result = data["data"]
+        future = self._pending.get(result["id"])
+        if future is None or future.done():
+            return
+        if "error" in result:
+            err = result["error"]
+            future.set_exception(CommandError.from_wire(err[wire.ERROR_TYPE_KEY], err[wire.ERROR_MSG_KEY]))
+        else:
+            future.set_result(result.get("retval"))
+
+    def watch(self, module_id: str, impl_id: str, var: str) -> Recorder:
+        recorder = Recorder(lambda p: wire.decode(p, wire.VAR)[1]["data"])
+        self.bus.subscribe(self.topics.var(module_id, impl_id, var), recorder._add)
+        return recorder
+
+    def watch_errors(self, module_id: str, impl_id: str) -> Recorder:
+        recorder = Recorder(lambda p: wire.decode(p, (wire.RAISE_ERROR, wire.CLEAR_ERROR))[1])
+        self.bus.subscribe(self.topics.impl(module_id, impl_id) + "/error/#", recorder._add)
+        return recorder
+
+    def publish_var(self, module_id: str, impl_id: str, var: str, value: Any) -> None:
+        self.bus.publish(self.topics.var(module_id, impl_id, var), wire.encode(wire.VAR, {"data": value}))
+
+    def publish_error(self, module_id: str, impl_id: str, error_type: str, state: str, **fields: Any) -> None:
+        """An error event as the module ``module_id`` would publish it (for driving the satellite side)."""
+        error = {"type": error_type, "sub_type": "", "message": "", "severity": "High", "vendor_id": "test",
+                 "origin": {"module_id": module_id, "implementation_id": impl_id},
+                 "uuid": str(uuid.uuid4()), "state": state, **fields}
+        kind = wire.RAISE_ERROR if state == "Active" else wire.CLEAR_ERROR
+        self.bus.publish(self.topics.error(module_id, impl_id, error_type), wire.encode(kind, error))
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Waits until the broker has processed everything sent so far (subscriptions included)."""
+        topic = f"{self.topics.prefix}everpy/probe/{uuid.uuid4().hex}"
+        seen = asyncio.Event()
+        sub = self.bus.subscribe(topic, lambda t, p: seen.set())
+        self.bus.publish(topic, b"1")
+        await asyncio.wait_for(seen.wait(), timeout)
+        self.bus.unsubscribe(sub)
+
+
+class Board:
+    """One board: a private mosquitto (kept across restarts of the stack) and an `everpy run` process."""
+
+    def __init__(self, name: str, config: dict[str, Any], workdir: Path) -> None:
+        self.name = name
+        self.config = config
+        self.workdir = workdir
+        self.config_path = workdir / f"{name}.yaml"
+        self.log_path = workdir / f"{name}.log"
+        self.broker = PrivateBroker()
+        self.process: asyncio.subprocess.Process | None = None
+        self.probe: Probe | None = None
+        self._bus: Bus | None = None
+        self.starts = 0
+
+    async def start(self, ready_timeout: float = 60.0) -> None:
+        if self._bus is None:
+            address = await self.broker.start()
+            self._bus = Bus(address, f"probe-{self.name}-{uuid.uuid4().hex[:6]}")
+            await self._bus.connect()
+            self.probe = Probe(self._bus)
+        assert self.probe is not None
+        self.config_path.write_text(yaml.safe_dump(self.config))
+        global_ready = asyncio.Event()
+        sub = self._bus.subscribe(self.probe.topics.global_ready, lambda t, p: global_ready.set())
+        await self.probe.flush()
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== start #{self.starts} =====\n".encode())
+            log.flush()
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", RUN_EVERPY, "run", str(self.config_path), "--broker", self._broker_arg(),
+                stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            await asyncio.wait_for(global_ready.wait(), ready_timeout)
+        except TimeoutError:
+            raise AssertionError(f"board {self.name} not ready in {ready_timeout:g} s:\n{self.log_tail()}") from None
+        finally:
+            self._bus.unsubscribe(sub)
+
+    def _broker_arg(self) -> str:
+        address = self.broker.address
+        assert address is not None
+        return f"{address.host}:{address.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    async def kill(self) -> None:
+        """SIGKILL: the board's stack dies without a goodbye."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM: the stack shuts down in order (the agent says bye, mDNS goodbye)."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), timeout)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+    async def close(self) -> None:
+        await self.stop()
+        if self._bus is not None:
+            await self._bus.close()
+            self._bus = None
+        await self.broker.stop()
+
+
+class FaultProxy:
+    """A TCP proxy between main board and satellite that can drop, silence or delay the link."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.delay_s = 0.0  # applied to satellite -> main bytes (the answers)
+        self.silent = False  # forward nothing, close nothing: a cut cable
+        self._server: asyncio.base_events.Server | None = None
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.connections += 1
+        link = (writer, up_writer)
+        self._links.add(link)
+        for task in (self._pump(reader, up_writer, lambda: 0.0), self._pump(up_reader, writer, lambda: self.delay_s)):
+            t = asyncio.ensure_future(task)
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    delay: Callable[[], float]) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                if self.silent:
+                    continue
+                d = delay()
+                if d:
+                    loop.call_later(d, self._write_later, writer, data)
+                else:
+                    writer.write(data)
+        writer.close()
+
+    def _write_later(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        if not writer.is_closing() and not self.silent:
+            writer.write(data)
+
+    def drop_all(self) -> None:
+        """Closes every proxied connection at once (both sides see the TCP connection end)."""
+        for client, upstream in list(self._links):
+            client.transport.abort()
+            upstream.transport.abort()
+        self._links.clear()
+
+    async def close(self) -> None:
+        self.drop_all()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,210 @@
+"""Main board + satellites as separate processes (each its own mosquitto and `everpy run`) on loopback:
+tunnels, resync, and link faults (kill the satellite stack, kill the main board, drop the TCP connection,
+silence, delayed replies, satellite reboot, wrong key)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from boards import (
+    FaultProxy,
+    controller_entry,
+    main_config,
+    new_serial,
+    satellite_config,
+)
+
+from everpy import PeerUnavailable
+
+FAULT = "generic/CommunicationFault"
+
+
+def is_fault(state: str):
+    return lambda e: e["type"] == FAULT and e["state"] == state
+
+
+async def test_main_board_with_three_satellites(boards) -> None:
+    serials = [new_serial() for _ in range(3)]
+    sats = await asyncio.gather(*(boards(f"sat{i}", satellite_config(s)) for i, s in enumerate(serials)))
+    main = await boards("main", main_config({f"sat{i}": controller_entry(s) for i, s in enumerate(serials)}))
+    probe = main.probe
+    for i, serial in enumerate(serials):
+        assert await probe.call(f"sat{i}", "satellite", "is_connected") is True
+        info = await probe.call(f"sat{i}", "satellite", "get_satellite_info")
+        assert info["serial"] == serial
+        assert info["interfaces"] == {"evse_manager": "evse_manager", "energy": "energy", "powermeter": "powermeter"}
+        assert await probe.call(f"sat{i}", "evse_manager", "get_evse") == {
+            "id": 1, "connectors": [{"id": 1, "type": "cType2"}]}
+        assert await probe.call(f"sat{i}", "satellite", "get_local_endpoint_address") == "127.0.0.1"
+    # vars flow from each satellite's own bus to the main board as they are published
+    for i in range(len(sats)):
+        seen = probe.watch(f"sat{i}", "powermeter", "powermeter")
+        await probe.flush()
+        reading = await seen.next(timeout=15)
+        assert reading["meter_id"]
+    # a command error on the satellite arrives with its everpy type
+    with pytest.raises(Exception) as caught:
+        await probe.call("sat0", "evse_manager", "enable_disable", connector_id=1, cmd_source="not an object")
+    assert type(caught.value).__name__ == "SchemaValidationError"
+
+
+async def test_killed_satellite_stack_faults_fast_and_resyncs_after_restart(boards) -> None:
+    serial = new_serial()
+    sat = await boards("sat", satellite_config(serial))
+    main = await boards("main", main_config({"sat1": controller_entry(serial)}))
+    probe = main.probe
+    first_boot = (await probe.call("sat1", "satellite", "get_satellite_info"))["boot_id"]
+    errors = probe.watch_errors("sat1", "evse_manager")
+    states = probe.watch("sat1", "satellite", "connection_state")
+    await probe.flush()
+    main_pid = main.pid
+
+    killed_at = time.monotonic()
+    await sat.kill()
+    fault = await errors.wait_for(is_fault("Active"), timeout=10)
+    detected_after = time.monotonic() - killed_at
+    assert detected_after < 0.6 + 0.2 + 1.0  # heartbeat timeout + interval, plus scheduling slack
+    assert "satellite" in fault["message"]
+    await states.wait_for(lambda s: s["state"] == "Lost", timeout=10)
+    started = time.monotonic()
+    with pytest.raises(PeerUnavailable):
+        await probe.call("sat1", "evse_manager", "get_evse")
+    assert time.monotonic() - started < 2  # fails fast, no timeout
+
+    await sat.start()  # new stack, new boot id, new port: found again over mDNS
+    connected = await states.wait_for(lambda s: s["state"] == "Connected", timeout=30)
+    assert connected["rebooted"] is True and connected["boot_id"] != first_boot
+    await errors.wait_for(is_fault("ClearedByModule"), timeout=10)
+    assert await probe.call("sat1", "evse_manager", "get_evse") == {
+        "id": 1, "connectors": [{"id": 1, "type": "cType2"}]}
+    assert main.pid == main_pid and main.process.returncode is None  # the main board never restarted
+
+
+async def test_killed_main_board_reconnects_without_restarting_satellites(boards) -> None:
+    serials = [new_serial() for _ in range(2)]
+    sats = await asyncio.gather(*(boards(f"sat{i}", satellite_config(s)) for i, s in enumerate(serials)))
+    config = main_config({f"sat{i}": controller_entry(s) for i, s in enumerate(serials)})
+    main = await boards("main", config)
+    boots = [(await main.probe.call(f"sat{i}", "satellite", "get_satellite_info"))["boot_id"] for i in range(2)]
+    sat_pids = [sat.pid for sat in sats]
+    links = [sat.probe.watch("agent", "link", "connection_state") for sat in sats]
+    for sat in sats:
+        await sat.probe.flush()
+
+    await main.kill()
+    for link in links:  # the satellites notice (TCP closed by the kernel) and keep running
+        await link.wait_for(lambda s: s["state"] == "Lost", timeout=10)
+    await main.start()
+    for i in range(2):
+        info = await main.probe.call(f"sat{i}", "satellite", "get_satellite_info")
+        assert info["boot_id"] == boots[i]  # same satellite stacks as before
+        assert await main.probe.call(f"sat{i}", "evse_manager", "get_evse")
+    assert [sat.pid for sat in sats] == sat_pids
+    assert all(sat.process.returncode is None for sat in sats)
+
+
+async def _proxied_pair(boards, port_config: dict | None = None):
+    """A satellite at a fixed address reached through a FaultProxy (host:port mode, no mDNS)."""
+    import socket
+
+    with socket.socket() as s:  # a free port for the agent, so the proxy knows where to forward
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serial = new_serial()
+    sat = await boards("sat", satellite_config(serial, port=port, mdns=False))
+    proxy = FaultProxy("127.0.0.1", port)
+    proxy_port = await proxy.start()
+    main = await boards("main", main_config({"sat1": controller_entry(
+        serial, host="127.0.0.1", port=proxy_port, **(port_config or {}))}))
+    return sat, main, proxy
+
+
+async def test_dropped_tcp_connection_is_resynchronised(boards) -> None:
+    sat, main, proxy = await _proxied_pair(boards)
+    try:
+        probe = main.probe
+        boot = (await probe.call("sat1", "satellite", "get_satellite_info"))["boot_id"]
+        errors = probe.watch_errors("sat1", "evse_manager")
+        states = probe.watch("sat1", "satellite", "connection_state")
+        evse_ids = probe.watch("sat1", "evse_manager", "evse_id")
+        await probe.flush()
+
+        proxy.silent = True  # cut cable: nothing closes, only the heartbeat can tell
+        cut_at = time.monotonic()
+        await errors.wait_for(is_fault("Active"), timeout=10)
+        assert time.monotonic() - cut_at < 0.6 + 0.2 + 1.0
+        # meanwhile the satellite's state changes: an error is raised and a var changes
+        sat.probe.publish_error("evse", "evse", "evse_manager/MREC4OverCurrentFailure", "Active", message="sag")
+        sat.probe.publish_var("evse", "evse", "evse_id", "DE*TST*E42")
+        await sat.probe.flush()
+        proxy.silent = False
+        proxy.drop_all()  # the stale connection goes; the controller reconnects through the proxy
+
+        raised = await errors.wait_for(lambda e: e["type"] == "evse_manager/MREC4OverCurrentFailure", timeout=15)
+        assert raised["state"] == "Active" and raised["message"] == "sag"
+        await evse_ids.wait_for(lambda v: v == "DE*TST*E42", timeout=10)
+        await errors.wait_for(is_fault("ClearedByModule"), timeout=10)
+        connected = await states.wait_for(lambda s: s["state"] == "Connected", timeout=10)
+        assert connected["rebooted"] is False and connected["boot_id"] == boot
+        # cleared while connected: passes straight through
+        sat.probe.publish_error("evse", "evse", "evse_manager/MREC4OverCurrentFailure", "ClearedByModule")
+        await errors.wait_for(lambda e: e["type"] == "evse_manager/MREC4OverCurrentFailure"
+                              and e["state"] == "ClearedByModule", timeout=10)
+    finally:
+        await proxy.close()
+
+
+async def test_delayed_replies_below_the_heartbeat_timeout_keep_the_link(boards) -> None:
+    sat, main, proxy = await _proxied_pair(boards)
+    try:
+        probe = main.probe
+        errors = probe.watch_errors("sat1", "evse_manager")
+        await probe.flush()
+        proxy.delay_s = 0.25  # below the 0.6 s heartbeat timeout
+        started = time.monotonic()
+        assert await probe.call("sat1", "evse_manager", "get_evse")
+        assert time.monotonic() - started >= 0.25
+        await asyncio.sleep(1.5)  # several heartbeats at the delayed pace (observation window, not sync)
+        assert not [e for e in errors.drain() if e["type"] == FAULT]
+        proxy.delay_s = 2.0  # now beyond it: the link counts as lost, then comes back
+        await errors.wait_for(is_fault("Active"), timeout=10)
+        proxy.delay_s = 0.0
+        await errors.wait_for(is_fault("ClearedByModule"), timeout=20)
+        assert await probe.call("sat1", "evse_manager", "get_evse")
+        assert sat.process.returncode is None
+    finally:
+        await proxy.close()
+
+
+async def test_satellite_reboot_is_followed_without_restarting_the_main_board(boards) -> None:
+    serial = new_serial()
+    sat = await boards("sat", satellite_config(serial))
+    main = await boards("main", main_config({"sat1": controller_entry(serial)}))
+    probe = main.probe
+    first = (await probe.call("sat1", "satellite", "get_satellite_info"))["boot_id"]
+    states = probe.watch("sat1", "satellite", "connection_state")
+    await probe.flush()
+    main_pid = main.pid
+    await sat.stop()  # orderly: bye + mDNS goodbye
+    await states.wait_for(lambda s: s["state"] == "Lost", timeout=10)
+    await sat.start()
+    connected = await states.wait_for(lambda s: s["state"] == "Connected", timeout=30)
+    assert connected["rebooted"] is True and connected["boot_id"] != first
+    assert main.pid == main_pid
+
+
+async def test_wrong_key_is_refused(boards) -> None:
+    serial = new_serial()
+    sat = await boards("sat", satellite_config(serial))
+    wrong = "ff" * 32
+    main = await boards("main", main_config({"sat1": controller_entry(serial, psk=wrong, startup_wait_s=2)}))
+    probe = main.probe
+    assert await probe.call("sat1", "satellite", "is_connected") is False
+    with pytest.raises(PeerUnavailable, match="not connected"):
+        await probe.call("sat1", "evse_manager", "get_evse")
+    active = await probe.call("sat1", "satellite", "get_satellite_info")
+    assert active == {}  # never got past the key handshake
+    assert "pre-shared key" in main.log_tail(200)
+    assert "refused connection" in sat.log_tail(200)
