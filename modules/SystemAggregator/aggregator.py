@@ -211,7 +211,7 @@ class SystemAggregator(Module):
             outcomes = await asyncio.gather(*(self._collect_from(board, inbox, request) for board in self.boards))
         summary = "".join(f"{board.name}: {outcome}\n" for board, outcome in zip(self.boards, outcomes, strict=True))
         self.log.info("board logs collected:\n%s", summary)
-        sources = [incoming / board_dir for board_dir in sorted(p.name for p in incoming.iterdir())]
+        sources = sorted(await asyncio.to_thread(lambda: list(incoming.iterdir())))
         await pack_logs(sources, archive, extra_files={"BOARDS.txt": summary.encode()})
 
     async def _collect_from(self, board: Board, inbox: UploadInbox, request: dict[str, Any]) -> str:

@@ -114,7 +114,12 @@ async def test_logs_of_all_boards_arrive_in_one_archive(tmp_path: Path):
         (tmp_path / board / "logs" / "everpy.log").write_text(f"log of {board}\n")
     broken = tmp_path / "not-a-directory"
     broken.write_text("")
-    cfg = config(tmp_path, aggregator={"log_file_name_prefix": "CHARGER-"}, b2={"work_dir": str(broken)})
+    cfg = config(
+        tmp_path,
+        aggregator={"log_file_name_prefix": "CHARGER-"},
+        b1={"http_upload_method": "POST"},  # the inbox takes multipart as well as PUT
+        b2={"work_dir": str(broken)},
+    )
     with FtpServer(tmp_path / "ftp") as ftp:
         async with running(cfg) as system:
             recorder = system.instances["recorder"]
