@@ -285,3 +285,51 @@ async def test_with_plug_in_timeout_a_forgotten_car_does_not_catch_the_next_card
         await statuses.wait_for(lambda m: m["status"] == "Processing")
         await plug_in(system, "evse2")
         assert status_of(await statuses.wait_for(lambda m: m["status"] != "Processing")) == ("CARD1", "Accepted", 2)
+
+
+async def test_a_token_swiped_again_while_it_is_handled_is_ignored() -> None:
+    async with started(auth_system(evses=2, algorithm="PlugEvents")) as system:
+        statuses = system.watch("auth", "main", "token_validation_status")
+        await swipe(system, "CARD1")  # waits for a plug-in
+        await statuses.wait_for(lambda m: m["status"] == "Processing")
+        await swipe(system, "card1")
+        await plug_in(system, "evse1")
+        assert status_of(await statuses.next()) == ("CARD1", "Accepted", 1)
+        await system.instances["evse1"].wait_for_call("authorize_response")
+        await system.flush()
+        assert statuses.drain() == []  # the repeat never got a Processing of its own
+
+
+async def test_updated_validation_result_is_forwarded_to_the_evse_holding_the_token() -> None:
+    table = {"CARD1": {"authorization_status": "Accepted"}}
+    async with started(auth_system(table=table, valid_tokens="")) as system:
+        evse = system.instances["evse1"]
+        await transaction_started(system, "evse1", rfid("CARD1"))
+        await until(lambda: system.instances["auth"].slots[0].transaction_token is not None)
+        update = {"validation_result": {"authorization_status": "Blocked"}, "connector_id": 1}
+        await system.publish_var("table", "validator", "validate_result_update", update)
+        forwarded = await evse.wait_for_call("authorize_response")
+        assert forwarded["validation_result"]["authorization_status"] == "Blocked"
+        assert forwarded["provided_token"]["id_token"]["value"] == "CARD1"
+
+
+async def test_settings_can_be_changed_at_run_time() -> None:
+    clock = FakeClock()
+    async with started(auth_system(valid_tokens="CARD1,BOSS:TOWING"), clock) as system:
+        auth = system.instances["auth"]
+        statuses = system.watch("auth", "main", "token_validation_status")
+        await system.call("auth", "main", "set_master_pass_group_id", master_pass_group_id="towing")
+        await system.call("auth", "main", "set_connection_timeout", connection_timeout=10)
+        await transaction_started(system, "evse1", rfid("CARD1"))
+        await until(lambda: auth.slots[0].transaction_token is not None)
+        await swipe(system, "BOSS")
+        stop = await system.instances["evse1"].wait_for_call("stop_transaction")
+        assert stop["request"]["reason"] == "MasterPass"
+        await session_event(system, "evse1", "TransactionFinished", transaction_finished={"reason": "MasterPass"})
+        await session_event(system, "evse1", "SessionFinished")
+        await until(lambda: auth.slots[0].transaction_token is None and not auth.slots[0].session_active)
+        statuses.drain()
+        await swipe(system, "CARD1")
+        await statuses.wait_for(lambda m: m["status"] == "Accepted")
+        await clock.advance(11)  # the new 10 s timeout, not the configured 60 s
+        assert status_of(await statuses.next()) == ("CARD1", "TimedOut", 1)
