@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from everpy.core.clock import FakeClock
@@ -165,9 +166,10 @@ def error_types(recorder: Recorder) -> list[tuple[str, str]]:
 
 
 @asynccontextmanager
-async def sil(**config: Any):  # type: ignore[no-untyped-def]
+async def sil(run_config: dict[str, Any] | Path | None = None, **config: Any):  # type: ignore[no-untyped-def]
+    """A running SIL system on a FakeClock: `run_config` as given, else sil_config(**config)."""
     clock = FakeClock()
-    async with run_system(sil_config(**config), clock=clock) as system:
+    async with run_system(run_config or sil_config(**config), clock=clock) as system:
         # Test-side stand-in for a core fix (requests/evse.md #1): without TCP_NODELAY a quiet bus
         # stalls 40 ms per packet exchange, which makes fake-clock stepping slow.
         for bus in (system.runtime.host.bus, system._probe):
