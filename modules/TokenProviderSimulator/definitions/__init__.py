@@ -1,0 +1,1 @@
+"""Package marker: makes setuptools ship the interface YAML here as package data in wheels."""
