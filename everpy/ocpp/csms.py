@@ -59,6 +59,7 @@ class Behaviour:
     default_id_tag_status: str = "Accepted"
     fail: dict[str, int] = field(default_factory=dict)  # action -> number of CALLERRORs still to answer
     silent: dict[str, int] = field(default_factory=dict)  # action -> number of CALLs not to answer at all
+    answer_delay_s: float = 0.0  # delay before each answer (e.g. to catch a station mid-drain)
 
 
 def _describe_sample(sample: dict[str, Any]) -> str:
@@ -102,6 +103,8 @@ class _Session(ChargePoint):
         await super().route_message(raw_msg)
 
     async def _send(self, message: str) -> None:
+        if self.csms.behaviour.answer_delay_s:
+            await asyncio.sleep(self.csms.behaviour.answer_delay_s)
         try:
             frame = json.loads(message)
             if frame[0] == 3 and hasattr(self, "_current_unique_id") and frame[1] == self._current_unique_id:

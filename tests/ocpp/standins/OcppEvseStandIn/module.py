@@ -81,7 +81,8 @@ class OcppEvseStandIn(Module):
         if cmd == "get_evse":
             return {"id": self.config["evse_id"], "connectors": [{"id": 1}]}
         if cmd == "authorize_response":
-            if args["validation_result"]["authorization_status"] == "Accepted" and self.plugged and not self.transaction:
+            accepted = args["validation_result"]["authorization_status"] == "Accepted"
+            if accepted and self.plugged and not self.transaction:
                 self._start(args["provided_token"])
             return None
         if cmd == "stop_transaction":
