@@ -59,6 +59,7 @@ class SystemAggregator(Module):
             for index, remote in enumerate(self.connections("boards"))
         ]
         self.merge: FirmwareMerge | None = None
+        self.board_request_id = 0  # the id the boards know the current update by
         self.installation_allowed = False
         self._install_task: asyncio.Task[None] | None = None
         self._update_timer: Any = None
@@ -92,12 +93,19 @@ class SystemAggregator(Module):
     @command(IMPL, "update_firmware")
     async def update_firmware(self, firmware_update_request: dict[str, Any]) -> str:
         request_id = int(firmware_update_request["request_id"])
+        # The boards get an id of our own: OCPP 1.6 uses -1 for every update, and a status of an earlier
+        # update replayed by a satellite link after a reconnect must never count for this one.
+        board_request_id = _fresh_request_id()
         self._end_update()
         self._install_task = None
         merge = self.merge = FirmwareMerge(request_id, len(self.boards), self._publish_firmware_status)
+        self.board_request_id = board_request_id
         self.installation_allowed = False
         answers = await self._on_all(
-            self.boards, "update_firmware", "Rejected", firmware_update_request=firmware_update_request
+            self.boards,
+            "update_firmware",
+            "Rejected",
+            firmware_update_request={**firmware_update_request, "request_id": board_request_id},
         )
         answer = merge_answers(answers)
         if answer not in ("Accepted", "AcceptedCanceled"):
@@ -115,7 +123,7 @@ class SystemAggregator(Module):
     def _firmware_status_handler(self, board: Board) -> Callable[[dict[str, Any]], None]:
         def on_status(value: dict[str, Any]) -> None:
             merge = self.merge
-            if merge is None or value.get("request_id") != merge.request_id:
+            if merge is None or value.get("request_id") != self.board_request_id:
                 return
             was_downloaded = merge.all_downloaded
             merge.board_status(board.index, str(value["firmware_update_status"]))
@@ -146,7 +154,8 @@ class SystemAggregator(Module):
             await self._firmware_changed.wait()
         if merge.finished:
             return
-        await asyncio.to_thread(_write_json, self.state_file, {"request_id": merge.request_id})
+        saved = {"request_id": merge.request_id, "board_request_id": self.board_request_id}
+        await asyncio.to_thread(_write_json, self.state_file, saved)
         await self._on_all(self.boards[:1], "allow_firmware_installation", None)
 
     def _arm_update_timer(self) -> None:
@@ -183,11 +192,13 @@ class SystemAggregator(Module):
         except FileNotFoundError:
             return
         try:
-            request_id = int(json.loads(saved)["request_id"])
+            update = json.loads(saved)
+            request_id, board_request_id = int(update["request_id"]), int(update["board_request_id"])
         except (ValueError, KeyError, TypeError):
             self.log.warning("ignoring unreadable %s", self.state_file)
             return
         merge = self.merge = FirmwareMerge(request_id, len(self.boards), self._publish_firmware_status)
+        self.board_request_id = board_request_id
         for board in self.boards[1:]:
             merge.board_status(board.index, "Installed")
         self._arm_update_timer()  # a main board that came back without reporting Installed failed the update
@@ -222,7 +233,7 @@ class SystemAggregator(Module):
             key: request[key] for key in ("oldest_timestamp", "latest_timestamp", "type") if key in request
         }
         # A fresh id per board and collection: a late status of an earlier collection is never taken for this one.
-        request_id = secrets.randbelow(2**31 - 1) + 1
+        request_id = _fresh_request_id()
         board_request.update(location=inbox.location(slot, host), retries=2, retry_interval_s=5, request_id=request_id)
         _drain(board.log_statuses)
         answer = await self._on_board(
@@ -315,6 +326,10 @@ async def _first_of(*awaitables: Awaitable[Any]) -> Any:
     futures = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
     done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
     return next(iter(done)).result()
+
+
+def _fresh_request_id() -> int:
+    return secrets.randbelow(2**31 - 1) + 1
 
 
 def _drain(queue: asyncio.Queue[Any]) -> None:
