@@ -121,9 +121,10 @@ def _limit(raw: dict[str, Any] | None, uuid: str) -> Limit | None:
     return Limit(value, str(raw.get("source") or uuid))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Consumer:
     node: Node
+    order: int  # position in the tree; later = gives way first
     phases: int
     watts_per_amp: float
     cap_A: float
@@ -133,7 +134,7 @@ class _Consumer:
     source: str = ""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Constraint:
     """One node's limit on the sum of its consumers' current or power."""
 
@@ -161,7 +162,7 @@ def distribute(root: Node, nominal_voltage_V: float) -> dict[str, Allocation]:
         if not short:
             break
         # Those that can never reach their minimum go first, then the ones listed last.
-        short.sort(key=lambda c: (c.cap_A >= c.node.min_current_A, consumers.index(c)))
+        short.sort(key=lambda c: (c.cap_A >= c.node.min_current_A, c.order))
         excluded.add(id(short[-1]) if short[0].cap_A >= short[0].node.min_current_A else id(short[0]))
     return _allocations(root, consumers, nominal_voltage_V)
 
@@ -181,7 +182,7 @@ def _consumers(root: Node, voltage: float) -> list[_Consumer]:
             cap, source = min(caps, key=lambda item: item[0])
             if not node.wants_power:
                 cap, source = 0.0, f"{node.uuid} idle"
-            consumer = _Consumer(node, phases, watts_per_amp, cap, source, list(inherited))
+            consumer = _Consumer(node, len(found), phases, watts_per_amp, cap, source, list(inherited))
             for constraint in inherited:
                 constraint.members.append(consumer)
             found.append(consumer)
