@@ -3,7 +3,7 @@
 Every error listed here (and any unknown error from the board or meter) stops power delivery while it
 is active: relays open at once, the pilot goes to F for ``state_F_after_fault_ms`` and then to X1, the
 session pauses with reason Error and resumes by itself when the last such error clears. Some errors
-also end the transaction, with the reason given here. Errors in ``WARNINGS`` are only logged.
+also end the transaction, with the reason given here. Errors marked ``WARN`` are only logged.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from .error_effects import effect_of
 
 EVSE, ENERGY, TOKENS = "evse", "energy_grid", "token_provider"
 METER_LOST = "evse_manager/PowermeterLost"
+INTERNAL = "evse_manager/Internal"
+METER_START_FAILED = "evse_manager/PowermeterTransactionStartFailed"
 CABLE_AMPS = {"None": 0.0, "A_13": 13.0, "A_20": 20.0, "A_32": 32.0, "A_63_3ph_70_1ph": 63.0}
 # Events after which the EnergyManager should recompute at once rather than at its next tick.
 ENERGY_PRIORITY_EVENTS = ("AuthRequired", "TransactionStarted", "ChargingPausedEV", "TransactionFinished",
@@ -52,6 +54,7 @@ class EvseManager(Module):
         self._first_meter = asyncio.Event()
         self._board_calls: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._energy_priority = False
+        self._board_failed = False
         if cfg["energy_management"]:
             self.charger.set_limit("energy", 0.0)  # nothing until the EnergyManager grants power
 
@@ -80,6 +83,8 @@ class EvseManager(Module):
             except TimeoutError:
                 self.log.warning("no meter value within %d ms; starting without", timeout_ms)
             self._arm_meter_watchdog()
+            # Close transactions the meter may still hold from before a restart (power loss).
+            self.spawn(self._meter_transaction("stop_transaction", transaction_id=""), name="meter cleanup")
         self.charger.start()
         self.publish(EVSE, "ready", True)
         self.spawn(self._energy_requests(), name="energy requests")
@@ -184,6 +189,14 @@ class EvseManager(Module):
         if name in ENERGY_PRIORITY_EVENTS:
             self._energy_priority = True
             self._publish_energy_request()
+        if self.meter is not None and name == "TransactionStarted":
+            self.spawn(self._start_meter_transaction(event), name="meter transaction start")
+        elif self.meter is not None and name == "TransactionFinished":
+            self.spawn(self._meter_transaction("stop_transaction", transaction_id=event["uuid"]),
+                       name="meter transaction stop")
+        elif name == "SessionFinished" and METER_START_FAILED in {e["type"] for e in self.active_errors(EVSE)}:
+            self.clear_error(EVSE, METER_START_FAILED)
+            self.charger.clear_fault(METER_START_FAILED)
         if name == "AuthRequired" and self.config["disable_authentication"]:
             self.charger.authorize(FREE_CHARGING_TOKEN, {"authorization_status": "Accepted"})
         if name == "SessionStarted" and self.config["autocharge_token"]:
@@ -239,13 +252,26 @@ class EvseManager(Module):
         self._board_calls.put_nowait((cmd, args))
 
     async def _drive_board(self) -> None:
-        """Board commands in the order the charger decided them, one at a time."""
+        """Board commands in the order the charger decided them, one at a time.
+
+        A failed command means the board may not do what the charger believes (relays!), so it
+        raises evse_manager/Internal, which stops charging until a later board command succeeds.
+        """
         while True:
             cmd, args = await self._board_calls.get()
             try:
                 await self.bsp.call(cmd, **args)
             except CommandError as exc:
                 self.log.error("board command %s%s failed: %s", cmd, args or "", exc)
+                if not self._board_failed:
+                    self._board_failed = True
+                    self.raise_error(EVSE, INTERNAL, f"board command {cmd} failed: {exc}")
+                    self.charger.raise_fault(INTERNAL)
+                continue
+            if self._board_failed:
+                self._board_failed = False
+                self.clear_error(EVSE, INTERNAL)
+                self.charger.clear_fault(INTERNAL)
 
     # ------------------------------------------------------------------ meter
     def _on_meter(self, reading: dict[str, Any]) -> None:
@@ -263,6 +289,32 @@ class EvseManager(Module):
             **({"present_current_A": max(phase_currents)} if phase_currents else {}),
             **({"present_power_W": power} if power is not None else {}),
         })
+
+    async def _start_meter_transaction(self, event: dict[str, Any]) -> None:
+        """Signing meters open their own transaction; NOT_SUPPORTED (plain meters) is fine."""
+        id_tag = event["transaction_started"]["id_tag"]
+        request = {
+            "evse_id": self.config["evse_id"],
+            "transaction_id": event["uuid"],
+            "identification_status": "ASSIGNED",
+            "identification_flags": [],
+            "identification_type": "ISO14443" if id_tag["id_token"]["type"] == "ISO14443" else "UNDEFINED",
+            "identification_data": id_tag["id_token"]["value"],
+        }
+        result = await self._meter_transaction("start_transaction", value=request)
+        if result is not None and result.get("status") == "UNEXPECTED_ERROR":
+            message = f"power meter did not start the transaction: {result.get('error', '')}"
+            self.log.error(message)
+            self.raise_error(EVSE, METER_START_FAILED, message)
+            self.charger.raise_fault(METER_START_FAILED)
+
+    async def _meter_transaction(self, cmd: str, **args: Any) -> dict[str, Any] | None:
+        assert self.meter is not None
+        try:
+            return await self.meter.call(cmd, timeout=10, **args)
+        except CommandError as exc:
+            self.log.warning("power meter %s failed: %s", cmd, exc)
+            return None
 
     def _on_meter_error(self, error: dict[str, Any]) -> None:
         self._meter_problem(f"{error['type']}/{error.get('sub_type', '')}", error["state"] == "Active")
