@@ -19,7 +19,7 @@ import yaml
 
 from everpy.core import wire
 from everpy.core.broker import PrivateBroker
-from everpy.core.bus import Bus
+from everpy.core.bus import BrokerAddress, Bus, BusError
 from everpy.core.exceptions import CommandError, CommandTimeout
 from everpy.testing import Recorder
 
@@ -134,16 +134,57 @@ class Probe:
         self.bus.unsubscribe(sub)
 
 
-class Board:
-    """One board: a private mosquitto (kept across restarts of the stack) and an `everpy run` process."""
+class UnixSocketBroker:
+    """mosquitto listening on a unix socket only: reachable from every network namespace of the host, so a
+    board inside a namespace and the test's probe outside share one bus."""
 
-    def __init__(self, name: str, config: dict[str, Any], workdir: Path) -> None:
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "mqtt.sock"
+        self.conf = directory / "mosquitto.conf"
+        self.address: BrokerAddress | None = None
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 10.0) -> BrokerAddress:
+        # user root: mosquitto would otherwise drop to its own user, which cannot enter pytest's tmp dirs
+        self.conf.write_text(f"listener 0 {self.path}\nallow_anonymous true\npersistence false\nuser root\n")
+        self._process = await asyncio.create_subprocess_exec(
+            "mosquitto", "-c", str(self.conf), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        address = BrokerAddress(socket_path=str(self.path))
+        async with asyncio.timeout(timeout):
+            while True:
+                bus = Bus(address, f"probe-wait-{uuid.uuid4().hex[:6]}")
+                try:
+                    await bus.connect(timeout=1)
+                    await bus.close()
+                    break
+                except BusError:
+                    await asyncio.sleep(0.05)  # mosquitto gives no readiness signal but its socket
+        self.address = address
+        return address
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            await self._process.wait()
+
+
+class Board:
+    """One board: a private mosquitto (kept across restarts of the stack) and an `everpy run` process,
+    optionally inside a network namespace (then the broker listens on a unix socket)."""
+
+    def __init__(self, name: str, config: dict[str, Any], workdir: Path, netns: str | None = None) -> None:
         self.name = name
         self.config = config
         self.workdir = workdir
+        self.netns = netns
         self.config_path = workdir / f"{name}.yaml"
         self.log_path = workdir / f"{name}.log"
-        self.broker = PrivateBroker()
+        self.broker: PrivateBroker | UnixSocketBroker
+        if netns:
+            (workdir / name).mkdir(exist_ok=True)
+            self.broker = UnixSocketBroker(workdir / name)
+        else:
+            self.broker = PrivateBroker()
         self.process: asyncio.subprocess.Process | None = None
         self.probe: Probe | None = None
         self._bus: Bus | None = None
@@ -164,20 +205,27 @@ class Board:
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts} =====\n".encode())
             log.flush()
+            prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", RUN_EVERPY, "run", str(self.config_path), "--broker", self._broker_arg(),
-                stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                *prefix, sys.executable, "-c", RUN_EVERPY, "run", str(self.config_path), "--broker",
+                self._broker_arg(), stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        ready = asyncio.ensure_future(global_ready.wait())
+        exited = asyncio.ensure_future(self.process.wait())
         try:
-            await asyncio.wait_for(global_ready.wait(), ready_timeout)
-        except TimeoutError:
-            raise AssertionError(f"board {self.name} not ready in {ready_timeout:g} s:\n{self.log_tail()}") from None
+            await asyncio.wait({ready, exited}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            ready.cancel()
+            exited.cancel()
             self._bus.unsubscribe(sub)
+        if not global_ready.is_set():
+            why = (f"exited with code {self.process.returncode}" if self.process.returncode is not None
+                   else f"not ready in {ready_timeout:g} s")
+            raise AssertionError(f"board {self.name} {why}:\n{self.log_tail()}")
 
     def _broker_arg(self) -> str:
         address = self.broker.address
         assert address is not None
-        return f"{address.host}:{address.port}"
+        return f"unix:{address.socket_path}" if address.socket_path else f"{address.host}:{address.port}"
 
     @property
     def pid(self) -> int:

@@ -16,12 +16,12 @@ from boards import Board
 
 
 @pytest.fixture
-async def boards(tmp_path: Path) -> AsyncIterator[Callable[[str, dict[str, Any]], Awaitable[Board]]]:
-    """start_board(name, config) -> a started Board; every board is stopped at the end of the test."""
+async def boards(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Board]]]:
+    """start_board(name, config, netns=None) -> a started Board; every board is stopped after the test."""
     started: list[Board] = []
 
-    async def start_board(name: str, config: dict[str, Any]) -> Board:
-        board = Board(name, config, tmp_path)
+    async def start_board(name: str, config: dict[str, Any], netns: str | None = None) -> Board:
+        board = Board(name, config, tmp_path, netns)
         started.append(board)
         await board.start()
         return board
