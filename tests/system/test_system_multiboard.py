@@ -115,3 +115,69 @@ async def test_firmware_diagnostics_and_reset_across_four_boards(tmp_path: Path)
     finally:
         for board in reversed(boards):
             await board.close()
+
+
+REBOOT_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+os.kill(int(Path(sys.argv[1]).read_text()), signal.SIGTERM)
+"""
+
+
+async def test_update_completes_when_a_satellite_reboots_into_the_new_firmware(tmp_path: Path):
+    """The satellite's stack goes down after installing; started again (same state dir, as after a reboot),
+    it reports Installed through the link, and only then does the main board install."""
+    installer = RecordingCommand(tmp_path / "bin", "installer")
+    reset = RecordingCommand(tmp_path / "bin", "reset")
+    reboot_script, pid_file = tmp_path / "bin" / "reboot.py", tmp_path / "sat1.pid"
+    reboot_script.write_text(REBOOT_SCRIPT)
+    serial = new_serial()
+    satellite = satellite_config(serial)
+    satellite["active_modules"]["system"] = board_system(tmp_path, "sat1", installer, reset)
+    satellite["active_modules"]["system"]["config_module"]["reboot_command"] = (
+        f"{sys.executable} {reboot_script} {pid_file}"
+    )
+    satellite["active_modules"]["agent"]["connections"]["system"] = [
+        {"module_id": "system", "implementation_id": "main"}
+    ]
+    main_cfg = main_board_config(tmp_path, {"sat1": serial}, installer, reset)
+    main_cfg["active_modules"]["all_boards"]["connections"] = {
+        "boards": [
+            {"module_id": "system", "implementation_id": "main"},
+            {"module_id": "sat1", "implementation_id": "system"},
+        ],
+        "satellites": [{"module_id": "sat1", "implementation_id": "satellite"}],
+    }
+    sat1, main = Board("sat1", satellite, tmp_path), Board("main", main_cfg, tmp_path)
+    try:
+        await sat1.start()
+        pid_file.write_text(str(sat1.pid))
+        await main.start()
+        probe = main.probe
+        assert probe is not None
+        firmware = probe.watch("all_boards", "main", "firmware_update_status")
+        await probe.flush()
+        async with HttpServer(tmp_path / "http") as http:
+            (http.root / "fw.img").write_bytes(IMAGE)
+            request = {"request_id": -1, "location": http.url("/files/fw.img")}
+            assert (
+                await probe.call("all_boards", "main", "update_firmware", firmware_update_request=request) == "Accepted"
+            )
+            await firmware.wait_for(lambda v: v["firmware_update_status"] == "Downloaded", timeout=20)
+            await probe.call("all_boards", "main", "allow_firmware_installation")
+            await firmware.wait_for(lambda v: v["firmware_update_status"] == "InstallRebooting", timeout=20)
+        assert sat1.process is not None
+        await asyncio.wait_for(sat1.process.wait(), 20)
+        assert [call["argv"][0] for call in installer.calls] == ["sat1"], "the main board waits for the satellite"
+
+        await sat1.start()  # the satellite boots the new firmware
+        await firmware.wait_for(lambda v: v["firmware_update_status"] == "Installed", timeout=30)
+        assert [call["argv"][0] for call in installer.calls] == ["sat1", "main"]
+        assert [v["firmware_update_status"] for v in firmware.values] == [
+            "Downloading", "Downloaded", "Installing", "InstallRebooting", "Installed",
+        ]  # fmt: skip
+        assert {v["request_id"] for v in firmware.values} == {-1}
+        assert await probe.call("sat1", "system", "get_boot_reason") == "FirmwareUpdate"
+    finally:
+        await main.close()
+        await sat1.close()
