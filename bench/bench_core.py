@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -42,26 +43,32 @@ def _client(name: str, address: BrokerAddress) -> mqtt.Client:
     return client
 
 
-def raw_round_trip(address: BrokerAddress, n: int) -> list[float]:
-    server, client = _client("floor-server", address), _client("floor-client", address)
-    got = threading.Event()
-    server.on_message = lambda c, u, m: server.publish("floor/resp", m.payload, qos=0)
-    client.on_message = lambda c, u, m: got.set()
-    server.subscribe("floor/req", qos=0)
-    client.subscribe("floor/resp", qos=0)
-    time.sleep(0.3)  # let the subscriptions settle before measuring (not synchronisation of results)
-    samples = []
-    for i in range(n + 100):
-        got.clear()
-        t = time.perf_counter()
-        client.publish("floor/req", b'{"i":%d}' % i, qos=0)
-        got.wait(5)
-        if i >= 100:
+class RawRoundTrip:
+    """Two raw paho clients: one echoes, one measures publish -> echo -> on_message."""
+
+    def __init__(self, address: BrokerAddress) -> None:
+        self.server, self.client = _client("floor-server", address), _client("floor-client", address)
+        self.got = threading.Event()
+        self.server.on_message = lambda c, u, m: self.server.publish("floor/resp", m.payload, qos=0)
+        self.client.on_message = lambda c, u, m: self.got.set()
+        self.server.subscribe("floor/req", qos=0)
+        self.client.subscribe("floor/resp", qos=0)
+        time.sleep(0.3)  # let the subscriptions settle before measuring (not synchronisation of results)
+
+    def measure(self, n: int) -> list[float]:
+        samples = []
+        for i in range(n):
+            self.got.clear()
+            t = time.perf_counter()
+            self.client.publish("floor/req", b'{"i":%d}' % i, qos=0)
+            self.got.wait(5)
             samples.append(time.perf_counter() - t)
-    for c in (server, client):
-        c.loop_stop()
-        c.disconnect()
-    return samples
+        return samples
+
+    def close(self) -> None:
+        for c in (self.server, self.client):
+            c.loop_stop()
+            c.disconnect()
 
 
 def raw_throughput(address: BrokerAddress, n: int) -> float:
@@ -98,19 +105,40 @@ PAIR = {
 }
 
 
-async def everpy_round_trip(address: BrokerAddress, n: int, own_process: bool, validate: bool) -> list[float]:
+def pair_config(own_process: bool, validate: bool) -> dict:
     config = {"settings": {"validate_schema": validate}, "active_modules": dict(PAIR["active_modules"])}
     if own_process:
         config["active_modules"]["b"] = {"module": "Example", "process": "own"}
-    async with run_system(config, broker=address) as system:
-        peer = system.instances["a"].require("peer")
-        samples = []
-        for i in range(n + 100):
-            t = time.perf_counter()
-            await peer.call("add", a=i, b=1)
-            if i >= 100:
-                samples.append(time.perf_counter() - t)
-        return samples
+    return config
+
+
+async def measure_calls(peer: object, n: int) -> list[float]:
+    samples = []
+    for i in range(n):
+        t = time.perf_counter()
+        await peer.call("add", a=i, b=1)  # type: ignore[attr-defined]
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+async def round_trips(address: BrokerAddress, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Interleave floor and everpy measurements so drifting machine load hits all of them alike."""
+    floor = await asyncio.to_thread(RawRoundTrip, address)
+    results: dict[str, list[float]] = {"floor": [], "in-process": [], "no validation": [], "across processes": []}
+    async with AsyncExitStack() as stack:
+        peers = {}
+        for label, own, validate in (("in-process", False, True), ("no validation", False, False),
+                                     ("across processes", True, True)):
+            system = await stack.enter_async_context(run_system(pair_config(own, validate), broker=address))
+            peers[label] = system.instances["a"].require("peer")
+            await measure_calls(peers[label], 100)  # warm-up
+        await asyncio.to_thread(floor.measure, 100)
+        for _ in range(rounds):
+            results["floor"] += await asyncio.to_thread(floor.measure, per_round)
+            for label, peer in peers.items():
+                results[label] += await measure_calls(peer, per_round)
+    floor.close()
+    return results
 
 
 async def everpy_throughput(address: BrokerAddress, n: int) -> float:
@@ -186,11 +214,8 @@ async def main() -> None:
     broker = PrivateBroker()
     address = await broker.start()
     try:
-        floor = await asyncio.to_thread(raw_round_trip, address, ROUND_TRIPS)
+        trips = await round_trips(address, rounds=10, per_round=ROUND_TRIPS // 10)
         floor_tp = await asyncio.to_thread(raw_throughput, address, VARS)
-        inproc = await everpy_round_trip(address, ROUND_TRIPS, own_process=False, validate=True)
-        inproc_noval = await everpy_round_trip(address, ROUND_TRIPS, own_process=False, validate=False)
-        crossproc = await everpy_round_trip(address, ROUND_TRIPS, own_process=True, validate=True)
         tp = await everpy_throughput(address, VARS)
         ready20, rss20 = await asyncio.to_thread(startup_and_rss, 20, False, address)
         _, rss10 = await asyncio.to_thread(startup_and_rss, 10, False, address)
@@ -198,15 +223,15 @@ async def main() -> None:
     finally:
         await broker.stop()
 
+    floor = trips["floor"]
     f50, f99 = percentile(floor, 0.5), percentile(floor, 0.99)
     rows = [
         ("floor: raw paho round trip p50 / p99", f"{f50*1e3:.3f} / {f99*1e3:.3f} ms", "1.00x", ""),
     ]
-    for label, samples in (("cmd round trip, in-process", inproc),
-                           ("cmd round trip, in-process, no validation", inproc_noval),
-                           ("cmd round trip, across processes", crossproc)):
+    for label in ("in-process", "no validation", "across processes"):
+        samples = trips[label]
         p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
-        rows.append((f"{label} p50 / p99", f"{p50*1e3:.3f} / {p99*1e3:.3f} ms",
+        rows.append((f"cmd round trip, {label} p50 / p99", f"{p50*1e3:.3f} / {p99*1e3:.3f} ms",
                      f"{p50/f50:.2f}x / {p99/f99:.2f}x", "p50 <= 1.5x"))
     rows.append(("floor: raw paho var throughput", f"{floor_tp:,.0f} msg/s", "1.00x", ""))
     rows.append(("var throughput module -> module", f"{tp:,.0f} msg/s", f"{tp/floor_tp:.2f}x", ">= 0.5x"))

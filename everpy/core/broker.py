@@ -52,7 +52,7 @@ class PrivateBroker:
         port = _free_port()
         conf = Path(self._dir.name) / "mosquitto.conf"
         conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
             "log_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n"
         )
         self._process = await asyncio.create_subprocess_exec(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -100,6 +101,7 @@ class Bus:
         self._client.on_socket_register_write = self._on_socket_register_write
         self._client.on_socket_unregister_write = self._on_socket_unregister_write
         self._sock: Any = None
+        self._in_callback = False
         self._misc_task: asyncio.Task[None] | None = None
 
     async def connect(self, timeout: float = 10.0) -> None:
@@ -150,6 +152,9 @@ class Bus:
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         assert self._loop is not None
         self._sock = sock
+        if not self.address.socket_path:
+            # Small MQTT packets must not wait for Nagle's algorithm (40 ms stalls against delayed ACKs).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._loop.add_reader(sock, client.loop_read)
 
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -172,6 +177,10 @@ class Bus:
     # -- publishing -------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
         self._client.publish(topic, payload, qos=self.qos, retain=retain)
+        if self._sock is not None:
+            # Write now instead of on the next loop iteration; whatever the socket does not take
+            # stays queued and goes out through the registered writer.
+            self._client.loop_write()
 
     # -- subscribing ------------------------------------------------------------------------
     def subscribe(self, topic_filter: str, callback: MessageCallback) -> Subscription:
@@ -223,10 +232,13 @@ class Bus:
             self._loop.call_soon(self.on_connection_lost)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._in_callback = True  # paho holds its callback lock: publishes go through the writer
         try:
             self._dispatch(message.topic, message.payload)
         except Exception:  # a subscriber's bug must not break paho's read loop for everyone else
             log.exception("subscriber failed on %s", message.topic)
+        finally:
+            self._in_callback = False
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
         for sub in tuple(self._exact.get(topic, ())):
