@@ -13,6 +13,7 @@ from everpy import CommandError, Module, command
 from everpy.core.clock import TimerHandle
 
 from .charger import Charger, ChargerSettings, Pilot, PilotOutput
+from .checked import subscribe_checked
 from .energy import current_limit_a, flow_request
 from .error_effects import effect_of
 
@@ -59,16 +60,19 @@ class EvseManager(Module):
             self.charger.set_limit("energy", 0.0)  # nothing until the EnergyManager grants power
 
         self.bsp = self.require("bsp")
-        self.bsp.subscribe("event", self._on_board_event)
-        self.bsp.subscribe("capabilities", self._on_capabilities)
-        self.bsp.subscribe("ac_nr_of_phases_available", self.charger.set_phases)
-        self.bsp.subscribe("telemetry", self._on_telemetry)
-        self.bsp.subscribe("ac_pp_ampacity", self._on_cable)
-        self.bsp.subscribe("request_stop_transaction", self._on_board_stop_request)
+        for var, callback in (
+            ("event", self._on_board_event),
+            ("capabilities", self._on_capabilities),
+            ("ac_nr_of_phases_available", self.charger.set_phases),
+            ("telemetry", self._on_telemetry),
+            ("ac_pp_ampacity", self._on_cable),
+            ("request_stop_transaction", self._on_board_stop_request),
+        ):
+            subscribe_checked(self, self.bsp, var, callback)
         self.bsp.subscribe_error(self._on_board_error)
         self.meter = self.connections("powermeter")[0] if self.connections("powermeter") else None
         if self.meter is not None:
-            self.meter.subscribe("powermeter", self._on_meter)
+            subscribe_checked(self, self.meter, "powermeter", self._on_meter)
             self.meter.subscribe_error(self._on_meter_error)
 
     async def ready(self) -> None:

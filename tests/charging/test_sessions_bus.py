@@ -259,3 +259,19 @@ async def test_bad_car_script_is_a_clear_error_and_the_car_keeps_working() -> No
             await s.system.call("car", "main", "execute_charging_session", value="draw_power_fixed 16")
         await s.car("plugin")
         await s.expect("SessionStarted", "AuthRequired")
+
+
+async def test_malformed_board_and_meter_values_are_dropped_without_disturbing_the_session() -> None:
+    async with sil() as s:
+        await s.charging()
+        evse_before = s.system.instances["evse"]
+        await s.system.publish_var("board", "board_support", "event", {"event": "Z"})
+        await s.system.publish_var("board", "board_support", "event", {"what": "B"})
+        await s.system.publish_var("board", "board_support", "capabilities", {"max_current_A_import": "lots"})
+        await s.system.publish_var("board", "powermeter", "powermeter", {"timestamp": "now"})
+        await s.settle()
+        assert s.system.instances["evse"] is evse_before  # not crashed and restarted
+        assert s.evse.charger.state == "Charging"
+        assert s.evse.charger.available_current_a == 32
+        await s.car("unplug")
+        await s.expect("ChargingFinished", "TransactionFinished", "SessionFinished")
