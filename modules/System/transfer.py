@@ -15,12 +15,13 @@ import ftplib
 import hashlib
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
+import yarl
 
 CHUNK_SIZE = 64 * 1024
 HTTP_SCHEMES = ("http", "https")
@@ -94,20 +95,25 @@ class Location:
             url_without_credentials=urlunsplit((scheme, netloc, parts.path, parts.query, "")),
         )
 
+    @property
+    def request_url(self) -> yarl.URL:
+        """The URL exactly as given (no re-quoting: a pre-signed URL's signature covers its spelling)."""
+        return yarl.URL(self.url_without_credentials, encoded=True)
+
+    @property
+    def has_query(self) -> bool:
+        return "?" in self.url_without_credentials
+
     def with_file_name(self, file_name: str) -> Location:
-        """The location of `file_name` inside this directory-like location."""
+        """The location of `file_name` inside this directory-like location.
+
+        A URL with a query string (e.g. a pre-signed upload URL) already names its target and is kept."""
+        if self.has_query:
+            return self
         path = self.path if self.path.endswith("/") else self.path + "/"
         base = self.url_without_credentials
-        base = base if base.endswith("/") or "?" in base else base + "/"
-        return Location(
-            self.scheme,
-            self.host,
-            self.port,
-            path + file_name,
-            self.username,
-            self.password,
-            base + file_name,
-        )
+        base = base if base.endswith("/") else base + "/"
+        return replace(self, path=path + file_name, url_without_credentials=base + quote(file_name))
 
 
 def redact(url: str) -> str:
@@ -154,9 +160,7 @@ async def _http_download(
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(
-                location.url_without_credentials, headers=_auth_headers(location), ssl=tls or True
-            ) as response:
+            async with session.get(location.request_url, headers=_auth_headers(location), ssl=tls or True) as response:
                 _check_http_status(response.status, location)
                 sink = await asyncio.to_thread(destination.open, "wb")
                 try:
@@ -244,7 +248,7 @@ async def _http_upload(
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 async with session.request(
                     method,
-                    location.url_without_credentials,
+                    location.request_url,
                     data=body,
                     headers={**headers, **_auth_headers(location)},
                     ssl=tls or True,

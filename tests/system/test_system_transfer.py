@@ -48,6 +48,8 @@ def test_location_keeps_credentials_out_of_the_url():
     assert location.url_without_credentials == "ftp://example.org:2121/logs/"
     assert location.with_file_name("a.tar.gz").url_without_credentials == "ftp://example.org:2121/logs/a.tar.gz"
     assert redact("https://u:p@h/x") == "https://h/x"
+    presigned = Location.parse("https://bucket.example/obj.tar.gz?X-Signature=abc")
+    assert presigned.with_file_name("a.tar.gz") == presigned, "a URL with a query names its own target"
 
 
 @pytest.mark.parametrize(
@@ -217,3 +219,11 @@ async def test_https_with_a_private_ca(tmp_path: Path):
             await download(https.url("/files/fw.img"), tmp_path / "other.img")  # system CA store
     with pytest.raises(ValueError, match="cannot use"):
         tls_context(str(tmp_path / "missing.pem"))
+
+
+async def test_presigned_put_url_is_used_as_given(http: HttpServer, tmp_path: Path):
+    source = tmp_path / "logs.tar.gz"
+    source.write_bytes(b"log")
+    sent_to = await upload(source, http.url("/upload/object-7.tar.gz?sig=a%2Fb%3D"), file_name="ignored.tar.gz")
+    assert sent_to == http.url("/upload/object-7.tar.gz?sig=a%2Fb%3D")
+    assert await http.wait_for_upload("object-7.tar.gz") == b"log"
