@@ -66,6 +66,7 @@ async def test_vars_reach_subscribers_in_order():
 async def test_errors_raise_once_and_clear():
     async with run_system(PAIR) as system:
         errors = system.watch_errors("b", "main")
+        await system.flush()  # the probe's subscription is in place before the module raises directly
         b = system.instances["b"]
         b.raise_error("main", "example/Overflow", "too big")
         b.raise_error("main", "example/Overflow", "too big again")  # already active: no second event
