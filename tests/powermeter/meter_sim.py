@@ -19,7 +19,7 @@ import enum
 import os
 import struct
 import tty
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -213,3 +213,41 @@ async def rtu_meter(image: MeterImage, baudrate: int = 9600) -> AsyncIterator[tu
         with contextlib.suppress(asyncio.CancelledError):
             await serving
         wire.close()
+
+
+Mangle = Callable[[bytes], bytes]
+
+
+@contextlib.asynccontextmanager
+async def mangling_tcp_proxy(backend_port: int, mangle: Mangle) -> AsyncIterator[int]:
+    """A Modbus TCP proxy on a free port whose replies (whole MBAP frames) pass through ``mangle``."""
+
+    async def pipe_requests(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(4096):
+            writer.write(data)
+
+    async def pipe_replies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            header = await reader.readexactly(7)  # transaction, protocol, length, unit
+            body = await reader.readexactly(int.from_bytes(header[4:6], "big") - 1)
+            writer.write(mangle(header + body))
+
+    async def serve(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        meter_reader, meter_writer = await asyncio.open_connection("127.0.0.1", backend_port)
+        pipes = [
+            asyncio.ensure_future(pipe_requests(client_reader, meter_writer)),
+            asyncio.ensure_future(pipe_replies(meter_reader, client_writer)),
+        ]
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for task in pipes:
+            task.cancel()
+        for writer in (client_writer, meter_writer):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()

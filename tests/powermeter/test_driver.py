@@ -3,7 +3,8 @@ and as RTU over a pty pair, including every way a reply can go wrong."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import pytest
@@ -11,7 +12,7 @@ from everpy_modules.GenericPowermeter.meter_reader import MeterReader
 from everpy_modules.GenericPowermeter.modbus_link import FailureKind, MeterReadError, ModbusSettings
 from everpy_modules.GenericPowermeter.register_map import available_maps, load_register_map
 
-from .meter_sim import MeterImage, WireFault, float_words, rtu_meter, tcp_meter
+from .meter_sim import MeterImage, WireFault, float_words, mangling_tcp_proxy, rtu_meter, tcp_meter
 
 TIMEOUT_S = 0.3  # per reply; short so failure tests stay fast, long enough for a loaded 2-core box
 
@@ -187,3 +188,51 @@ async def test_missing_serial_port_is_a_connection_failure(tmp_path: object) -> 
         assert "/dev/does-not-exist" in str(failure)
     finally:
         await reader.close()
+
+
+def mangle_framing(rng: random.Random) -> Callable[[bytes], bytes]:
+    """Break the framing of some replies (never the register bytes: Modbus TCP has no checksum, so
+    changed data bytes would be a valid reading of other values that no driver could notice)."""
+
+    def with_length(frame: bytes) -> bytes:
+        return frame[:4] + (len(frame) - 6).to_bytes(2, "big") + frame[6:]
+
+    def random_bytes(n: int) -> bytes:
+        return bytes(rng.randrange(256) for _ in range(n))
+
+    mutations: list[Callable[[bytes], bytes]] = [
+        lambda f: f[: rng.randrange(7, len(f))],  # cut short, header promises more
+        lambda f: with_length(f[: rng.randrange(8, len(f))]),  # cut short, consistent header
+        lambda f: with_length(f + random_bytes(rng.randrange(1, 6))),  # trailing junk
+        lambda f: f + random_bytes(rng.randrange(1, 6)),  # junk after the frame
+        lambda f: f[:8] + bytes([rng.randrange(256)]) + f[9:],  # byte count field
+        lambda f: f[:7] + bytes([rng.randrange(256)]) + f[8:],  # function code
+        lambda f: f[:6] + bytes([rng.randrange(256)]) + f[7:],  # unit id
+        lambda f: random_bytes(2) + f[2:],  # transaction id
+        lambda f: f[:2] + random_bytes(2) + f[4:],  # protocol id
+        lambda f: with_length(f[:7] + random_bytes(rng.randrange(1, 12))),  # garbage PDU
+    ]
+
+    def mangle(frame: bytes) -> bytes:
+        return rng.choice(mutations)(frame) if rng.random() < 0.3 else frame
+
+    return mangle
+
+
+async def test_tcp_replies_with_broken_framing_never_give_a_wrong_reading(sdm630: tuple) -> None:
+    image, expected = sdm630
+    outcomes = {"reading": 0, "failure": 0}
+    async with tcp_meter(image) as meter_port:
+        async with mangling_tcp_proxy(meter_port, mangle_framing(random.Random(61851))) as proxy_port:
+            settings = replace(tcp_settings(proxy_port), timeout_s=0.1)
+            reader = MeterReader(load_register_map("sdm630_v2"), settings, retries=0)
+            try:
+                for _ in range(60):
+                    try:
+                        assert await reader.read() == expected
+                        outcomes["reading"] += 1
+                    except MeterReadError:
+                        outcomes["failure"] += 1
+            finally:
+                await reader.close()
+    assert outcomes["reading"] > 0 and outcomes["failure"] > 0, outcomes
