@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(args.log_level or settings.log_level, levels)
-    runtime = Runtime(system, broker=_parse_broker(args.broker) if args.broker else None)
+    runtime = Runtime(system, broker=_parse_broker(args.broker) if args.broker else None, log_levels=levels)
 
     async def main() -> int:
         task = asyncio.ensure_future(runtime.run_forever())

@@ -44,12 +44,12 @@ class PrivateBroker:
         self._process: asyncio.subprocess.Process | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
 
-    async def start(self, timeout: float = 10.0) -> BrokerAddress:
+    async def start(self, timeout: float = 10.0, port: int | None = None) -> BrokerAddress:
         binary = find_mosquitto()
         if binary is None:
             raise BrokerError(INSTALL_HINT)
-        self._dir = tempfile.TemporaryDirectory(prefix="everpy-mqtt-")
-        port = _free_port()
+        self._dir = self._dir or tempfile.TemporaryDirectory(prefix="everpy-mqtt-")
+        port = port or _free_port()
         conf = Path(self._dir.name) / "mosquitto.conf"
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
@@ -76,6 +76,11 @@ class PrivateBroker:
         self.address = BrokerAddress("127.0.0.1", port)
         log.info("private mosquitto on %s (pid %s)", self.address, self._process.pid)
         return self.address
+
+    async def wait(self) -> int | None:
+        """Until mosquitto exits; its exit code."""
+        assert self._process is not None
+        return await self._process.wait()
 
     async def stop(self) -> None:
         if self._process is not None and self._process.returncode is None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import logging
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field

@@ -11,7 +11,7 @@ from pathlib import Path
 from everpy.core.bus import BrokerAddress, Bus
 from everpy.core.host import ModuleHost, ModuleInitFailed
 from everpy.core.loading import load_system
-from everpy.core.logs import setup_logging
+from everpy.core.logs import parse_level_overrides, setup_logging
 
 
 async def run_child(args: argparse.Namespace) -> int:
@@ -54,8 +54,9 @@ def main() -> None:
     parser.add_argument("--modules-dir", action="append", default=[], type=Path)
     parser.add_argument("--definitions-dir", action="append", default=[], type=Path)
     parser.add_argument("--no-validate", action="store_true")
+    parser.add_argument("--log", action="append", default=[], metavar="MODULE=LEVEL")
     args = parser.parse_args()
-    setup_logging()
+    setup_logging(per_module=parse_level_overrides(args.log))
     raise SystemExit(asyncio.run(run_child(args)))
 
 

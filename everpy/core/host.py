@@ -34,6 +34,7 @@ from everpy.core.exceptions import (
     UnknownCommandError,
 )
 from everpy.core.module import Module, Remote, call_maybe_async
+from everpy.core.plugins import PluginError
 
 if TYPE_CHECKING:
     from everpy.core.config import RunConfig
@@ -122,7 +123,11 @@ class ModuleHost:
         slot = self.slots[module_id]
         mcfg = self.config.modules[module_id]
         mtype = self.module_types[mcfg.module]
-        cls = mtype.load_class()
+        try:
+            cls = mtype.load_class()
+        except (PluginError, ImportError) as exc:
+            slot.state = SlotState.DOWN
+            raise ModuleInitFailed(module_id, exc) from exc
         manifest = self._manifest(mcfg.module)
         slot.state = SlotState.STARTING
         slot.ready_ran = False

@@ -57,8 +57,10 @@ class Runtime:
         broker: BrokerAddress | None = None,
         clock: Clock | None = None,
         validate: bool | None = None,
+        log_levels: dict[str, str] | None = None,
     ) -> None:
         self.system = system
+        self.log_levels = dict(log_levels or {})
         settings = system.settings
         self.topics = wire.Topics(settings.mqtt_everest_prefix)
         self.clock = clock or Clock()
@@ -129,6 +131,8 @@ class Runtime:
         sdnotify.notify("READY=1", f"STATUS=running {len(self.ready_modules)} modules")
         if self.children:
             self._spawn(self._watch_children())
+        if self._private_broker is not None:
+            self._spawn(self._watch_broker(self._private_broker))
         watchdog = sdnotify.Watchdog.from_environment(self.healthy)
         if watchdog is not None:
             self._tasks.add(watchdog.start())
@@ -190,6 +194,8 @@ class Runtime:
             args += ["--definitions-dir", str(d)]
         if not self.validate:
             args.append("--no-validate")
+        for name, level in self.log_levels.items():
+            args += ["--log", f"{name}={level}"]
         child.ready = False
         child.started_at = time.monotonic()
         # A child must never talk to systemd itself: only the runtime notifies and feeds the watchdog.
@@ -232,6 +238,16 @@ class Runtime:
         await asyncio.sleep(delay)
         if not self._stopping:
             await self._spawn_child(child)
+
+    async def _watch_broker(self, broker: PrivateBroker) -> None:
+        """Restart the private mosquitto on the same port if it dies; every bus reconnects to it."""
+        while not self._stopping:
+            code = await broker.wait()
+            if self._stopping:
+                return
+            log.error("private mosquitto exited (code %s); restarting it", code)
+            await asyncio.sleep(0.5)
+            await broker.start(port=self.broker.port)
 
     # -- stop ------------------------------------------------------------------------------------
     def request_stop(self) -> None:

@@ -140,3 +140,27 @@ def _probe_module():
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+async def test_private_broker_is_restarted_and_modules_reconnect(probe_dirs):
+    async with run_system(probes(a={}), **probe_dirs) as system:
+        broker = system.runtime._private_broker
+        assert broker is not None and broker._process is not None
+        broker._process.kill()  # the broker dies under a running system
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:  # the runtime restarts it on the same port; modules and probe reconnect by themselves
+            try:
+                assert await system.call("a", "main", "echo", value="again", timeout=1) == "again"
+                break
+            except CommandTimeout:
+                assert asyncio.get_running_loop().time() < deadline
+
+
+async def test_missing_mosquitto_gives_an_install_hint(monkeypatch, probe_dirs):
+    from everpy.core import broker as broker_module
+    from everpy.core.broker import BrokerError
+
+    monkeypatch.setattr(broker_module, "find_mosquitto", lambda: None)  # as on a machine without it
+    runtime = Runtime(load_system(probes(a={}), **probe_dirs))
+    with pytest.raises(BrokerError, match="apt-get install mosquitto"):
+        await runtime.start()
