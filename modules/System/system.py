@@ -13,7 +13,7 @@ from .archive import pack_logs
 from .commands import run_command
 from .firmware import FirmwareSettings, FirmwareUpdater
 from .log_upload import LogUploader, UploadSettings
-from .state import SystemState
+from .state import SystemState, read_boot_id
 from .timestamps import parse_timestamp
 from .transfer import tls_context
 
@@ -28,7 +28,8 @@ class System(Module):
     async def init(self) -> None:
         config = self.config
         self.state = SystemState(Path(config["state_dir"]))
-        startup = await asyncio.to_thread(self.state.take_startup_state)
+        boot_id = await asyncio.to_thread(read_boot_id, config["boot_id_file"])
+        startup = await asyncio.to_thread(self.state.take_startup_state, boot_id)
         self.boot_reason = startup.boot_reason
         self.installed_update = startup.installed_update_request_id
         self.log.info("boot reason: %s", self.boot_reason)
@@ -76,6 +77,7 @@ class System(Module):
         if self.installed_update is not None:
             # We are the firmware that the previous run installed: finish that update's report.
             self._publish_firmware_status("Installed", self.installed_update)
+            await asyncio.to_thread(self.state.forget_installed_update)
 
     @command(IMPL, "update_firmware")
     async def update_firmware(self, firmware_update_request: dict[str, Any]) -> str:

@@ -54,7 +54,10 @@ class RecordingCommand:
 def system_module_config(board_dir: Path, **overrides: Any) -> dict[str, Any]:
     """config_module of a System instance whose state lives in `board_dir` (fast retries, no delays)."""
     (board_dir / "logs").mkdir(parents=True, exist_ok=True)
+    if not (board_dir / "boot_id").exists():
+        (board_dir / "boot_id").write_text("boot-1")
     config: dict[str, Any] = {
+        "boot_id_file": str(board_dir / "boot_id"),
         "state_dir": str(board_dir / "state"),
         "work_dir": str(board_dir / "work"),
         "log_paths": str(board_dir / "logs"),
@@ -72,3 +75,9 @@ def recorder_of(module_id: str, impl: str = "main") -> dict[str, Any]:
         "module": "SystemStatusRecorder",
         "connections": {"system": [{"module_id": module_id, "implementation_id": impl}]},
     }
+
+
+def power_cycle(board_dir: Path) -> None:
+    """The board of `board_dir` boots its OS anew (as seen by System through boot_id_file)."""
+    boot_id = board_dir / "boot_id"
+    boot_id.write_text(f"boot-{int(boot_id.read_text().split('-')[1]) + 1}")

@@ -13,7 +13,7 @@ from everpy import CommandError
 from everpy.core.clock import FakeClock
 from everpy.testing import run_system
 
-from .helpers import TEST_MODULES, RecordingCommand, recorder_of, system_module_config
+from .helpers import TEST_MODULES, RecordingCommand, power_cycle, recorder_of, system_module_config
 from .servers import FtpServer, HttpServer, eventually
 
 IMAGE = b"new firmware " * 5000
@@ -115,6 +115,13 @@ async def test_ftp_update_with_reboot_reports_installed_after_restart(tmp_path: 
         assert recorder.firmware[0]["request_id"] == 11
         assert await system.call("sys", "main", "get_boot_reason") == "FirmwareUpdate"
 
+    assert not (tmp_path / "board" / "state" / "installed_firmware_update.json").exists()
+
+    async with running(cfg) as system:  # the stack restarts within the same OS boot: same reason, no repeat
+        assert await system.call("sys", "main", "get_boot_reason") == "FirmwareUpdate"
+        assert system.instances["recorder"].firmware == []
+
+    power_cycle(tmp_path / "board")
     async with running(cfg) as system:  # a later power cycle: nothing left over
         assert await system.call("sys", "main", "get_boot_reason") == "PowerUp"
         assert system.instances["recorder"].firmware == []
@@ -219,9 +226,12 @@ async def test_reset_runs_the_configured_command_and_sets_the_boot_reason(tmp_pa
 
     hard_reset.exit_code = 1  # a reset that did not happen must not be claimed at the next start
     async with running(cfg) as system:
+        # Started again within the same OS boot without a new cause: still that boot's reason.
+        assert await system.call("sys", "main", "get_boot_reason") == "ScheduledReset"
         await system.call("sys", "main", "reset", type="Hard", scheduled=False)
         await eventually(lambda: len(hard_reset.calls) == 2, what="reset command")
         await eventually(lambda: not (tmp_path / "board" / "state" / "next_boot_reason").exists(), what="cleanup")
+    power_cycle(tmp_path / "board")
     async with running(cfg) as system:
         assert await system.call("sys", "main", "get_boot_reason") == "PowerUp"
 
