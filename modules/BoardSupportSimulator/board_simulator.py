@@ -27,6 +27,12 @@ class BoardSupportSimulator(Module):
         self._integrated_at = self.clock.monotonic()
 
     async def ready(self) -> None:
+        self._publish_setup()
+        self._publish_telemetry()
+        self._publish_measurement()
+        self.spawn(self._meter_loop(), name="meter")
+
+    def _publish_setup(self) -> None:
         cfg = self.config
         self.publish(BOARD, "capabilities", {
             "max_current_A_import": cfg["max_current_A"],
@@ -42,14 +48,19 @@ class BoardSupportSimulator(Module):
             "connector_type": cfg["connector_type"],
         })
         self.publish(BOARD, "ac_nr_of_phases_available", cfg["max_phases"])
-        self._publish_telemetry()
-        self._publish_measurement()
-        self.spawn(self._meter_loop(), name="meter")
 
     # ------------------------------------------------------------------ EVSE side
     @command(BOARD, "enable")
     def enable(self, value: bool) -> None:
         self._change(enabled=value)
+        # A manager enables its board when it starts, also after a restart of the manager alone:
+        # vars are not replayed, so tell it again what it cannot ask for.
+        self._publish_setup()
+        seen = self._seen
+        if seen.pilot_state != "A":
+            self.publish(BOARD, "event", {"event": seen.pilot_state})
+        if seen.relays_closed:
+            self.publish(BOARD, "event", {"event": "PowerOn"})
 
     @command(BOARD, "pwm_on")
     def pwm_on(self, value: float) -> None:

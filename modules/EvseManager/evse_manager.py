@@ -80,6 +80,9 @@ class EvseManager(Module):
         self._call_board("enable", value=True)
         self.publish(EVSE, "evse_id", self.config["evse_id"])
         self.publish(EVSE, "ready", False)
+        self.spawn(self._start_up(), name="start-up")
+
+    async def _start_up(self) -> None:
         if self.meter is not None:
             timeout_ms = self.config["initial_meter_value_timeout_ms"]
             try:
@@ -261,7 +264,10 @@ class EvseManager(Module):
         A failed command means the board may not do what the charger believes (relays!), so it
         raises evse_manager/Internal, which stops charging until a later board command succeeds.
         """
-        while True:
+        task = asyncio.current_task()
+        # Python 3.11's wait_for (inside Remote.call) can swallow a cancellation that races with
+        # the reply; the task then stays "cancelling" and must end by itself (requests/evse.md #3).
+        while task is None or not task.cancelling():
             cmd, args = await self._board_calls.get()
             try:
                 await self.bsp.call(cmd, **args)

@@ -275,3 +275,19 @@ async def test_malformed_board_and_meter_values_are_dropped_without_disturbing_t
         assert s.evse.charger.available_current_a == 32
         await s.car("unplug")
         await s.expect("ChargingFinished", "TransactionFinished", "SessionFinished")
+
+
+async def test_evse_restarted_by_the_runtime_mid_session_finds_the_car_and_opens_the_relays() -> None:
+    async with sil() as s:
+        await s.charging()
+        crashed = s.system.instances["evse"]
+        s.system.runtime.host.module_crashed(crashed, RuntimeError("simulated crash for the test"))
+        await until(lambda: s.system.instances.get("evse") not in (None, crashed), what="EVSE restarted")
+        restarted = s.system.instances["evse"]
+        await until(lambda: hasattr(restarted, "charger"), what="restarted EVSE initialised")
+        await s.advance(2)  # first meter value of the restarted EVSE
+        await until(lambda: restarted.charger.started, what="restarted EVSE started")
+        await s.skip_to("SessionStarted")
+        await s.expect("AuthRequired")
+        await s.relays(False)  # the new instance does not trust relays it did not close
+        assert restarted.charger.facts.car_pilot == "C"
