@@ -113,6 +113,7 @@ TRANSITIONS: tuple[Transition, ...] = (
 )
 
 PWM_STATES = (S.PREPARE_CHARGING, S.CHARGING, S.CHARGING_PAUSED_EV)
+INOPERATIVE = "evse_manager/Inoperative"
 # Stop reasons that mean "the authorization ended" and so are reported with a Deauthorized event.
 DEAUTHORIZING_REASONS = ("Local", "Remote", "DeAuthorized", "MasterPass", "UnlockCommand")
 
@@ -201,6 +202,7 @@ class Charger:
         self._pilot: PilotOutput | None = None
         self._pilot_changed_at = -1e9
         self._relays_allowed: bool | None = None
+        self._inoperative = False
         self._last_limits: dict[str, Any] | None = None
         self._fault_f_until = -1e9
         self._output_timer: TimerHandle | None = None
@@ -586,6 +588,13 @@ class Charger:
         if allow and not self._relays_allowed:
             self._relays_allowed = True
             self.out.allow_power_on(True)
+        inoperative = bool(self.facts.faults)
+        if inoperative != self._inoperative:
+            self._inoperative = inoperative
+            if inoperative:
+                self.out.raise_error(INOPERATIVE, "cannot charge: " + ", ".join(sorted(self.facts.faults.values())))
+            else:
+                self.out.clear_error(INOPERATIVE)
         limits = {
             "max_current": round(self.available_current_a, 2),
             "nr_of_phases_available": self.facts.phases,

@@ -246,6 +246,7 @@ class EvseManager(Module):
 
     def _on_board_error(self, error: dict[str, Any]) -> None:
         kind, sub_type = error["type"], error.get("sub_type", "")
+        self._forward_error(error)
         if error["state"] == "Active":
             effect = effect_of(kind)
             what = "stops charging" if effect.stops_charging else "warning only"
@@ -254,6 +255,15 @@ class EvseManager(Module):
         else:
             self.log.info("board error %s %s cleared", kind, sub_type)
             self.charger.clear_fault(kind, sub_type)
+
+    def _forward_error(self, error: dict[str, Any]) -> None:
+        """Raise/clear a board or meter error again on the evse implementation (as EVerest does)."""
+        kind, sub_type = error["type"], error.get("sub_type", "")
+        if error["state"] == "Active":
+            self.raise_error(EVSE, kind, error.get("message", ""), sub_type=sub_type,
+                             severity=error.get("severity", "High"))
+        else:
+            self.clear_error(EVSE, kind, sub_type)
 
     def _call_board(self, cmd: str, **args: Any) -> None:
         self._board_calls.put_nowait((cmd, args))
@@ -327,6 +337,7 @@ class EvseManager(Module):
             return None
 
     def _on_meter_error(self, error: dict[str, Any]) -> None:
+        self._forward_error(error)
         self._meter_problem(f"{error['type']}/{error.get('sub_type', '')}", error["state"] == "Active")
 
     def _arm_meter_watchdog(self) -> None:

@@ -294,7 +294,9 @@ async def test_fault_shows_f_then_x1_and_resumes_when_cleared(
         await clock.advance(0.02)
         assert out.pilot[-1] == PilotOutput(Pilot.X1)
         assert out.events[-1]["charging_paused_evse"] == {"reasons": ["Error"]}
+        assert out.raised == ["evse_manager/Inoperative"]
         charger.clear_fault("evse_board_support/DiodeFault")
+        assert out.cleared == ["evse_manager/Inoperative"]
         assert charger.state == State.CHARGING
         assert out.relays[-1] is True
 
@@ -387,12 +389,12 @@ async def test_soft_over_current_raises_mrec4_after_7_s(charger: Charger, out: R
     await clock.advance(6.9)
     assert charger.state == State.CHARGING
     await clock.advance(0.2)
-    assert out.raised == ["evse_manager/MREC4OverCurrentFailure"]
+    assert out.raised == ["evse_manager/MREC4OverCurrentFailure", "evse_manager/Inoperative"]
     assert charger.state == State.STOPPING_CHARGING
     charger.on_relays(False)
     assert out.events[-1]["transaction_finished"]["reason"] == "OvercurrentFault"
     charger.on_pilot("A")
-    assert out.cleared == ["evse_manager/MREC4OverCurrentFailure"]
+    assert out.cleared == ["evse_manager/MREC4OverCurrentFailure", "evse_manager/Inoperative"]
 
 
 async def test_brief_over_current_is_tolerated(charger: Charger, out: Recorder, clock: FakeClock) -> None:

@@ -130,9 +130,23 @@ async def test_rcd_trip_ends_the_transaction_with_ground_fault() -> None:
         assert tripped["sub_type"] == "DC"
         finished = await s.skip_to("TransactionFinished")
         assert finished["transaction_finished"]["reason"] == "GroundFault"
+        # The EVSE reports the board's fault as its own (for OCPP) and that it is inoperative.
+        await s.evse_errors.wait_for(lambda e: e["type"] == "evse_board_support/RCDTriggered", WAIT_S)
+        await s.evse_errors.wait_for(lambda e: e["type"] == "evse_manager/Inoperative", WAIT_S)
         await s.car("unplug")
         await s.expect("SessionFinished")
         await s.board_errors.wait_for(lambda e: e["state"] == "ClearedByModule", WAIT_S)
+        cleared = {e["type"] for e in await _until_cleared(s, 2)}
+        assert cleared == {"evse_board_support/RCDTriggered", "evse_manager/Inoperative"}
+
+
+async def _until_cleared(s, count: int) -> list[dict]:
+    cleared: list[dict] = []
+    while len(cleared) < count:
+        event = await s.evse_errors.next(WAIT_S)
+        if event["state"] == "ClearedByModule":
+            cleared.append(event)
+    return cleared
 
 
 async def test_limit_changes_mid_session_follow_the_grid() -> None:
