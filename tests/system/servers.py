@@ -52,6 +52,7 @@ class FtpServer:
 
         Handler.authorizer = authorizer
         Handler.passive_ports = None
+        Handler.auth_failed_timeout = 0  # pyftpdlib delays a failed login by 3 s by default
         self._server = FTPServer(("127.0.0.1", 0), Handler)
         self.port: int = self._server.address[1]
         self._stop = threading.Event()

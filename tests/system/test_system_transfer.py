@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import tarfile
@@ -227,3 +228,42 @@ async def test_presigned_put_url_is_used_as_given(http: HttpServer, tmp_path: Pa
     sent_to = await upload(source, http.url("/upload/object-7.tar.gz?sig=a%2Fb%3D"), file_name="ignored.tar.gz")
     assert sent_to == http.url("/upload/object-7.tar.gz?sig=a%2Fb%3D")
     assert await http.wait_for_upload("object-7.tar.gz") == b"log"
+
+
+async def test_truncated_http_body_is_a_retryable_failure(tmp_path: Path):
+    async def half_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(half_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(TransferError) as caught:
+            await download(f"http://127.0.0.1:{port}/fw.img", tmp_path / "fw.img")
+    assert caught.value.outcome.retryable
+
+
+async def test_big_ftp_transfers_do_not_block_the_event_loop(ftp: FtpServer, tmp_path: Path):
+    (ftp.root / "big.img").write_bytes(bytes(32 * 1024 * 1024))
+    longest_gap = 0.0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal longest_gap
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = loop.time()
+            longest_gap = max(longest_gap, now - last)
+            last = now
+
+    ticking = asyncio.ensure_future(ticker())
+    result = await download(ftp.url("/big.img"), tmp_path / "big.img")
+    await upload(tmp_path / "big.img", ftp.url("/"), file_name="back.img")
+    done.set()
+    await ticking
+    assert result.size == 32 * 1024 * 1024
+    assert longest_gap < 0.25, f"event loop stalled for {longest_gap:.3f} s"
