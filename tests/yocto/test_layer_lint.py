@@ -21,7 +21,7 @@ from .layer import (
 )
 
 # homepageping fetches HOMEPAGE over the network: impossible offline, so it is the only rule suppressed.
-# (The mosquitto bbappend needs no noncoreoverride suppression: it only acts under the "everpy" override.)
+# (The mosquitto bbappend needs no noncoreoverride suppression: it only acts under the "everpy-os" override.)
 OELINT_SUPPRESSED = ["oelint.vars.homepageping"]
 
 
@@ -153,3 +153,28 @@ def test_mosquitto_drop_in_is_loopback_only() -> None:
     conf = (LAYER / "recipes-everpy" / "everpy" / "files" / "mosquitto-everpy.conf").read_text()
     listeners = [line.split() for line in conf.splitlines() if line.startswith("listener ")]
     assert listeners and all(len(parts) == 3 and parts[2] in ("127.0.0.1", "::1") for parts in listeners)
+
+
+def test_kas_files_point_at_this_layer_and_pinned_commits() -> None:
+    import yaml
+
+    main = yaml.safe_load((LAYER / "kas" / "everpy.yml").read_text())
+    assert main["header"]["version"] >= 14
+    assert main["distro"] == "everpy-os"
+    images = {p.stem for p in (LAYER / "recipes-core" / "images").glob("*.bb")}
+    assert set(main["target"]) == images
+    for name, repo in main["repos"].items():
+        if "url" not in repo:  # the everpy checkout itself
+            for layer in repo["layers"]:
+                assert (REPO_ROOT / layer / "conf" / "layer.conf").is_file(), layer
+            continue
+        assert repo["branch"] == "scarthgap", name
+        assert re.fullmatch(r"[0-9a-f]{40}", repo["commit"]), f"{name}: pin a full commit"
+    collections = {"meta", "meta-poky", "meta-oe", "meta-python", "meta-networking"}
+    assert collections <= {layer for repo in main["repos"].values() for layer in repo["layers"] if "/" not in layer}
+    assert 'EVERPY_SRCREV = "' in main["local_conf_header"]["everpy"]
+
+    dev = yaml.safe_load((LAYER / "kas" / "everpy-dev.yml").read_text())
+    assert dev["header"]["includes"] == ["yocto/meta-everpy/kas/everpy.yml"]
+    assert (REPO_ROOT / dev["header"]["includes"][0]).is_file()
+    assert "EXTERNALSRC:pn-everpy " in dev["local_conf_header"]["everpy-dev"]

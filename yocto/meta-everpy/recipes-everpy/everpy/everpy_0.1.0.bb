@@ -72,9 +72,12 @@ RDEPENDS:${PN} = "\
 "
 
 # everpy-native exists only to validate board configs at build time (everpy-config.inc); `everpy check`
-# needs the loader's dependencies and nothing of the bus, OCPP or Modbus stacks.
+# needs the loader's dependencies and nothing of the OCPP, Modbus or mDNS stacks. (paho-mqtt only
+# because the CLI module imports the bus eagerly; tests/yocto checks this list against what
+# `everpy check` really imports.)
 RDEPENDS:${PN}:class-native = "\
     python3-jsonschema-native \
+    python3-paho-mqtt-native \
     python3-pluggy-native \
     python3-pyyaml-native \
 "
