@@ -267,3 +267,20 @@ async def test_big_ftp_transfers_do_not_block_the_event_loop(ftp: FtpServer, tmp
     await ticking
     assert result.size == 32 * 1024 * 1024
     assert longest_gap < 0.25, f"event loop stalled for {longest_gap:.3f} s"
+
+
+async def test_sil_installer_checks_the_image_only(tmp_path: Path):
+    import sys
+
+    from everpy_modules.System.commands import run_command
+
+    installer = f"{sys.executable} -m everpy_modules.System.sil_installer"
+    (tmp_path / "fw.img").write_bytes(IMAGE)
+    (tmp_path / "empty.img").write_bytes(b"")
+    good = await run_command(installer, str(tmp_path / "fw.img"), timeout_s=30)
+    assert good.ok and hashlib.sha256(IMAGE).hexdigest() in good.output
+    for bad in ("empty.img", "missing.img"):
+        result = await run_command(installer, str(tmp_path / bad), timeout_s=30)
+        assert result.returncode == 1, result.output
+    not_started = await run_command("/nonexistent/installer", "x", timeout_s=30)
+    assert not not_started.ok and "cannot start" in not_started.output
