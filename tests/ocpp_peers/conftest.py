@@ -1,0 +1,64 @@
+"""Fixtures: the independent CSMS peers (processes) and the SIL charger with OCPP (config/sil-ocpp.yaml,
+in the test's process on the real bus) connected to them over real websockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from everpy.testing import RunningSystem, run_system
+
+from ..ocpp.sil import CHARGE_FOREVER, sil_ocpp_config
+from .peers import WAIT_S, OcppRpcCsms, ocpp_csms_command, ocpp_rpc_modules
+
+
+@pytest.fixture(scope="session")
+def ocpp_rpc_node_modules() -> Path:
+    return ocpp_rpc_modules()
+
+
+@pytest.fixture(scope="session")
+def ocpp_csms_executable() -> Path:
+    return ocpp_csms_command()
+
+
+@pytest.fixture
+async def rpc_csms(ocpp_rpc_node_modules: Path, tmp_path: Path) -> AsyncIterator[OcppRpcCsms]:
+    """The strict ocpp-rpc CSMS; the test fails if any frame of the station broke the official schemas."""
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "ocpp-rpc-csms.log") as csms:
+        yield csms
+        assert csms.violations() == [], "the station sent frames the official OCPP 1.6 schemas reject"
+
+
+class PeerStation:
+    """What a scenario does with the SIL charger: drive the car and the RFID reader over the bus."""
+
+    def __init__(self, system: RunningSystem) -> None:
+        self.system = system
+        self.evse_events = system.watch("evse", "evse", "session_event")
+
+    async def car(self, script: str) -> None:
+        assert await self.system.call("car", "main", "execute_charging_session", value=script) is True
+
+    async def plug_in(self) -> None:
+        await self.car(CHARGE_FOREVER)
+        await self.evse_events.wait_for(lambda e: e["event"] == "SessionStarted", WAIT_S)
+
+    async def unplug(self) -> None:
+        await self.car("unplug")
+
+    async def swipe(self, token: str) -> None:
+        await self.system.call("rfid", "control", "present_token", token=token, authorization_type="")
+
+
+@asynccontextmanager
+async def peer_station(tmp_path: Path, csms_url: str, keys: dict[str, str] | None = None,
+                       ocpp: dict[str, Any] | None = None) -> AsyncIterator[PeerStation]:
+    """The SIL charger (car waiting for commands, RFID reader swiped by the test) against csms_url."""
+    config = sil_ocpp_config(tmp_path, csms_url, car_script=None, swipe=False, keys=keys, ocpp=ocpp)
+    async with run_system(config) as system:
+        yield PeerStation(system)

@@ -1,0 +1,148 @@
+// An OCPP 1.6J CSMS on the npm package ocpp-rpc in strict mode: every frame in either direction is
+// validated against the official OCPP 1.6 JSON schemas that ocpp-rpc bundles (its own validator, ajv,
+// and its own websocket stack, ws), independently of the Python `ocpp` package the station uses.
+//
+// Usage: node ocpp_rpc_csms.cjs '<settings JSON>'   (NODE_PATH must reach ocpp-rpc)
+//   settings: {"password": "<Basic auth password required>" (optional),
+//              "idTags": {"<idTag>": "Blocked" | "Invalid" | ...} (default Accepted),
+//              "heartbeatInterval": 300}
+// Standard output: one JSON object per line, {"event": ...}:
+//   listening {port} | auth {identity, accepted, reason} | connected {identity, protocol}
+//   | disconnected {identity, code} | frame {identity, outbound, text} | call {identity, action, params}
+//   | answer {id, result} or {id, error: {code, message}} | validation_failure {...} | bad_message {...}
+//   | unhandled {identity, action}
+// Standard input: one JSON object per line, a CSMS -> station call:
+//   {"id": <any>, "identity": "CP1", "action": "Reset", "params": {"type": "Soft"}}
+// whose outcome is reported as an `answer` line carrying the same id.
+'use strict';
+
+const readline = require('node:readline');
+const { RPCServer, createRPCError } = require('ocpp-rpc');
+
+const settings = JSON.parse(process.argv[2] || '{}');
+const idTags = settings.idTags || {};
+const heartbeatInterval = settings.heartbeatInterval ?? 300;
+const clients = new Map();
+let nextTransactionId = 1;
+
+function emit(event, fields) {
+    process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
+}
+
+function describeError(error) {
+    return { code: error.rpcErrorCode || error.name || 'Error', message: String(error.message || error) };
+}
+
+function idTagInfo(idTag) {
+    return { status: idTags[idTag] || 'Accepted' };
+}
+
+const now = () => new Date().toISOString();
+
+// Answers to the station's calls; every payload is validated against the *.conf schema by strict mode.
+const answers = {
+    BootNotification: () => ({ status: 'Accepted', currentTime: now(), interval: heartbeatInterval }),
+    Heartbeat: () => ({ currentTime: now() }),
+    StatusNotification: () => ({}),
+    Authorize: (params) => ({ idTagInfo: idTagInfo(params.idTag) }),
+    StartTransaction: (params) => ({ transactionId: nextTransactionId++, idTagInfo: idTagInfo(params.idTag) }),
+    StopTransaction: (params) => (params.idTag ? { idTagInfo: idTagInfo(params.idTag) } : {}),
+    MeterValues: () => ({}),
+    DataTransfer: (params) => (params.vendorId === 'everpy.test'
+        ? { status: 'Accepted', data: `echo:${params.data ?? ''}` }
+        : { status: 'UnknownVendorId' }),
+    FirmwareStatusNotification: () => ({}),
+    DiagnosticsStatusNotification: () => ({}),
+    SecurityEventNotification: () => ({}),
+};
+
+const server = new RPCServer({
+    protocols: ['ocpp1.6'],
+    strictMode: true,
+    callTimeoutMs: 15000,
+    pingIntervalMs: 60000,
+});
+
+server.auth((accept, reject, handshake) => {
+    const identity = handshake.identity;
+    if (settings.password === undefined) {
+        emit('auth', { identity, accepted: true, reason: 'no password required' });
+        accept();
+        return;
+    }
+    const given = handshake.password ? handshake.password.toString('utf8') : undefined;
+    if (given === settings.password) {
+        emit('auth', { identity, accepted: true, reason: 'password matches' });
+        accept();
+    } else {
+        emit('auth', { identity, accepted: false, reason: given === undefined ? 'no password' : 'wrong password' });
+        reject(401, 'bad credentials');
+    }
+});
+
+server.on('client', (client) => {
+    const identity = client.identity;
+    clients.set(identity, client);
+    emit('connected', { identity, protocol: client.protocol });
+
+    client.on('message', ({ message, outbound }) => {
+        emit('frame', { identity, outbound, text: message.toString() });
+    });
+    client.on('strictValidationFailure', (failure) => {
+        emit('validation_failure', {
+            identity, method: failure.method, outbound: failure.outbound, isCall: failure.isCall,
+            params: failure.params, result: failure.result, error: describeError(failure.error),
+        });
+    });
+    client.on('badMessage', ({ buffer, error }) => {
+        emit('bad_message', { identity, text: buffer.toString(), error: describeError(error) });
+    });
+    client.on('close', ({ code }) => {
+        if (clients.get(identity) === client) clients.delete(identity);
+        emit('disconnected', { identity, code });
+    });
+
+    for (const [action, answer] of Object.entries(answers)) {
+        client.handle(action, ({ params }) => {
+            emit('call', { identity, action, params });
+            return answer(params);
+        });
+    }
+    client.handle(({ method }) => {
+        emit('unhandled', { identity, action: method });
+        throw createRPCError('NotImplemented');
+    });
+});
+
+async function sendCall(request) {
+    const client = clients.get(request.identity);
+    if (!client) {
+        emit('answer', { id: request.id, error: { code: 'NotConnected', message: `${request.identity} is not connected` } });
+        return;
+    }
+    try {
+        const result = await client.call(request.action, request.params || {});
+        emit('answer', { id: request.id, result });
+    } catch (error) {
+        emit('answer', { id: request.id, error: describeError(error) });
+    }
+}
+
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+    if (!line.trim()) return;
+    let request;
+    try {
+        request = JSON.parse(line);
+    } catch (error) {
+        emit('answer', { id: null, error: { code: 'BadRequest', message: `not JSON: ${line}` } });
+        return;
+    }
+    sendCall(request);
+}).on('close', async () => {
+    await server.close({ force: true });
+    process.exit(0);
+});
+
+server.listen(0, '127.0.0.1').then((httpServer) => {
+    emit('listening', { port: httpServer.address().port });
+});
