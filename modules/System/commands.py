@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import sys
 from dataclasses import dataclass
 
 OUTPUT_LIMIT = 4000  # characters of command output kept for log lines
@@ -25,8 +26,12 @@ class CommandResult:
         return self.returncode == 0
 
 
+PYTHON_PLACEHOLDER = "{python}"  # the interpreter running everpy (SIL helpers: "{python} -m everpy_modules...")
+
+
 def command_argv(command: str, *arguments: str) -> list[str]:
-    return shlex.split(command) + list(arguments)
+    argv = [sys.executable if word == PYTHON_PLACEHOLDER else word for word in shlex.split(command)]
+    return argv + list(arguments)
 
 
 async def run_command(

@@ -1,6 +1,6 @@
 """Firmware "installer" for simulation: checks that the image is a readable, non-empty file, installs nothing.
 
-Usage: python3 -m everpy_modules.System.sil_installer <image>
+Usage: python3 -m everpy_modules.System.sil_installer <image>   (in a System config: "{python} -m ...")
 """
 
 from __future__ import annotations

@@ -270,11 +270,9 @@ async def test_big_ftp_transfers_do_not_block_the_event_loop(ftp: FtpServer, tmp
 
 
 async def test_sil_installer_checks_the_image_only(tmp_path: Path):
-    import sys
-
     from everpy_modules.System.commands import run_command
 
-    installer = f"{sys.executable} -m everpy_modules.System.sil_installer"
+    installer = "{python} -m everpy_modules.System.sil_installer"
     (tmp_path / "fw.img").write_bytes(IMAGE)
     (tmp_path / "empty.img").write_bytes(b"")
     good = await run_command(installer, str(tmp_path / "fw.img"), timeout_s=30)
