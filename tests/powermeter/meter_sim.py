@@ -22,11 +22,20 @@ import tty
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-import pytest
+from everpy_modules.GenericPowermeter.register_map import MappedValue, RegisterMap
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
-simulator = pytest.importorskip("pymodbus.simulator", reason="pymodbus >= 3.10 SimDevice API needed")
-from everpy_modules.GenericPowermeter.register_map import MappedValue, RegisterMap  # noqa: E402
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer  # noqa: E402
+try:  # pymodbus >= 3.10: a device is a SimDevice with an action hook
+    from pymodbus.constants import ExcCodes
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    LEGACY_DATASTORE = False
+except ImportError:  # pymodbus 3.6 (Yocto scarthgap): slave contexts holding data blocks
+    from pymodbus.datastore import ModbusServerContext, ModbusSlaveContext
+    from pymodbus.datastore.store import BaseModbusDataBlock
+    from pymodbus.pdu import ExceptionResponse
+
+    LEGACY_DATASTORE = True
 
 REGISTER_SPACE = 25_000  # PDU addresses that exist: enough for the SDM (0..357) and Klefr (20482..24611) maps
 UNIT_ID = 1
@@ -60,28 +69,15 @@ class MeterImage:
         return image, expected
 
     def set_float(self, value: MappedValue, raw: float) -> None:
-        hi, lo = float_words(raw)
-        self.words[value.address] = hi
-        self.words[value.address + 1] = lo
+        self.words[value.address], self.words[value.address + 1] = float_words(raw)
 
-    async def serve(
-        self,
-        function_code: int,
-        start_address: int,
-        address: int,
-        count: int,
-        current_registers: list[int],
-        set_values: list[int] | list[bool] | None,
-    ) -> simulator.ExcCodes | None:
-        """pymodbus SimDevice action: answer from this image (or with the configured exception)."""
+    def answer(self, address: int, count: int) -> list[int] | int:
+        """Registers for one read request, or the Modbus exception code to answer with."""
         self.requests += 1
         self._request_seen.set()
         if self.exception_code is not None:
-            return simulator.ExcCodes(self.exception_code)
-        # current_registers is the whole block (first element = start_address); fill what is read.
-        for pdu_address in range(address, address + count):
-            current_registers[pdu_address - start_address] = self.words.get(pdu_address, 0)
-        return None
+            return self.exception_code
+        return [self.words.get(a, 0) for a in range(address, address + count)]
 
     async def wait_for_requests(self, total: int, timeout: float = 15.0) -> None:
         """Wait until the server has answered ``total`` requests since start (bounded)."""
@@ -90,19 +86,64 @@ class MeterImage:
                 self._request_seen.clear()
                 await self._request_seen.wait()
 
-    def device(self) -> simulator.SimDevice:
-        def registers() -> list[simulator.SimData]:
-            return [simulator.SimData(0, values=[0] * REGISTER_SPACE, datatype=simulator.DataType.REGISTERS)]
+    def server_context(self) -> object:
+        """What a pymodbus server of the installed version takes as its datastore."""
+        return _legacy_context(self) if LEGACY_DATASTORE else _sim_device(self)
 
-        bits = [simulator.SimData(0, count=16, values=False, datatype=simulator.DataType.BITS)]
-        # Separate blocks (coils, discrete inputs, holding, input) so FC3 and FC4 both see the image.
-        return simulator.SimDevice(id=UNIT_ID, simdata=(bits, list(bits), registers(), registers()), action=self.serve)
+
+def _sim_device(image: MeterImage) -> SimDevice:
+    async def action(
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        current_registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        reply = image.answer(address, count)
+        if isinstance(reply, int):
+            return ExcCodes(reply)
+        # current_registers is the whole block (first element = start_address); fill what is read.
+        current_registers[address - start_address : address - start_address + count] = reply
+        return None
+
+    def registers() -> list[SimData]:
+        return [SimData(0, values=[0] * REGISTER_SPACE, datatype=DataType.REGISTERS)]
+
+    bits = [SimData(0, count=16, values=False, datatype=DataType.BITS)]
+    # Separate blocks (coils, discrete inputs, holding, input) so FC3 and FC4 both see the image.
+    return SimDevice(id=UNIT_ID, simdata=(bits, list(bits), registers(), registers()), action=action)
+
+
+def _legacy_context(image: MeterImage) -> ModbusServerContext:
+    class ImageBlock(BaseModbusDataBlock):
+        """pymodbus 3.6 data block reading the image; addresses arrive as PDU address + 1."""
+
+        def __init__(self, function_code: int) -> None:
+            self.function_code = function_code
+            self.address, self.default_value, self.values = 1, 0, {}
+
+        def validate(self, address: int, count: int = 1) -> bool:
+            return True
+
+        def getValues(self, address: int, count: int = 1) -> list[int] | ExceptionResponse:
+            reply = image.answer(address - 1, count)
+            return ExceptionResponse(self.function_code, reply) if isinstance(reply, int) else reply
+
+        def setValues(self, address: int, values: list[int]) -> None:
+            raise NotImplementedError("the simulated meter is read-only")
+
+        def reset(self) -> None:
+            pass
+
+    slave = ModbusSlaveContext(hr=ImageBlock(3), ir=ImageBlock(4))
+    return ModbusServerContext(slaves={UNIT_ID: slave}, single=False)
 
 
 @contextlib.asynccontextmanager
 async def tcp_meter(image: MeterImage, port: int = 0) -> AsyncIterator[int]:
     """A pymodbus Modbus TCP server on 127.0.0.1 (a free port unless given); yields the port."""
-    server = ModbusTcpServer(image.device(), address=("127.0.0.1", port))
+    server = ModbusTcpServer(image.server_context(), address=("127.0.0.1", port))
     await server.listen()
     try:
         yield server.transport.sockets[0].getsockname()[1]
@@ -203,7 +244,7 @@ async def rtu_meter(image: MeterImage, baudrate: int = 9600) -> AsyncIterator[tu
     """A pymodbus serial (RTU) server on one pty, bridged to another; yields (client tty, wire)."""
     wire = PtyWire()
     wire.start()
-    server = ModbusSerialServer(image.device(), port=wire.meter_path, baudrate=baudrate)
+    server = ModbusSerialServer(image.server_context(), port=wire.meter_path, baudrate=baudrate)
     serving = asyncio.ensure_future(server.serve_forever())
     try:
         yield wire.client_path, wire
