@@ -75,6 +75,12 @@ class _Session(ChargePoint):
         super().__init__(station_id, connection, response_timeout=15)
         self.csms = csms
         self._boots = 0
+        self.answers: dict[str, dict[str, Any]] = {}  # action -> raw payload of the last answer to our request
+
+    async def call(self, payload: Any, suppress: bool = True, unique_id: Any = None,
+                   skip_schema_validation: bool = False) -> Any:
+        self._asked = payload.__class__.__name__
+        return await super().call(payload, suppress, unique_id, skip_schema_validation)
 
     async def route_message(self, raw_msg: str) -> None:
         self.csms._frame(self.id, raw_msg)
@@ -82,6 +88,8 @@ class _Session(ChargePoint):
             frame = json.loads(raw_msg)
         except json.JSONDecodeError:
             return
+        if isinstance(frame, list) and len(frame) == 3 and frame[0] == 3 and hasattr(self, "_asked"):
+            self.answers[self._asked] = frame[2]
         if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
             action, unique_id = frame[2], frame[1]
             behaviour = self.csms.behaviour
@@ -202,6 +210,7 @@ class Csms:
         self._transaction_ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._server: Any = None
+        self._last_sessions: dict[str, _Session] = {}
 
     @property
     def url(self) -> str:
@@ -243,6 +252,7 @@ class Csms:
         station = path.rstrip("/").rsplit("/", 1)[-1]
         session = _Session(station, connection, self)
         self.sessions[station] = session
+        self._last_sessions[station] = session
         self.connections += 1
         log.info("%s connected (%s)", station, path)
         await self._notify()
@@ -323,6 +333,11 @@ class Csms:
     async def call_action(self, station: str, action: str, payload: dict[str, Any]) -> Any:
         request = getattr(call, action)(**camel_to_snake_case(payload))
         return await self.call(station, request)
+
+    def last_answer(self, station: str, action: str) -> dict[str, Any]:
+        """The raw (camelCase) CALLRESULT payload of the last `action` request sent to `station`."""
+        session = self.sessions.get(station) or self._last_sessions[station]
+        return session.answers[action]
 
     async def send_raw(self, station: str, text: str) -> None:
         session = await self.wait_connected(station)

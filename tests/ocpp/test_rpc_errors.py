@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from everpy.ocpp.csms import Csms
-from everpy.testing import run_system
 
-from .conftest import STANDINS, station_config
+from .station import sil_station
 
 CASES = [
     ('[2,"e1","FlyToTheMoon",{}]', "NotImplemented"),  # not an OCPP action
@@ -27,9 +26,8 @@ CASES = [
 
 @pytest.fixture
 async def station(tmp_path, csms: Csms):
-    async with run_system(station_config(tmp_path, csms.url), extra_module_dirs=[STANDINS]) as system:
-        await csms.wait_for("StatusNotification", lambda p: p["connectorId"] == 1)
-        yield system
+    async with sil_station(tmp_path, csms) as running:
+        yield running
 
 
 async def test_error_codes_follow_ocpp_j_16(station, csms: Csms):

@@ -500,24 +500,27 @@ class Core:
         if busy and not operative:
             for c in busy:
                 c.scheduled_operative = False
-            self.store.put_record("availability", connector_id, {"operative": operative})
-            if connector_id == 0:
-                self.station_operative = operative
+            idle = [c for c in affected if c.transaction is None]
+            for c in idle:
+                asyncio.ensure_future(self._apply_availability(c.id, operative))
             return {"status": "Scheduled"}
         asyncio.ensure_future(self._apply_availability(connector_id, operative))
         return {"status": "Accepted"}
 
     async def _apply_availability(self, connector_id: int, operative: bool) -> None:
-        self.store.put_record("availability", connector_id, {"operative": operative})
+        """Connector 0 means the station and every connector (persisted, survives restarts)."""
+        targets = list(self.connectors.values()) if connector_id == 0 else [self.connectors[connector_id]]
+        with self.store.atomic():
+            if connector_id == 0:
+                self.station_operative = operative
+                self.store.put_record("availability", 0, {"operative": operative})
+            for c in targets:
+                c.operative = operative
+                c.scheduled_operative = None
+                self.store.put_record("availability", c.id, {"operative": operative})
         if connector_id == 0:
-            self.station_operative = operative
-            targets = list(self.connectors.values())
             await self.send_status(0, force=True)
-        else:
-            targets = [self.connectors[connector_id]]
-            targets[0].operative = operative
         for c in targets:
-            c.scheduled_operative = None
             if c.transaction is None:
                 await self.cp.station.set_available(c.id, c.operative and self.station_operative)
             await self.send_status(c.id)
