@@ -29,6 +29,8 @@ class GenericPowermeter(Module):
         cfg = self.config
         if cfg["transport"] == "tcp" and not cfg["host"]:
             raise ValueError(f"{self.id}: transport 'tcp' needs 'host' (IP address or name of the meter)")
+        if cfg["transport"] == "rtu" and not 1 <= cfg["unit_id"] <= 247:
+            raise ValueError(f"{self.id}: unit_id {cfg['unit_id']} cannot answer on RS-485 (1..247)")
         register_map = load_register_map(cfg["register_map"])
         settings = ModbusSettings(
             transport=cfg["transport"],

@@ -37,6 +37,9 @@ class MeterReader:
             raise MeterReadError(FailureKind.INVALID_REPLY, f"{self.settings.describe()}: {exc}") from None
 
     def _read_block(self, address: int, count: int) -> list[int]:
+        # Retrying at once is safe on RTU, whose replies do not name the register they answer: a
+        # late reply to a failed attempt answers the same request. After the last attempt the whole
+        # poll is abandoned, and pymodbus drains stray input before the next poll's first request.
         attempt = 0
         while True:
             try:

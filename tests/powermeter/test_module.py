@@ -184,3 +184,9 @@ async def test_polls_follow_the_module_clock(sdm630: tuple) -> None:
             reading = await readings.next(timeout=15)
             assert measurements(reading) == expected
             assert reading["timestamp"] == "2026-01-01T00:01:00.000Z"  # taken from the fake clock
+
+
+async def test_rtu_broadcast_unit_id_stops_startup() -> None:
+    with pytest.raises(ModuleStartupError, match="unit_id 0 cannot answer on RS-485"):
+        async with run_system(meter_config(transport="rtu", unit_id=0)):
+            pass
