@@ -305,3 +305,25 @@ async def test_evse_restarted_by_the_runtime_mid_session_finds_the_car_and_opens
         await s.expect("AuthRequired")
         await s.relays(False)  # the new instance does not trust relays it did not close
         assert restarted.charger.facts.car_pilot == "C"
+
+
+async def test_pilot_shorted_by_the_car_pauses_until_it_is_gone() -> None:
+    async with sil() as s:
+        await s.charging()
+        await s.car("error_e")
+        await s.board_errors.wait_for(lambda e: e["type"] == "evse_board_support/MREC14PilotFault", WAIT_S)
+        await s.relays(False)
+        paused = await s.skip_to("ChargingPausedEVSE")
+        assert paused["charging_paused_evse"]["reasons"] == ["Error"]
+        await s.car("draw_power_regulated 16,3")
+        await s.skip_to("ChargingResumed")
+        await s.relays(True)
+
+
+async def test_wait_for_real_plugin_waits_for_someone_else_to_plug_in() -> None:
+    async with sil() as s:
+        await s.car("wait_for_real_plugin;draw_power_regulated 10,1")
+        status = s.system.watch("car", "main", "status")
+        await s.system.call("board", "ev_board_support", "set_cp_state", cp_state="B")  # "a real car"
+        await status.wait_for(lambda v: v["command"].startswith("draw_power_regulated"), WAIT_S)
+        await s.expect("SessionStarted", "AuthRequired")
