@@ -97,7 +97,7 @@ class GenericPowermeter(Module):
         if self.failing_since is not None:
             down_s = self.clock.monotonic() - self.failing_since
             self.failing_since = None
-            self.log.warning("meter back after %.1f s", down_s)
+            self.log.info("meter back after %.1f s", down_s)
             self.clear_error(IMPL, COMMUNICATION_FAULT)
 
     @command(IMPL, "start_transaction")

@@ -120,8 +120,8 @@ class ModbusLink:
             raise MeterReadError(FailureKind.NO_CONNECTION, f"{where}: {exc}") from None
         except ModbusException as exc:
             # pymodbus reports timeouts and frames it could not decode (bad CRC, wrong length) the
-            # same way; either way nothing usable arrived. Reconnecting drops any late bytes that
-            # would otherwise be taken as the answer to the next request.
+            # same way; either way nothing usable arrived. The next request starts on a fresh
+            # connection, so leftovers of this exchange cannot be taken as its answer.
             self.close()
             raise MeterReadError(FailureKind.NO_REPLY, f"{where}: {exc}") from None
         except (OSError, serial.SerialException) as exc:
