@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..ocpp.station import wait_file
 from .conftest import peer_station
 from .peers import OcppRpcCsms
 
@@ -21,3 +22,173 @@ async def test_boot_heartbeat_and_status_of_every_connector(tmp_path: Path, rpc_
         mark = rpc_csms.mark()
         assert (await rpc_csms.call("TriggerMessage", requestedMessage="Heartbeat"))["status"] == "Accepted"
         await rpc_csms.wait_call("Heartbeat", after=mark)
+
+
+async def test_plug_swipe_charge_with_meter_values_and_unplug(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    keys = {"MeterValueSampleInterval": "1", "StopTxnSampledData": "Energy.Active.Import.Register,Power.Active.Import"}
+    async with peer_station(tmp_path, rpc_csms.url, keys=keys) as station:
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        await station.plug_in()
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+        await station.swipe("TAG1")
+        assert await rpc_csms.wait_call("Authorize") == {"idTag": "TAG1"}
+        start = await rpc_csms.wait_call("StartTransaction")
+        assert start["idTag"] == "TAG1" and start["connectorId"] == 1
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging")
+        sample = await rpc_csms.wait_call("MeterValues", lambda p: p.get("transactionId") == 1)
+        measurands = {s.get("measurand", "Energy.Active.Import.Register") for v in sample["meterValue"]
+                      for s in v["sampledValue"]}
+        assert {"Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage"} <= measurands
+        await station.unplug()
+        stop = await rpc_csms.wait_call("StopTransaction")
+        assert stop["transactionId"] == 1 and stop["reason"] == "EVDisconnected"
+        assert stop["meterStop"] >= start["meterStart"]
+        contexts = {s.get("context") for v in stop["transactionData"] for s in v["sampledValue"]}
+        assert {"Transaction.Begin", "Transaction.End"} <= contexts
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=stop_index(rpc_csms))
+
+
+def stop_index(csms: OcppRpcCsms) -> int:
+    return csms.calls("StopTransaction")[-1].index
+
+
+async def test_remote_start_and_remote_stop(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    async with peer_station(tmp_path, rpc_csms.url) as station:
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        await station.plug_in()
+        answer = await rpc_csms.call("RemoteStartTransaction", idTag="REMOTE1", connectorId=1)
+        assert answer == {"status": "Accepted"}
+        start = await rpc_csms.wait_call("StartTransaction")
+        assert start["idTag"] == "REMOTE1"
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging")
+        assert await rpc_csms.call("RemoteStopTransaction", transactionId=999) == {"status": "Rejected"}
+        assert await rpc_csms.call("RemoteStopTransaction", transactionId=1) == {"status": "Accepted"}
+        stop = await rpc_csms.wait_call("StopTransaction")
+        assert stop["reason"] == "Remote" and stop["transactionId"] == 1
+
+
+async def test_get_and_change_configuration(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    async with peer_station(tmp_path, rpc_csms.url):
+        await rpc_csms.wait_call("BootNotification")
+        every_key = await rpc_csms.call("GetConfiguration")  # the largest answer: all keys, schema-checked
+        keys = {entry["key"]: entry for entry in every_key["configurationKey"]}
+        assert keys["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True, "value": "1"}
+        assert "AuthorizationKey" not in keys
+        some = await rpc_csms.call("GetConfiguration", key=["HeartbeatInterval", "NoSuchKey"])
+        assert [entry["key"] for entry in some["configurationKey"]] == ["HeartbeatInterval"]
+        assert some["unknownKey"] == ["NoSuchKey"]
+        change = rpc_csms.call
+        assert await change("ChangeConfiguration", key="HeartbeatInterval", value="120") == {"status": "Accepted"}
+        assert await change("ChangeConfiguration", key="HeartbeatInterval", value="-5") == {"status": "Rejected"}
+        assert await change("ChangeConfiguration", key="NumberOfConnectors", value="2") == {"status": "Rejected"}
+        assert await change("ChangeConfiguration", key="NoSuchKey", value="1") == {"status": "NotSupported"}
+        after = await rpc_csms.call("GetConfiguration", key=["HeartbeatInterval"])
+        assert after["configurationKey"][0]["value"] == "120"
+
+
+async def test_trigger_message_for_every_kind(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    async with peer_station(tmp_path, rpc_csms.url):
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        for message in ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
+                        "FirmwareStatusNotification", "DiagnosticsStatusNotification"):
+            mark = rpc_csms.mark()
+            connector = {"connectorId": 1} if message in ("StatusNotification", "MeterValues") else {}
+            assert await rpc_csms.call("TriggerMessage", requestedMessage=message, **connector) \
+                == {"status": "Accepted"}
+            triggered = await rpc_csms.wait_call(message, after=mark)
+            if connector:
+                assert triggered["connectorId"] == 1
+        assert await rpc_csms.call("TriggerMessage", requestedMessage="StatusNotification", connectorId=9) \
+            == {"status": "Rejected"}
+
+
+async def test_smart_charging_profiles_and_composite_schedule(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    async with peer_station(tmp_path, rpc_csms.url):
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        station_max = {"chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "ChargePointMaxProfile",
+                       "chargingProfileKind": "Absolute",
+                       "chargingSchedule": {"chargingRateUnit": "A", "startSchedule": "2020-01-01T00:00:00Z",
+                                            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 20.5}]}}
+        tx_default = {"chargingProfileId": 2, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
+                      "chargingProfileKind": "Recurring", "recurrencyKind": "Daily",
+                      "chargingSchedule": {"chargingRateUnit": "W", "duration": 86400,
+                                           "startSchedule": "2020-01-01T00:00:00Z",
+                                           "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6900.0,
+                                                                       "numberPhases": 3}]}}
+        tx_without_transaction = {**tx_default, "chargingProfileId": 3, "chargingProfilePurpose": "TxProfile"}
+        set_profile = rpc_csms.call
+        assert await set_profile("SetChargingProfile", connectorId=0, csChargingProfiles=station_max) \
+            == {"status": "Accepted"}
+        assert await set_profile("SetChargingProfile", connectorId=1, csChargingProfiles=tx_default) \
+            == {"status": "Accepted"}
+        assert await set_profile("SetChargingProfile", connectorId=1, csChargingProfiles=tx_without_transaction) \
+            == {"status": "Rejected"}
+        for unit, limit in (("A", 10.0), ("W", 6900.0)):  # 6900 W over 3 phases at 230 V = 10 A < 20.5 A
+            schedule = await rpc_csms.call("GetCompositeSchedule", connectorId=1, duration=3600,
+                                           chargingRateUnit=unit)
+            assert schedule["status"] == "Accepted" and schedule["connectorId"] == 1
+            periods = schedule["chargingSchedule"]["chargingSchedulePeriod"]
+            assert schedule["chargingSchedule"]["chargingRateUnit"] == unit
+            assert periods[0]["startPeriod"] == 0 and periods[0]["limit"] == limit
+        station_wide = await rpc_csms.call("GetCompositeSchedule", connectorId=0, duration=600)
+        assert station_wide["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 20.5
+        assert await rpc_csms.call("ClearChargingProfile", id=2) == {"status": "Accepted"}
+        assert await rpc_csms.call("ClearChargingProfile", id=2) == {"status": "Unknown"}
+        assert await rpc_csms.call("ClearChargingProfile", chargingProfilePurpose="ChargePointMaxProfile") \
+            == {"status": "Accepted"}
+        cleared = await rpc_csms.call("GetCompositeSchedule", connectorId=1, duration=600)
+        assert cleared["status"] == "Accepted" and "chargingSchedule" not in cleared
+
+
+async def test_reservation_then_charging_with_the_reserved_id_tag(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    async with peer_station(tmp_path, rpc_csms.url) as station:
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        reserve = {"connectorId": 1, "expiryDate": "2099-01-01T00:00:00Z", "idTag": "HOLDER"}
+        assert await rpc_csms.call("ReserveNow", reservationId=7, **reserve) == {"status": "Accepted"}
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved")
+        reserved_at = rpc_csms.calls("StatusNotification")[-1].index
+        assert await rpc_csms.call("CancelReservation", reservationId=7) == {"status": "Accepted"}
+        assert await rpc_csms.call("CancelReservation", reservationId=7) == {"status": "Rejected"}
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=reserved_at)
+        assert await rpc_csms.call("ReserveNow", reservationId=8, **reserve) == {"status": "Accepted"}
+        await station.plug_in()
+        await station.swipe("HOLDER")
+        start = await rpc_csms.wait_call("StartTransaction")
+        assert start["idTag"] == "HOLDER" and start["reservationId"] == 8
+
+
+async def test_local_list_versions_updates_and_cache(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    async with peer_station(tmp_path, rpc_csms.url):
+        await rpc_csms.wait_call("BootNotification")
+        assert await rpc_csms.call("GetLocalListVersion") == {"listVersion": 0}
+        full = [{"idTag": "LOCAL1", "idTagInfo": {"status": "Accepted", "expiryDate": "2099-01-01T00:00:00Z"}},
+                {"idTag": "LOCAL2", "idTagInfo": {"status": "Blocked", "parentIdTag": "FLEET"}}]
+        assert await rpc_csms.call("SendLocalList", listVersion=3, updateType="Full",
+                                   localAuthorizationList=full) == {"status": "Accepted"}
+        assert await rpc_csms.call("GetLocalListVersion") == {"listVersion": 3}
+        differential = [{"idTag": "LOCAL2"}, {"idTag": "LOCAL3", "idTagInfo": {"status": "Accepted"}}]
+        assert await rpc_csms.call("SendLocalList", listVersion=2, updateType="Differential",
+                                   localAuthorizationList=differential) == {"status": "VersionMismatch"}
+        assert await rpc_csms.call("SendLocalList", listVersion=4, updateType="Differential",
+                                   localAuthorizationList=differential) == {"status": "Accepted"}
+        assert await rpc_csms.call("GetLocalListVersion") == {"listVersion": 4}
+        assert await rpc_csms.call("ClearCache") == {"status": "Accepted"}
+
+
+async def test_availability_unlock_data_transfer_and_reset(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    async with peer_station(tmp_path, rpc_csms.url) as station:
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        mark = rpc_csms.mark()
+        assert await rpc_csms.call("ChangeAvailability", connectorId=1, type="Inoperative") == {"status": "Accepted"}
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Unavailable", after=mark)
+        assert await rpc_csms.call("ChangeAvailability", connectorId=0, type="Operative") == {"status": "Accepted"}
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=mark)
+        assert await rpc_csms.call("UnlockConnector", connectorId=1) == {"status": "Unlocked"}
+        assert await rpc_csms.call("UnlockConnector", connectorId=4) == {"status": "NotSupported"}
+        assert await rpc_csms.call("DataTransfer", vendorId="com.example", data="x") == {"status": "UnknownVendorId"}
+        answer = await station.system.call("ocpp", "data_transfer", "data_transfer",
+                                           request={"vendor_id": "everpy.test", "message_id": "ping", "data": "42"})
+        assert answer == {"status": "Accepted", "data": "echo:42"}
+        assert await rpc_csms.call("DataTransfer", vendorId="com.example", data="x") == {"status": "UnknownVendorId"}
+        assert await rpc_csms.call("Reset", type="Soft") == {"status": "Accepted"}
+        await wait_file(tmp_path / "soft-reset")  # the System module ran the soft reset command
