@@ -18,7 +18,8 @@ CHARGE_FOREVER = "iec_wait_pwr_ready;draw_power_regulated 16,3;sleep 36000"
 
 
 def sil_ocpp_config(tmp_path: Path, csms_url: str, *, car_script: str | None = None, swipe: bool = True,
-                    keys: dict[str, str] | None = None, ocpp: dict[str, Any] | None = None) -> dict[str, Any]:
+                    keys: dict[str, str] | None = None, ocpp: dict[str, Any] | None = None,
+                    system: dict[str, Any] | None = None) -> dict[str, Any]:
     """config/sil-ocpp.yaml with state in tmp_path, the given CSMS and car script (None: the car waits
     for commands), and extra OCPP configuration keys."""
     config = yaml.safe_load(SIL_OCPP.read_text())
@@ -31,7 +32,7 @@ def sil_ocpp_config(tmp_path: Path, csms_url: str, *, car_script: str | None = N
     modules["system"]["config_module"].update({
         "state_dir": str(tmp_path / "system"), "work_dir": str(tmp_path / "system-work"),
         "log_paths": str(tmp_path / "logs"), "soft_reset_command": f"touch {tmp_path}/soft-reset",
-        "hard_reset_command": f"touch {tmp_path}/hard-reset"})
+        "hard_reset_command": f"touch {tmp_path}/hard-reset", **(system or {})})
     (tmp_path / "logs").mkdir(exist_ok=True)
     ocpp_config = modules["ocpp"]["config_module"]
     base_keys = json.loads(ocpp_config["configuration"])
