@@ -57,8 +57,11 @@ class PeerStation:
 
 @asynccontextmanager
 async def peer_station(tmp_path: Path, csms_url: str, keys: dict[str, str] | None = None,
-                       ocpp: dict[str, Any] | None = None) -> AsyncIterator[PeerStation]:
-    """The SIL charger (car waiting for commands, RFID reader swiped by the test) against csms_url."""
+                       ocpp: dict[str, Any] | None = None, system: dict[str, Any] | None = None,
+                       ) -> AsyncIterator[PeerStation]:
+    """The SIL charger (car waiting for commands, RFID reader swiped by the test) against csms_url;
+    `system` overrides settings of the System module."""
     config = sil_ocpp_config(tmp_path, csms_url, car_script=None, swipe=False, keys=keys, ocpp=ocpp)
+    config["active_modules"]["system"]["config_module"].update(system or {})
     async with run_system(config) as system:
         yield PeerStation(system)

@@ -4,11 +4,17 @@ sends (its CALLs and its answers to the CSMS's CALLs) is validated by ocpp-rpc a
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
+
+import websockets
+from aiohttp import web
+from websockets.typing import Subprotocol
 
 from ..ocpp.station import wait_file
 from .conftest import peer_station
-from .peers import OcppRpcCsms
+from .peers import WAIT_S, OcppRpcCsms
 
 
 async def test_boot_heartbeat_and_status_of_every_connector(tmp_path: Path, rpc_csms: OcppRpcCsms):
@@ -192,3 +198,82 @@ async def test_availability_unlock_data_transfer_and_reset(tmp_path: Path, rpc_c
         assert await rpc_csms.call("DataTransfer", vendorId="com.example", data="x") == {"status": "UnknownVendorId"}
         assert await rpc_csms.call("Reset", type="Soft") == {"status": "Accepted"}
         await wait_file(tmp_path / "soft-reset")  # the System module ran the soft reset command
+
+
+AUTHORIZATION_KEY = "0123456789abcdef0123456789abcdef"  # 16 bytes as 32 hex digits
+
+
+async def test_security_profile_1_basic_auth_password_accepted(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log", {"password": AUTHORIZATION_KEY}) as csms:
+        keys = {"SecurityProfile": "1", "AuthorizationKey": AUTHORIZATION_KEY}
+        async with peer_station(tmp_path, csms.url, keys=keys):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            auth = [e for e in csms.events if e["event"] == "auth"]
+            assert auth == [{"event": "auth", "identity": "CP1", "accepted": True, "reason": "password matches"}]
+            # the key is write-only: never shown, even to the CSMS that set it
+            answer = await csms.call("GetConfiguration", key=["AuthorizationKey", "SecurityProfile"])
+            assert [k["key"] for k in answer["configurationKey"]] == ["SecurityProfile"]
+        assert csms.violations() == []
+
+
+async def test_security_profile_1_wrong_password_is_refused_and_retried(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log", {"password": AUTHORIZATION_KEY}) as csms:
+        keys = {"SecurityProfile": "1", "AuthorizationKey": "fedcba9876543210fedcba9876543210"}
+        async with peer_station(tmp_path, csms.url, keys=keys):
+            first = await csms.wait_event(lambda e: e["event"] == "auth")
+            assert first["accepted"] is False and first["reason"] == "wrong password"
+            await csms.wait_event(lambda e: e["event"] == "auth", after=csms.mark())  # it keeps trying
+            assert not [e for e in csms.events if e["event"] in ("connected", "call")]
+
+
+async def test_firmware_update_and_diagnostics_upload_report_their_status(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    uploads: dict[str, bytes] = {}
+
+    async def firmware(request: web.Request) -> web.Response:
+        return web.Response(body=b"everpy firmware image 1.2.3")
+
+    async def upload(request: web.Request) -> web.Response:
+        uploads[request.match_info["name"]] = await request.read()
+        return web.Response(status=201)
+
+    app = web.Application()
+    app.router.add_get("/firmware/image.bin", firmware)
+    app.router.add_put("/diagnostics/{name}", upload)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    http = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    (tmp_path / "logs" / "ocpp.log").write_text("a log line to upload\n")
+    system = {"firmware_installer_command": "{python} -m everpy_modules.System.sil_installer",
+              "default_retry_interval_s": 0}
+    try:
+        async with peer_station(tmp_path, rpc_csms.url, system=system):
+            await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            mark = rpc_csms.mark()
+            assert await rpc_csms.call("UpdateFirmware", location=f"{http}/firmware/image.bin",
+                                       retrieveDate="2020-01-01T00:00:00Z", retries=1) == {}
+            await rpc_csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Installed", after=mark)
+            statuses = [c.params["status"] for c in rpc_csms.calls("FirmwareStatusNotification") if c.index > mark]
+            assert statuses == ["Downloading", "Downloaded", "Installing", "Installed"]
+            mark = rpc_csms.mark()
+            answer = await rpc_csms.call("GetDiagnostics", location=f"{http}/diagnostics", retries=1)
+            await rpc_csms.wait_call("DiagnosticsStatusNotification", lambda p: p["status"] == "Uploaded", after=mark)
+            assert list(uploads) == [answer["fileName"]] and uploads[answer["fileName"]]
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_peer_reports_schema_invalid_frames(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    """The check every test above relies on: a frame the schemas reject shows up in violations()."""
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log") as csms:
+        async with websockets.connect(f"{csms.url}/PROBE", subprotocols=[Subprotocol("ocpp1.6")]) as link:
+            await link.send(json.dumps([2, "m1", "BootNotification", {"chargePointVendor": "no model"}]))
+            error = json.loads(await asyncio.wait_for(link.recv(), WAIT_S))
+            assert error[:3] == [4, "m1", "OccurrenceConstraintViolation"]
+            await link.send(json.dumps([2, "m2", "Heartbeat", {}]))
+            assert json.loads(await asyncio.wait_for(link.recv(), WAIT_S))[:2] == [3, "m2"]
+        [violation] = csms.violations()
+        assert violation["event"] == "validation_failure" and violation["method"] == "BootNotification"
+        assert violation["outbound"] is False and violation["isCall"] is True
