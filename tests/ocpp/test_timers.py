@@ -1,0 +1,93 @@
+"""The long OCPP timers on a FakeClock: heartbeat, sampled and clock-aligned meter values (TC_070,
+TC_071), the transaction message retry interval."""
+
+from __future__ import annotations
+
+from everpy.core.clock import FakeClock
+from everpy.ocpp.csms import Behaviour, Csms
+
+from .station import WAIT_S, Station, sil_station
+
+
+async def advance(station: Station, clock: FakeClock, seconds: float, step: float = 1.0) -> None:
+    """Move fake time in steps; bus traffic each step causes settles before the next."""
+    remaining = seconds
+    while remaining > 1e-9:
+        delta = min(step, remaining)
+        await clock.advance(delta)
+        await station.system.flush()
+        remaining -= delta
+
+
+async def charging_on_fake_time(station: Station, clock: FakeClock) -> None:
+    await station.plug_in()
+    await station.swipe("TAG1")
+    await station.transactions.wait_for(lambda e: e["transaction_event"] == "Started", WAIT_S)
+    for _ in range(30):
+        if any(r.payload["status"] == "Charging" for r in station.csms.messages("StatusNotification")):
+            return
+        await advance(station, clock, 1)
+    raise AssertionError("not charging after 30 s of fake time")
+
+
+async def test_heartbeat_after_the_interval_of_silence(tmp_path):
+    clock = FakeClock()
+    async with Csms(behaviour=Behaviour(boot_interval=120)) as csms:
+        async with sil_station(tmp_path, csms, clock=clock) as station:
+            await advance(station, clock, 110, step=10)
+            assert not csms.messages("Heartbeat")
+            await advance(station, clock, 20, step=10)
+            await csms.wait_for("Heartbeat", timeout=WAIT_S)
+            assert await station.config_key("HeartbeatInterval") == "120"  # taken from BootNotification.conf
+
+
+async def test_tc_070_sampled_meter_values_during_a_transaction(tmp_path):
+    clock = FakeClock()
+    keys = {"MeterValueSampleInterval": "60", "MeterValuesSampledData": "Energy.Active.Import.Register,Voltage"}
+    async with Csms() as csms:
+        async with sil_station(tmp_path, csms, keys=keys, clock=clock) as station:
+            await charging_on_fake_time(station, clock)
+            await advance(station, clock, 125, step=5)
+            first = await csms.wait_for("MeterValues", timeout=WAIT_S)
+            second = await csms.wait_for("MeterValues", after=csms.received.index(first) + 1, timeout=WAIT_S)
+            for received in (first, second):
+                assert received.payload["transactionId"] == 1 and received.payload["connectorId"] == 1
+                samples = received.payload["meterValue"][0]["sampledValue"]
+                assert {s["context"] for s in samples} == {"Sample.Periodic"}
+                assert {s["measurand"] for s in samples} == {"Energy.Active.Import.Register", "Voltage"}
+                assert {s["phase"] for s in samples if s["measurand"] == "Voltage"} == {"L1-N", "L2-N", "L3-N"}
+            energy = [float(next(s["value"] for s in r.payload["meterValue"][0]["sampledValue"]
+                                 if s["measurand"] == "Energy.Active.Import.Register")) for r in (first, second)]
+            assert 0 < energy[0] < energy[1]  # 11 kW for a minute is about 180 Wh
+
+
+async def test_tc_071_clock_aligned_meter_values(tmp_path):
+    clock = FakeClock()  # starts at midnight UTC, 2026-01-01
+    keys = {"ClockAlignedDataInterval": "900", "MeterValuesAlignedData": "Energy.Active.Import.Register"}
+    async with Csms() as csms:
+        async with sil_station(tmp_path, csms, keys=keys, clock=clock) as station:
+            await advance(station, clock, 905, step=5)
+            aligned = await csms.wait_for("MeterValues", timeout=WAIT_S)
+            value = aligned.payload["meterValue"][0]
+            assert value["sampledValue"][0]["context"] == "Sample.Clock"
+            assert value["timestamp"].startswith("2026-01-01T00:15:00")
+            assert "transactionId" not in aligned.payload
+
+
+async def test_transaction_message_retry_interval_grows_per_attempt(tmp_path):
+    clock = FakeClock()
+    keys = {"TransactionMessageAttempts": "3", "TransactionMessageRetryInterval": "30"}
+    async with Csms(behaviour=Behaviour(fail={"StartTransaction": 2})) as csms:
+        async with sil_station(tmp_path, csms, keys=keys, clock=clock) as station:
+            await station.plug_in()
+            await station.swipe("TAG1")
+            await csms.wait_for("StartTransaction", timeout=WAIT_S)
+            await advance(station, clock, 29, step=1)
+            assert len(csms.messages("StartTransaction")) == 1
+            await advance(station, clock, 2, step=1)
+            await csms.wait_until(lambda: len(csms.messages("StartTransaction")) == 2, WAIT_S)
+            await advance(station, clock, 58, step=2)  # the 3rd attempt waits 2 x 30 s
+            assert len(csms.messages("StartTransaction")) == 2
+            await advance(station, clock, 4, step=1)
+            await csms.wait_until(lambda: len(csms.messages("StartTransaction")) == 3, WAIT_S)
+            assert station.ocpp.store.transaction_id(station.ocpp.cp.core.connectors[1].transaction.tx_key) == 1
