@@ -25,12 +25,17 @@ RUN_EVERPY = "import sys; from everpy.cli import main; sys.exit(main())"
 LOOPBACK = {"mdns_interfaces": "lo", "mdns_allow_loopback": True, "mdns_deny_interfaces": ""}
 
 
-def satellite_config(template: dict[str, Any], index: int, workdir: Path) -> dict[str, Any]:
+def satellite_serial(index: int) -> str:
+    return f"SAT-{index:04d}"
+
+
+def satellite_config(template: dict[str, Any], index: int, workdir: Path, serial: str = "") -> dict[str, Any]:
     config = copy.deepcopy(template)
     modules = config["active_modules"]
-    modules["agent"]["config_module"].update({"serial": f"SAT-{index:04d}", "port": 0, "bind_host": "127.0.0.1",
-                                              **LOOPBACK})
-    modules["evse"]["config_module"]["evse_id"] = f"DE*PNX*E{index + 1:05d}*1"
+    modules["agent"]["config_module"].update({"serial": serial or satellite_serial(index), "port": 0,
+                                              "bind_host": "127.0.0.1", **LOOPBACK})
+    # EVSE numbers are charger-wide (Auth and OCPP address EVSEs by them): main board 1, satellite i -> i + 1
+    modules["evse"]["config_module"].update({"connector_id": index + 1, "evse_id": f"DE*PNX*E{index + 1:05d}*1"})
     board_dir = workdir / f"sat{index}"
     modules["system"]["config_module"].update({"state_dir": str(board_dir / "system"),
                                                "work_dir": str(board_dir / "system-work"),
@@ -40,7 +45,8 @@ def satellite_config(template: dict[str, Any], index: int, workdir: Path) -> dic
     return config
 
 
-def main_config(template: dict[str, Any], count: int, workdir: Path) -> dict[str, Any]:
+def main_config(template: dict[str, Any], count: int, workdir: Path,
+                serials: list[str] | None = None) -> dict[str, Any]:
     config = copy.deepcopy(template)
     modules = config["active_modules"]
     controller = {k: v for k, v in modules["sat1"]["config_module"].items() if k != "serial"}
@@ -48,8 +54,8 @@ def main_config(template: dict[str, Any], count: int, workdir: Path) -> dict[str
         del modules[name]
     sats = [f"sat{i}" for i in range(1, count + 1)]
     for i, name in enumerate(sats, start=1):
-        modules[name] = {"module": "SatelliteController",
-                         "config_module": {**controller, "serial": f"SAT-{i:04d}", **LOOPBACK}}
+        serial = serials[i - 1] if serials else satellite_serial(i)
+        modules[name] = {"module": "SatelliteController", "config_module": {**controller, "serial": serial, **LOOPBACK}}
     evses = [{"module_id": "evse", "implementation_id": "evse"},
              *({"module_id": s, "implementation_id": "evse_manager"} for s in sats)]
     modules["auth"]["connections"]["evse_manager"] = evses

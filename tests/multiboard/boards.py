@@ -195,7 +195,7 @@ class Board:
             address = await self.broker.start()
             self._bus = Bus(address, f"probe-{self.name}-{uuid.uuid4().hex[:6]}")
             await self._bus.connect()
-            self.probe = Probe(self._bus)
+            self.probe = Probe(self._bus, self.config.get("settings", {}).get("mqtt_everest_prefix", "everest"))
         assert self.probe is not None
         self.config_path.write_text(yaml.safe_dump(self.config))
         global_ready = asyncio.Event()
