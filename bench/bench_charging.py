@@ -12,10 +12,6 @@
    everpy process over the window, as % of one core; target < 2 %. Floor: `everpy run` with one
    idle Example module, same window.
 
-The latency part runs twice: on the private broker as the core starts it, and on a mosquitto with
-`set_tcp_nodelay true` plus TCP_NODELAY on the client sockets (requests/evse.md #1): without it a
-quiet bus waits for 40 ms delayed ACKs (Nagle).
-
 Run: `python bench/bench_charging.py [--cycles N] [--window S]`.
 """
 
@@ -23,21 +19,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from everpy.core.bus import BrokerAddress
 from everpy.testing import run_system
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,43 +42,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # ------------------------------------------------------------------ 1. relay reaction
-@contextlib.contextmanager
-def nodelay_broker() -> Iterator[BrokerAddress]:
-    """A mosquitto that sets TCP_NODELAY on its sockets (the private broker does not, yet)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory() as tmp:
-        conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n")
-        proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield BrokerAddress("127.0.0.1", port)
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-def set_nodelay(system: Any) -> None:
-    for bus in (system.runtime.host.bus, system._probe):
-        bus._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-async def relay_reaction(cycles: int, broker: BrokerAddress | None) -> dict[str, list[float]]:
+async def relay_reaction(cycles: int) -> dict[str, list[float]]:
     config = sil_config(evse={"pwm_min_change_interval_s": 0})
-    async with run_system(config, broker=broker) as system:
-        if broker is not None:
-            set_nodelay(system)
+    async with run_system(config) as system:
         board = system.instances["board"]
         pilot_changed_at: list[float] = []
         relay_commands: list[tuple[float, bool]] = []
@@ -192,22 +149,19 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0, help="seconds of CPU measurement")
     args = parser.parse_args()
 
-    print(f"\n## Relay reaction through the bus ({args.cycles} cycles each)\n")
+    print(f"\n## Relay reaction through the bus ({args.cycles} cycles)\n")
     print(f"| {'measurement':<66} | {'p50 ms':>8} | {'p99 ms':>8} | {'p50 / floor':>11} |")
     print(f"|{'-' * 68}|{'-' * 10}|{'-' * 10}|{'-' * 13}|")
-    with nodelay_broker() as address:
-        variants = [("private broker", None), ("TCP_NODELAY", address)]
-        for label, broker in variants:
-            latencies = asyncio.run(relay_reaction(args.cycles, broker))
-            floor_p50 = percentile(latencies["floor"], 0.5)
-            rows = [
-                (f"[{label}] floor: command round trip client->board->client", latencies["floor"]),
-                (f"[{label}] B->C at board -> allow_power_on(true) at board", latencies["close"]),
-                (f"[{label}] C->B at board -> allow_power_on(false) at board", latencies["open"]),
-            ]
-            for name, values in rows:
-                p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
-                print(f"| {name:<66} | {p50 * 1000:8.2f} | {p99 * 1000:8.2f} | {p50 / floor_p50:10.2f}x |")
+    latencies = asyncio.run(relay_reaction(args.cycles))
+    floor_p50 = percentile(latencies["floor"], 0.5)
+    rows = [
+        ("floor: command round trip client -> board -> client", latencies["floor"]),
+        ("B->C at board -> allow_power_on(true) at board", latencies["close"]),
+        ("C->B at board -> allow_power_on(false) at board", latencies["open"]),
+    ]
+    for name, values in rows:
+        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+        print(f"| {name:<66} | {p50 * 1000:8.2f} | {p99 * 1000:8.2f} | {p50 / floor_p50:10.2f}x |")
 
     print(f"\n## CPU, {args.window:g} s window (% of one core, everpy process; mosquitto not included)\n")
     idle = run_and_measure(idle_config(), "up and running", args.window)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -170,11 +169,6 @@ async def sil(run_config: dict[str, Any] | Path | None = None, **config: Any):  
     """A running SIL system on a FakeClock: `run_config` as given, else sil_config(**config)."""
     clock = FakeClock()
     async with run_system(run_config or sil_config(**config), clock=clock) as system:
-        # Test-side stand-in for a core fix (requests/evse.md #1): without TCP_NODELAY a quiet bus
-        # stalls 40 ms per packet exchange, which makes fake-clock stepping slow.
-        for bus in (system.runtime.host.bus, system._probe):
-            if bus._sock is not None and bus._sock.family in (socket.AF_INET, socket.AF_INET6):
-                bus._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         handles = Sil(system, clock)
         await until(lambda: handles.evse.charger.started, what="EVSE started")
         # A reply from the EVSE comes after everything it published before (one connection, in
