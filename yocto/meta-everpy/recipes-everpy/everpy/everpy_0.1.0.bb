@@ -41,12 +41,12 @@ do_install:append:class-target() {
     # The board's run config comes from an everpy-config-* package; the directory belongs to everpy.
     install -d ${D}${sysconfdir}/everpy
     install -d -m 0750 ${D}${localstatedir}/lib/everpy
-    install -d -m 0750 ${D}${localstatedir}/log/everpy
+    # /var/log/everpy is not packaged: /var/log may be a symlink to volatile storage (the default
+    # outside the everpy-os distro); the unit's LogsDirectory= creates it at start.
 }
 
 FILES:${PN} += "\
     ${localstatedir}/lib/everpy \
-    ${localstatedir}/log/everpy \
     ${sysconfdir}/everpy \
     ${sysconfdir}/mosquitto/conf.d/everpy.conf \
     ${systemd_unitdir}/journald.conf.d \
