@@ -244,6 +244,7 @@ class Csms:
         wanted = "Basic " + base64.b64encode(f"{station}:{expected}".encode()).decode()
         if expected is None or given != wanted:
             self.refused.append(station)
+            asyncio.ensure_future(self._notify())
             log.warning("refusing %s: bad or missing Basic authentication", station)
             return transport.Refusal(HTTPStatus.UNAUTHORIZED, "unauthorized")
         return None

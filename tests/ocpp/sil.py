@@ -33,7 +33,7 @@ def sil_ocpp_config(tmp_path: Path, csms_url: str, *, car_script: str | None = N
         "state_dir": str(tmp_path / "system"), "work_dir": str(tmp_path / "system-work"),
         "log_paths": str(tmp_path / "logs"), "soft_reset_command": f"touch {tmp_path}/soft-reset",
         "hard_reset_command": f"touch {tmp_path}/hard-reset", **(system or {})})
-    (tmp_path / "logs").mkdir(exist_ok=True)
+    (tmp_path / "logs").mkdir(parents=True, exist_ok=True)
     ocpp_config = modules["ocpp"]["config_module"]
     base_keys = json.loads(ocpp_config["configuration"])
     ocpp_config.update({
