@@ -11,7 +11,7 @@ from everpy_modules.GenericPowermeter.register_map import load_register_map
 
 from everpy.core.clock import FakeClock
 from everpy.core.exceptions import ModuleStartupError
-from everpy.testing import RunningSystem, run_system
+from everpy.testing import Recorder, RunningSystem, run_system
 
 from .meter_sim import MeterImage, WireFault, float_words, rtu_meter, tcp_meter
 
@@ -45,16 +45,23 @@ def measurements(reading: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in reading.items() if k not in ("timestamp", "meter_id")}
 
 
-async def wait_for_error(errors: Any, state: str) -> dict[str, Any]:
+async def wait_for_error(errors: Recorder, state: str) -> dict[str, Any]:
     return await errors.wait_for(lambda e: e["type"] == FAULT and e["state"] == state, timeout=15)
 
 
-async def assert_silent_while_failing(system: RunningSystem, image: MeterImage, readings: Any) -> None:
+async def assert_silent_while_failing(system: RunningSystem, image: MeterImage, readings: Recorder) -> None:
     """While the fault is active, several polls reach the meter and none publishes a reading."""
     readings.drain()
     await image.wait_for_requests(image.requests + 5)
     await system.flush()
     assert readings.drain() == []
+
+
+async def watch_meter(system: RunningSystem) -> tuple[Recorder, Recorder]:
+    """Record the meter's readings and errors; returns once the broker has the subscriptions."""
+    recorders = system.watch("meter", "main", "powermeter"), system.watch_errors("meter", "main")
+    await system.flush()
+    return recorders
 
 
 def meter_faults(system: RunningSystem) -> list[dict[str, Any]]:
@@ -72,8 +79,7 @@ async def test_tcp_meter_publishes_readings_and_reports_loss_and_recovery(sdm630
         tcp_meter(image) as port,
         run_system(meter_config(transport="tcp", host="127.0.0.1", port=port)) as system,
     ):
-        readings = system.watch("meter", "main", "powermeter")
-        errors = system.watch_errors("meter", "main")
+        readings, errors = await watch_meter(system)
 
         first = await readings.next(timeout=15)
         assert measurements(first) == expected
@@ -99,8 +105,7 @@ async def test_tcp_meter_switched_off_and_on_again(sdm630: tuple) -> None:
     async with tcp_meter(image) as port:
         pass  # the port is free again: the meter is "switched off"
     async with run_system(tcp_config(port)) as system:
-        readings = system.watch("meter", "main", "powermeter")
-        errors = system.watch_errors("meter", "main")
+        readings, errors = await watch_meter(system)
         # Nobody listens on the port yet: the first poll (right after global ready) fails, possibly
         # before this probe subscribed to the error topic, so ask the module for its active errors.
         if not meter_faults(system):
@@ -118,8 +123,7 @@ async def test_rtu_meter_over_a_pty_publishes_and_recovers_from_corrupted_replie
     async with rtu_meter(image) as (tty_path, wire):
         config = meter_config(transport="rtu", serial_port=tty_path, baudrate=9600)
         async with run_system(config) as system:
-            readings = system.watch("meter", "main", "powermeter")
-            errors = system.watch_errors("meter", "main")
+            readings, errors = await watch_meter(system)
             assert measurements(await readings.next(timeout=15)) == expected
 
             wire.fault = WireFault.BAD_CRC
@@ -173,7 +177,7 @@ async def test_polls_follow_the_module_clock(sdm630: tuple) -> None:
     async with tcp_meter(image) as port:
         config["active_modules"]["meter"]["config_module"]["port"] = port
         async with run_system(config, clock=clock) as system:
-            readings = system.watch("meter", "main", "powermeter")
+            readings, _errors = await watch_meter(system)
             requests_per_poll = len(load_register_map("sdm630_v2").blocks)
             await image.wait_for_requests(requests_per_poll)  # the poll at ready
             await clock.advance(59.0)

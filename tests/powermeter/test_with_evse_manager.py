@@ -48,6 +48,7 @@ async def test_evse_forwards_modbus_readings_and_reacts_to_meter_loss() -> None:
     async with tcp_meter(image) as port, run_system(evse_with_modbus_meter(port)) as system:
         evse_readings = system.watch("evse", "evse", "powermeter")
         evse_errors = system.watch_errors("evse", "evse")
+        await system.flush()  # subscriptions in place before the fault is provoked
         reading = await evse_readings.next(timeout=15)
         assert reading["energy_Wh_import"] == expected["energy_Wh_import"]
 
