@@ -233,6 +233,9 @@ class EvseManager(Module):
         self.capabilities = capabilities
         self.publish(EVSE, "hw_capabilities", capabilities)
         self.charger.set_limit("hardware", capabilities["max_current_A_import"])
+        if capabilities["connector_type"] == "IEC62196Type2Socket" and "cable" not in self.charger.facts.limits_a:
+            # A socket may only offer what the plugged cable is rated for: nothing until PP says.
+            self.charger.set_limit("cable", 0.0)
 
     def _on_telemetry(self, telemetry: dict[str, Any]) -> None:
         self.telemetry = telemetry

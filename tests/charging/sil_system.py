@@ -44,7 +44,7 @@ def sil_config(
             "module": "Auth",
             "config_module": {"connection_timeout": 10, **(auth or {})},
             "connections": {
-                "token_provider": [conn("rfid", "main")],
+                "token_provider": [conn("rfid", "main"), conn("evse", "token_provider")],
                 "token_validator": [conn("rfid", "validator")],
                 "evse_manager": [conn("evse", "evse")],
             },
@@ -149,7 +149,7 @@ class Sil:
             out_topic = f"{self.system.topics.prefix}evse-test/{uuid.uuid4().hex}"
             back_topic = out_topic + "/back"
             back = asyncio.Event()
-            echo = self.system._probe.subscribe(
+            echo = self.system.bus.subscribe(
                 out_topic, lambda t, p, back_topic=back_topic: self.system.publish_raw(back_topic, p)
             )
             await self.system.flush()
@@ -157,7 +157,7 @@ class Sil:
             bus.publish(out_topic, b"1")
             await asyncio.wait_for(back.wait(), WAIT_S)
             bus.unsubscribe(sub)
-            self.system._probe.unsubscribe(echo)
+            self.system.bus.unsubscribe(echo)
 
 
 def error_types(recorder: Recorder) -> list[tuple[str, str]]:

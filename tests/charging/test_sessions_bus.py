@@ -327,3 +327,29 @@ async def test_wait_for_real_plugin_waits_for_someone_else_to_plug_in() -> None:
         await s.system.call("board", "ev_board_support", "set_cp_state", cp_state="B")  # "a real car"
         await status.wait_for(lambda v: v["command"].startswith("draw_power_regulated"), WAIT_S)
         await s.expect("SessionStarted", "AuthRequired")
+
+
+async def test_free_charging_authorizes_every_car_itself() -> None:
+    async with sil(evse={"disable_authentication": True}) as s:
+        await s.car("iec_wait_pwr_ready;draw_power_regulated 16,3")
+        events = await s.expect("SessionStarted", "AuthRequired", "Authorized", "TransactionStarted",
+                                "PrepareCharging", "ChargingStarted")
+        assert events[3]["transaction_started"]["id_tag"]["id_token"]["type"] == "NoAuthorization"
+        await s.relays(True)
+
+
+async def test_autocharge_token_from_the_evse_goes_through_auth() -> None:
+    async with sil(evse={"autocharge_token": "00:11:22:33:44:55"}) as s:
+        await s.car("iec_wait_pwr_ready;draw_power_regulated 16,3")
+        await s.expect("SessionStarted", "AuthRequired", "Authorized", "TransactionStarted")
+        used = await s.auth_status.wait_for(lambda m: m["status"] == "UsedToStart", WAIT_S)
+        assert used["token"]["authorization_type"] == "Autocharge"
+        await s.skip_to("ChargingStarted")
+
+
+async def test_socket_cable_rating_caps_the_pwm() -> None:
+    async with sil(board={"connector_type": "IEC62196Type2Socket", "cable_ampacity": "A_13"}) as s:
+        await s.charging()
+        assert s.car_sees.latest["cp_pwm_duty_cycle"] == pytest.approx(13 / 0.6, abs=0.01)
+        assert s.car_sees.latest["proximity_pilot"] == {"ampacity": "A_13"}
+        assert s.evse.charger.available_current_a == 13
