@@ -63,36 +63,29 @@ class Recorder:
         return out
 
 
-class RunningSystem:
-    """A started system plus a probe client that can call, watch and publish like a module."""
+class Probe:
+    """A test client on a bus: calls, watches and publishes as a module would.
 
-    def __init__(self, runtime: Runtime, probe: Bus) -> None:
-        self.runtime = runtime
-        self.topics = runtime.topics
-        self._probe = probe
-        self._probe_id = f"probe{uuid.uuid4().hex[:8]}"
+    Its subscriptions and publishes share one connection, so a ``watch()`` followed by ``call()`` never
+    misses the reaction; after triggering something out of band, ``await flush()`` first.
+    """
+
+    def __init__(self, bus: Bus, prefix: str = "everest") -> None:
+        self.bus = bus
+        self.topics = wire.Topics(prefix)
+        self.id = f"probe{uuid.uuid4().hex[:8]}"
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._subscribed: set[str] = set()
 
-    @property
-    def definitions(self) -> Any:
-        return self.runtime.system.definitions
-
-    @property
-    def instances(self) -> dict[str, Module]:
-        host = self.runtime.host
-        assert host is not None
-        return {mid: slot.instance for mid, slot in host.slots.items() if slot.instance is not None}
-
     async def call(self, module_id: str, impl_id: str, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
-        response = self.topics.cmd_response(module_id, impl_id, cmd, self._probe_id)
+        response = self.topics.cmd_response(module_id, impl_id, cmd, self.id)
         if response not in self._subscribed:
             self._subscribed.add(response)
-            self._probe.subscribe(response, self._on_response)
+            self.bus.subscribe(response, self._on_response)
         call_id = str(uuid.uuid4())
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
-        self._probe.publish(self.topics.cmd(module_id, impl_id, cmd), wire.cmd_request(call_id, args, self._probe_id))
+        self.bus.publish(self.topics.cmd(module_id, impl_id, cmd), wire.cmd_request(call_id, args, self.id))
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -114,33 +107,59 @@ class RunningSystem:
 
     def watch(self, module_id: str, impl_id: str, var: str) -> Recorder:
         recorder = Recorder(lambda p: wire.decode(p, wire.VAR)[1]["data"])
-        self._probe.subscribe(self.topics.var(module_id, impl_id, var), recorder._add)
+        self.bus.subscribe(self.topics.var(module_id, impl_id, var), recorder._add)
         return recorder
 
     def watch_errors(self, module_id: str, impl_id: str) -> Recorder:
         recorder = Recorder(lambda p: wire.decode(p, (wire.RAISE_ERROR, wire.CLEAR_ERROR))[1])
-        self._probe.subscribe(self.topics.impl(module_id, impl_id) + "/error/#", recorder._add)
+        self.bus.subscribe(self.topics.impl(module_id, impl_id) + "/error/#", recorder._add)
         return recorder
 
     def watch_topic(self, topic_filter: str) -> Recorder:
         recorder = Recorder(lambda p: p)
-        self._probe.subscribe(topic_filter, recorder._add)
+        self.bus.subscribe(topic_filter, recorder._add)
         return recorder
 
     async def publish_var(self, module_id: str, impl_id: str, var: str, value: Any) -> None:
-        self._probe.publish(self.topics.var(module_id, impl_id, var), wire.encode(wire.VAR, {"data": value}))
+        self.bus.publish(self.topics.var(module_id, impl_id, var), wire.encode(wire.VAR, {"data": value}))
+
+    def publish_error(self, module_id: str, impl_id: str, error_type: str, state: str, **fields: Any) -> None:
+        """An error event as module ``module_id`` would publish it."""
+        error = {"type": error_type, "sub_type": "", "message": "", "severity": "High", "vendor_id": "test",
+                 "origin": {"module_id": module_id, "implementation_id": impl_id},
+                 "uuid": str(uuid.uuid4()), "state": state, **fields}
+        kind = wire.RAISE_ERROR if state == "Active" else wire.CLEAR_ERROR
+        self.bus.publish(self.topics.error(module_id, impl_id, error_type), wire.encode(kind, error))
 
     def publish_raw(self, topic: str, payload: bytes | str) -> None:
-        self._probe.publish(topic, payload)
+        self.bus.publish(topic, payload)
 
     async def flush(self, timeout: float = 10.0) -> None:
-        """Wait until everything the probe published so far went through the broker."""
+        """Wait until the broker has processed everything this probe sent (subscriptions included)."""
         topic = f"{self.topics.prefix}everpy/probe/{uuid.uuid4().hex}"
         seen = asyncio.Event()
-        sub = self._probe.subscribe(topic, lambda t, p: seen.set())
-        self._probe.publish(topic, b"1")
+        sub = self.bus.subscribe(topic, lambda t, p: seen.set())
+        self.bus.publish(topic, b"1")
         await asyncio.wait_for(seen.wait(), timeout)
-        self._probe.unsubscribe(sub)
+        self.bus.unsubscribe(sub)
+
+
+class RunningSystem(Probe):
+    """A started system plus a probe client on its bus."""
+
+    def __init__(self, runtime: Runtime, probe_bus: Bus) -> None:
+        super().__init__(probe_bus, runtime.system.settings.mqtt_everest_prefix)
+        self.runtime = runtime
+
+    @property
+    def definitions(self) -> Any:
+        return self.runtime.system.definitions
+
+    @property
+    def instances(self) -> dict[str, Module]:
+        host = self.runtime.host
+        assert host is not None
+        return {mid: slot.instance for mid, slot in host.slots.items() if slot.instance is not None}
 
 
 @asynccontextmanager
