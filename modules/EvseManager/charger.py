@@ -44,8 +44,8 @@ class State(StrEnum):
 class Trigger(StrEnum):
     ENABLE = "Enable"
     DISABLE = "Disable"
-    PLUG = "Plug"  # pilot left A
-    UNPLUG = "Unplug"  # pilot back to A
+    PLUG = "CarPluggedIn"  # pilot left A
+    UNPLUG = "CarUnplugged"  # pilot back to A
     AUTHORIZE = "Authorize"  # an accepted token arrived
     WITHDRAW = "Withdraw"  # authorization withdrawn before a transaction started
     STOP = "Stop"  # end the transaction (command, token, error)
@@ -222,15 +222,17 @@ class Charger:
             self._apply_outputs()
 
     def on_pilot(self, pilot_state: str) -> None:
-        """Pilot state measured by the board: A, B, C, D, E or F."""
+        """Pilot state measured by the board: A, B, C, D or E."""
         before, self.facts.car_pilot = self.facts.car_pilot, pilot_state
-        if before == pilot_state:
+        event = car_event(before, pilot_state)
+        if event is None:
             return
-        if before == "A":
+        log.debug("pilot %s -> %s: %s", before, pilot_state, event)
+        if event == "CarPluggedIn":
             self._dispatch(T.PLUG)
-        elif pilot_state == "A":
+        elif event == "CarUnplugged":
             self._dispatch(T.UNPLUG)
-        else:
+        else:  # power requested / no longer requested / pilot shorted: facts the Update rows read
             self._dispatch(T.UPDATE)
 
     def on_relays(self, closed: bool) -> None:
@@ -668,6 +670,21 @@ class Charger:
         if meter is not None:
             details["meter_value"] = meter
         return details
+
+
+def car_event(before: str, after: str) -> str | None:
+    """A pilot change as a car event (names as in EVerest's IEC state machine); None = no change."""
+    if before == after:
+        return None
+    if after == "A":
+        return "CarUnplugged"
+    if before == "A":
+        return "CarPluggedIn"  # also A -> C (simplified mode): the Update rows see C right after
+    if after in ("C", "D"):
+        return "CarRequestedPower"
+    if after == "B":
+        return "CarRequestedStopPower"
+    return "PilotShorted"  # E: the board reports MREC14PilotFault as well
 
 
 def _imported_wh(meter: dict[str, Any] | None) -> float | None:

@@ -13,6 +13,7 @@ from everpy_modules.EvseManager.charger import (
     Pilot,
     PilotOutput,
     State,
+    car_event,
 )
 from everpy_modules.EvseManager.pwm import current_for_duty_cycle, duty_cycle_for_current
 
@@ -435,3 +436,23 @@ def test_duty_cycle_for_current(amps: float, duty: float) -> None:
 @pytest.mark.parametrize("amps", [6, 10, 13, 16, 20, 25, 32, 40, 51, 60, 63, 70, 80])
 def test_duty_cycle_round_trips_to_current(amps: float) -> None:
     assert current_for_duty_cycle(duty_cycle_for_current(amps)) == pytest.approx(amps)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "event"),
+    [("A", "B", "CarPluggedIn"), ("A", "C", "CarPluggedIn"), ("C", "A", "CarUnplugged"), ("B", "A", "CarUnplugged"),
+     ("B", "C", "CarRequestedPower"), ("B", "D", "CarRequestedPower"), ("C", "B", "CarRequestedStopPower"),
+     ("C", "E", "PilotShorted"), ("B", "B", None)],
+)
+def test_pilot_changes_become_car_events(before: str, after: str, event: str | None) -> None:
+    assert car_event(before, after) == event
+
+
+def test_car_in_d_gets_no_power_without_ventilation(clock: FakeClock, out: Recorder, meter: Meter) -> None:
+    c = Charger(clock, out, ChargerSettings(has_ventilation=False), meter.reading)
+    c.set_limit("hardware", 32)
+    c.start()
+    prepare(c)
+    c.on_pilot("D")
+    assert c.state == State.PREPARE_CHARGING
+    assert True not in out.relays
