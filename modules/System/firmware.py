@@ -153,10 +153,22 @@ class FirmwareUpdater:
             self.log.warning("cannot clear old firmware images: %s", error)
         self.publish("Downloading", request_id)
 
+        attempts_made = 0
+
         async def attempt() -> None:
-            result = await download(location, image, timeout_s=self.settings.download_timeout_s, tls=self.settings.tls)
+            nonlocal attempts_made
+            attempts_made += 1
+            # A retry continues where the interrupted attempt stopped (images are large, links may be slow).
+            result = await download(
+                location,
+                image,
+                timeout_s=self.settings.download_timeout_s,
+                tls=self.settings.tls,
+                resume=attempts_made > 1,
+            )
             expected = await self._expected_checksum(request)
             if expected is not None and result.sha256.lower() != expected.lower():
+                await asyncio.to_thread(image.unlink, missing_ok=True)  # corrupt: the next attempt starts afresh
                 raise TransferError(f"checksum mismatch: expected {expected}, got {result.sha256}")
 
         def on_failure(number: int, error: TransferError) -> None:

@@ -90,36 +90,46 @@ class LogUploader:
         archive = self.settings.work_dir / file_name
         self.publish("Uploading", request_id)
         try:
-            try:
-                await asyncio.to_thread(self.settings.work_dir.mkdir, parents=True, exist_ok=True)
-                await self.collect(request, archive)
-            except OSError as error:
-                self.log.error("cannot build the log archive %s: %s", archive, error)
-                self.publish("UploadFailure", request_id)
-                return
-
-            def on_failure(number: int, error: TransferError) -> None:
-                self.log.warning("log upload attempt %d to %s failed: %s", number, redact(location), error)
-
-            try:
-                sent_to = await with_retries(
-                    lambda: upload(
-                        archive,
-                        location,
-                        file_name=file_name,
-                        http_method=self.settings.http_method,
-                        timeout_s=self.settings.timeout_s,
-                        tls=self.settings.tls,
-                    ),
-                    attempts=int(request.get("retries", self.settings.default_retries)),
-                    interval_s=float(request.get("retry_interval_s", self.settings.default_retry_interval_s)),
-                    clock=self.clock,
-                    on_failure=on_failure,
-                )
-            except TransferError as error:
-                self.publish(error.outcome.value, request_id)
-                return
-            self.log.info("logs uploaded to %s", sent_to)
-            self.publish("Uploaded", request_id)
+            status = await self._build_and_send(request, archive, location, file_name)
         finally:
-            await asyncio.to_thread(archive.unlink, missing_ok=True)
+            await asyncio.to_thread(self._remove, archive)
+        # Reported only once the archive is gone: a final status means no leftovers on the board.
+        self.publish(status, request_id)
+
+    def _remove(self, archive: Path) -> None:
+        try:
+            archive.unlink(missing_ok=True)
+        except OSError as error:  # e.g. the work dir itself is broken; the status still has to go out
+            self.log.warning("cannot remove %s: %s", archive, error)
+
+    async def _build_and_send(self, request: dict[str, Any], archive: Path, location: str, file_name: str) -> str:
+        """Returns the final log status."""
+        try:
+            await asyncio.to_thread(self.settings.work_dir.mkdir, parents=True, exist_ok=True)
+            await self.collect(request, archive)
+        except OSError as error:
+            self.log.error("cannot build the log archive %s: %s", archive, error)
+            return "UploadFailure"
+
+        def on_failure(number: int, error: TransferError) -> None:
+            self.log.warning("log upload attempt %d to %s failed: %s", number, redact(location), error)
+
+        try:
+            sent_to = await with_retries(
+                lambda: upload(
+                    archive,
+                    location,
+                    file_name=file_name,
+                    http_method=self.settings.http_method,
+                    timeout_s=self.settings.timeout_s,
+                    tls=self.settings.tls,
+                ),
+                attempts=int(request.get("retries", self.settings.default_retries)),
+                interval_s=float(request.get("retry_interval_s", self.settings.default_retry_interval_s)),
+                clock=self.clock,
+                on_failure=on_failure,
+            )
+        except TransferError as error:
+            return error.outcome.value
+        self.log.info("logs uploaded to %s", sent_to)
+        return "Uploaded"

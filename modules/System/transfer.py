@@ -138,63 +138,121 @@ class DownloadResult:
 
 
 async def download(
-    url: str, destination: Path, *, timeout_s: float = 300.0, tls: ssl.SSLContext | None = None
+    url: str,
+    destination: Path,
+    *,
+    timeout_s: float = 300.0,
+    tls: ssl.SSLContext | None = None,
+    resume: bool = False,
 ) -> DownloadResult:
-    """Fetch `url` into `destination` (overwritten); returns the size and SHA-256 of what arrived.
+    """Fetch `url` into `destination`; returns the size and SHA-256 of the whole file.
 
-    `tls` verifies https/ftps servers (None = the system's CA store)."""
+    `tls` verifies https/ftps servers (None = the system's CA store). With `resume`, what an interrupted
+    attempt left in `destination` is kept and only the rest is fetched (HTTP Range, FTP REST) when the
+    server supports it; otherwise the file is fetched whole again.
+    """
     location = Location.parse(url)
-    if location.scheme in HTTP_SCHEMES:
-        return await _http_download(location, destination, timeout_s, tls)
     try:
-        return await asyncio.to_thread(_ftp_download, location, destination, timeout_s, tls)
+        offset = await asyncio.to_thread(_existing_size, destination) if resume else 0
+        if location.scheme in HTTP_SCHEMES:
+            return await _http_download(location, destination, offset, timeout_s, tls)
+        return await asyncio.to_thread(_ftp_download, location, destination, offset, timeout_s, tls)
     except OSError as exc:  # the local file, not the network (network errors are TransferErrors already)
         raise TransferError(f"cannot write {destination}: {_describe(exc)}") from exc
 
 
 async def _http_download(
-    location: Location, destination: Path, timeout_s: float, tls: ssl.SSLContext | None
+    location: Location, destination: Path, offset: int, timeout_s: float, tls: ssl.SSLContext | None
 ) -> DownloadResult:
-    digest = hashlib.sha256()
-    size = 0
+    headers = _auth_headers(location)
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(location.request_url, headers=_auth_headers(location), ssl=tls or True) as response:
+            async with session.get(location.request_url, headers=headers, ssl=tls or True) as response:
+                if offset and response.status == 416:  # the file on the server changed or is shorter: start over
+                    return await _http_download(location, destination, 0, timeout_s, tls)
                 _check_http_status(response.status, location)
-                sink = await asyncio.to_thread(destination.open, "wb")
+                resumed = response.status == 206 and _content_range_start(response) == offset
+                sink = await asyncio.to_thread(_PartialFile, destination, offset if resumed else 0)
                 try:
-                    async for chunk in response.content.iter_chunked(CHUNK_SIZE):
-                        digest.update(chunk)
-                        size += len(chunk)
+                    # iter_any: keep whatever arrived, so a dropped connection leaves a file to resume from.
+                    async for chunk in response.content.iter_any():
                         await asyncio.to_thread(sink.write, chunk)
                 finally:
                     await asyncio.to_thread(sink.close)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         raise TransferError(f"download of {location.url_without_credentials} failed: {_describe(exc)}") from exc
-    return DownloadResult(destination, size, digest.hexdigest())
+    return sink.result()
 
 
 def _ftp_download(
-    location: Location, destination: Path, timeout_s: float, tls: ssl.SSLContext | None
+    location: Location, destination: Path, offset: int, timeout_s: float, tls: ssl.SSLContext | None
 ) -> DownloadResult:
     directories, file_name = _ftp_path(location)
     if not file_name:
         raise TransferError(f"FTP URL names no file: {location.url_without_credentials}", TransferOutcome.BAD_LOCATION)
-    digest = hashlib.sha256()
-    size = 0
-    with _ftp_session(location, timeout_s, tls) as ftp, destination.open("wb") as sink:
+    with _ftp_session(location, timeout_s, tls) as ftp:
         for directory in directories:
             _ftp_step(ftp.cwd, directory)
+        sink = _PartialFile(destination, offset)
+        try:
+            _ftp_step(ftp.retrbinary, f"RETR {file_name}", sink.write, CHUNK_SIZE, offset or None)
+        except TransferError:
+            if not offset or sink.size > offset:
+                raise
+            # The server refused REST before sending anything: fetch the file whole on this connection.
+            sink.close()
+            sink = _PartialFile(destination, 0)
+            _ftp_step(ftp.retrbinary, f"RETR {file_name}", sink.write, CHUNK_SIZE)
+        finally:
+            sink.close()
+    return sink.result()
 
-        def write(block: bytes) -> None:
-            nonlocal size
-            digest.update(block)
-            size += len(block)
-            sink.write(block)
 
-        _ftp_step(ftp.retrbinary, f"RETR {file_name}", write, CHUNK_SIZE)
-    return DownloadResult(destination, size, digest.hexdigest())
+class _PartialFile:
+    """`destination` kept up to `offset` bytes (hashed on open) and extended by write(); blocking I/O."""
+
+    def __init__(self, destination: Path, offset: int) -> None:
+        self.path = destination
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.handle = destination.open("r+b" if offset else "wb")
+        while self.size < offset:
+            block = self.handle.read(min(CHUNK_SIZE, offset - self.size))
+            if not block:
+                break
+            self.digest.update(block)
+            self.size += len(block)
+        self.handle.seek(self.size)
+        self.handle.truncate()
+
+    def write(self, block: bytes) -> None:
+        self.digest.update(block)
+        self.size += len(block)
+        self.handle.write(block)
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def result(self) -> DownloadResult:
+        return DownloadResult(self.path, self.size, self.digest.hexdigest())
+
+
+def _existing_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _content_range_start(response: aiohttp.ClientResponse) -> int | None:
+    """Start of `Content-Range: bytes <start>-<end>/<total>`, None if absent or malformed."""
+    value = response.headers.get("Content-Range", "")
+    unit, _, span = value.partition(" ")
+    start = span.partition("-")[0]
+    return int(start) if unit == "bytes" and start.isdigit() else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -139,6 +139,8 @@ class HttpServer:
         root.mkdir(parents=True, exist_ok=True)
         self.authorization = authorization  # expected Authorization header, e.g. encode_basic_auth(...)
         self.fail_next = 0  # answer this many requests with 503 first
+        self.cut_next = 0  # send only half of the body of this many GETs, then drop the connection
+        self.ranges: list[str | None] = []  # the Range header of every GET
         self.requests: list[tuple[str, str]] = []
         self.uploads: dict[str, bytes] = {}
         self._upload_arrived = asyncio.Event()
@@ -182,10 +184,20 @@ class HttpServer:
         refusal = self._refusal(request)
         if refusal is not None:
             return refusal
+        self.ranges.append(request.headers.get("Range"))
         path = self.root / request.match_info["name"]
         if not path.is_file():
             return web.Response(status=404)
-        return web.FileResponse(path)
+        if self.cut_next > 0:
+            self.cut_next -= 1
+            content = path.read_bytes()
+            response = web.StreamResponse(headers={"Content-Length": str(len(content))})
+            await response.prepare(request)
+            await response.write(content[: len(content) // 2])
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        return web.FileResponse(path)  # serves Range requests with 206
 
     async def _put(self, request: web.Request) -> web.Response:
         refusal = self._refusal(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,28 @@ async def test_firmware_update_waits_for_permission_then_installs(tmp_path: Path
     [call] = installer.calls
     assert call["request_id"] == "7" and call["content"].encode("latin-1") == IMAGE
     assert not Path(call["argv"][0]).exists(), "the image is removed after installation"
+
+
+async def test_retry_after_a_dropped_connection_resumes_the_download(tmp_path: Path, http: HttpServer):
+    installer = RecordingCommand(tmp_path / "bin", "installer")
+    cfg = config(tmp_path, firmware_installer_command=installer.command, wait_for_installation_permission=False)
+    async with running(cfg) as system:
+        recorder = system.instances["recorder"]
+        big = os.urandom(4 * 1024 * 1024)  # arrives in many pieces before the drop
+        (http.root / "big.img").write_bytes(big)
+        http.cut_next = 1
+        request = {
+            "request_id": 4,
+            "location": http.url("/files/big.img"),
+            "retries": 2,
+            "retry_interval_s": 0,
+            "checksum_sha256": hashlib.sha256(big).hexdigest(),
+        }
+        await system.call("sys", "main", "update_firmware", firmware_update_request=request)
+        assert await recorder.wait_for(recorder.firmware, 4) == ["Downloading", "Downloaded", "Installing", "Installed"]
+    first, second = http.ranges
+    assert first is None and second is not None and second.startswith("bytes=") and second != "bytes=0-"
+    assert hashlib.sha256(installer.calls[0]["content"].encode("latin-1")).hexdigest() == request["checksum_sha256"]
 
 
 async def test_checksum_mismatch_is_retried_after_the_interval_then_fails(tmp_path: Path, http: HttpServer):

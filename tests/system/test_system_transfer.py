@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -282,3 +283,32 @@ async def test_sil_installer_checks_the_image_only(tmp_path: Path):
         assert result.returncode == 1, result.output
     not_started = await run_command("/nonexistent/installer", "x", timeout_s=30)
     assert not not_started.ok and "cannot start" in not_started.output
+
+
+async def test_interrupted_downloads_resume_over_http_and_ftp(http: HttpServer, ftp: FtpServer, tmp_path: Path):
+    (http.root / "fw.img").write_bytes(IMAGE)
+    (ftp.root / "fw.img").write_bytes(IMAGE)
+    expected = hashlib.sha256(IMAGE).hexdigest()
+    for name, url in (("http.img", http.url("/files/fw.img")), ("ftp.img", ftp.url("/fw.img"))):
+        partial = tmp_path / name
+        partial.write_bytes(IMAGE[:100_000])  # what an interrupted attempt left
+        result = await download(url, partial, resume=True)
+        assert (result.size, result.sha256) == (len(IMAGE), expected)
+        assert partial.read_bytes() == IMAGE
+    assert http.ranges == ["bytes=100000-"]
+
+    stale = tmp_path / "stale.img"
+    stale.write_bytes(b"x" * (len(IMAGE) + 10))  # longer than the file on the server: 416, start over
+    result = await download(http.url("/files/fw.img"), stale, resume=True)
+    assert result.sha256 == expected and stale.read_bytes() == IMAGE
+
+    big = os.urandom(4 * 1024 * 1024)  # big enough to arrive in many pieces before the drop
+    (http.root / "big.img").write_bytes(big)
+    cut = tmp_path / "cut.img"
+    http.cut_next = 1
+    with pytest.raises(TransferError):
+        await download(http.url("/files/big.img"), cut)
+    kept = cut.stat().st_size
+    assert 0 < kept <= len(big) // 2
+    assert (await download(http.url("/files/big.img"), cut, resume=True)).sha256 == hashlib.sha256(big).hexdigest()
+    assert http.ranges[-1] == f"bytes={kept}-"
