@@ -117,3 +117,22 @@ class LinePeer:
 def ocpp_rpc_peer() -> LinePeer:
     modules = ocpp_rpc_modules()
     return LinePeer(["node", str(HERE / "ocpp_rpc_csms.js")], env={"NODE_PATH": str(modules)})
+
+
+class OcppCsmsPeer(LinePeer):
+    async def call(self, action: str, payload: dict[str, Any], timeout: float = 20.0) -> dict[str, Any]:
+        """`action` is an ocpp-csms ChargePoint method name without `async_`, payload its arguments."""
+        assert self.process is not None and self.process.stdin is not None
+        self._next_id += 1
+        request_id = self._next_id
+        line = json.dumps({"id": request_id, "station": "CP1", "method": action, "args": payload}) + "\n"
+        self.process.stdin.write(line.encode())
+        await self.process.stdin.drain()
+        return await self.wait_event(lambda e: e.get("id") == request_id and e["event"] in ("result", "error"), timeout)
+
+    def of(self, event_name: str) -> list[dict[str, Any]]:
+        return [e["data"] for e in self.events if e.get("event") == event_name]
+
+
+def ocpp_csms_peer() -> OcppCsmsPeer:
+    return OcppCsmsPeer([str(ocpp_csms_python()), str(HERE / "ocpp_csms_driver.py")])
