@@ -115,12 +115,29 @@ async def test_broken_rtu_replies_fail_the_read_and_the_next_good_reply_recovers
 ) -> None:
     image, expected = sdm630
     async with rtu_meter(image) as (tty_path, wire):
-        reader = MeterReader(load_register_map("sdm630_v2"), rtu_settings(tty_path), retries=1)
+        reader = MeterReader(load_register_map("sdm630_v2"), rtu_settings(tty_path), retries=0)
         try:
             wire.fault = fault
             assert (await read_failure(reader)).kind is kind
             wire.fault = WireFault.NONE
             assert await reader.read() == expected
+        finally:
+            await reader.close()
+
+
+@pytest.mark.parametrize(("retries", "succeeds"), [(0, False), (1, True)])
+async def test_retries_absorb_a_single_corrupted_reply(
+    sdm630: tuple[MeterImage, dict], retries: int, succeeds: bool
+) -> None:
+    image, expected = sdm630
+    async with rtu_meter(image) as (tty_path, wire):
+        reader = MeterReader(load_register_map("sdm630_v2"), rtu_settings(tty_path), retries=retries)
+        try:
+            wire.fault, wire.corrupt_replies_left = WireFault.BAD_CRC, 1
+            if succeeds:
+                assert await reader.read() == expected
+            else:
+                assert (await read_failure(reader)).kind is FailureKind.NO_REPLY
         finally:
             await reader.close()
 
