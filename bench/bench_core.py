@@ -176,25 +176,24 @@ def _write_config(n: int, own: bool) -> Path:
 def startup_and_rss(n: int, own: bool, broker: BrokerAddress) -> tuple[float, float]:
     """Run `everpy run` as a user would; seconds to 'up and running' and total RSS (MB) of its tree."""
     config = _write_config(n, own)
+    t = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "everpy.cli", "run", str(config), "--broker", f"{broker.host}:{broker.port}"],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "EVERPY_LOG_LEVEL": "INFO"},
     )
-    t = time.perf_counter()
     assert proc.stderr is not None
     for line in proc.stderr:
         if "up and running" in line:
             break
     else:
         raise RuntimeError("everpy run ended before global ready")
-    ready_in = float(line.split("[")[1].split(" ms")[0]) / 1000
-    wall = time.perf_counter() - t
+    wall = time.perf_counter() - t  # from exec of `everpy run` (interpreter start included) to global ready
     time.sleep(0.5)
     rss = tree_rss_mb(proc.pid)
     proc.terminate()
     proc.wait(10)
     config.unlink()
-    return min(ready_in, wall), rss
+    return wall, rss
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -235,7 +234,7 @@ async def main() -> None:
                      f"{p50/f50:.2f}x / {p99/f99:.2f}x", "p50 <= 1.5x"))
     rows.append(("floor: raw paho var throughput", f"{floor_tp:,.0f} msg/s", "1.00x", ""))
     rows.append(("var throughput module -> module", f"{tp:,.0f} msg/s", f"{tp/floor_tp:.2f}x", ">= 0.5x"))
-    rows.append(("everpy run -> global ready, 20 modules", f"{ready20:.3f} s", "", "<= 1.0 s"))
+    rows.append(("`everpy run` start -> global ready, 20 modules", f"{ready20:.3f} s", "", "<= 1.0 s"))
     rows.append(("RSS, 10 modules, one process", f"{rss10:.1f} MB", "", "<= 60 MB"))
     rows.append(("RSS, 10 modules, each own process", f"{rss10own:.1f} MB", f"{rss10own/rss10:.1f}x", ""))
     rows.append(("(RSS, 20 modules, one process)", f"{rss20:.1f} MB", "", ""))
