@@ -15,6 +15,7 @@ import asyncio
 import json
 import secrets
 import shutil
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,9 @@ class SystemAggregator(Module):
         await self._resume_update_after_reboot()
         work_dir = Path(self.config["work_dir"])
         tls = await asyncio.to_thread(tls_context, self.config["tls_ca_file"])
+        self.inbox_tls = await asyncio.to_thread(
+            _inbox_tls, self.config["upload_tls_cert"], self.config["upload_tls_key"]
+        )
         self.logs = LogUploader(
             UploadSettings(
                 work_dir=work_dir / "outgoing",
@@ -217,6 +221,7 @@ class SystemAggregator(Module):
             bind_host=self.config["upload_bind_host"],
             port=self.config["upload_port"],
             max_bytes=self.config["max_board_upload_mb"] * 1024 * 1024,
+            tls=self.inbox_tls,
         )
         async with inbox:
             outcomes = await asyncio.gather(*(self._collect_from(board, inbox, request) for board in self.boards))
@@ -234,7 +239,12 @@ class SystemAggregator(Module):
         }
         # A fresh id per board and collection: a late status of an earlier collection is never taken for this one.
         request_id = _fresh_request_id()
-        board_request.update(location=inbox.location(slot, host), retries=2, retry_interval_s=5, request_id=request_id)
+        board_request.update(
+            location=inbox.location(slot, host),
+            retries=2,
+            retry_interval_s=self.config["board_upload_retry_interval_s"],
+            request_id=request_id,
+        )
         _drain(board.log_statuses)
         answer = await self._on_board(
             board, "upload_logs", {"upload_logs_status": "unreachable"}, upload_logs_request=board_request
@@ -326,6 +336,17 @@ async def _first_of(*awaitables: Awaitable[Any]) -> Any:
     futures = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
     done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
     return next(iter(done)).result()
+
+
+def _inbox_tls(cert_file: str, key_file: str) -> ssl.SSLContext | None:
+    if not cert_file:
+        return None
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file or None)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(f"cannot use {cert_file!r} / {key_file!r} for the log inbox: {error}") from error
+    return context
 
 
 def _fresh_request_id() -> int:

@@ -1,6 +1,6 @@
 """The main board's upload inbox: where every board drops its log archive during one diagnostics request.
 
-An HTTP server (aiohttp) that runs only while a collection is under way. Each board gets its own
+An HTTP(S) server (aiohttp) that runs only while a collection is under way. Each board gets its own
 location `http://<host>:<port>/<token>/` with a fresh random token: the token is the credential, it
 admits exactly one completed upload (failed attempts may be retried) and dies with the collection.
 Any other path, a reused token or an oversized body is refused, and nothing outside the inbox
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +37,11 @@ class Slot:
 
 
 class UploadInbox:
-    def __init__(self, directory: Path, *, bind_host: str, port: int, max_bytes: int) -> None:
+    def __init__(
+        self, directory: Path, *, bind_host: str, port: int, max_bytes: int, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.directory = directory
+        self.tls = tls
         self.bind_host = bind_host
         self.port = port
         self.max_bytes = max_bytes
@@ -49,7 +53,7 @@ class UploadInbox:
 
     async def __aenter__(self) -> UploadInbox:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind_host, self.port)
+        site = web.TCPSite(self._runner, self.bind_host, self.port, ssl_context=self.tls)
         await site.start()
         server = site._server
         assert server is not None and server.sockets  # started above
@@ -70,7 +74,8 @@ class UploadInbox:
 
     def location(self, slot: Slot, host: str) -> str:
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/{slot.token}/"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host}:{self.port}/{slot.token}/"
 
     # -----------------------------------------------------------------------------------------
 

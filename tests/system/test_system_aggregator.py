@@ -39,6 +39,7 @@ def config(
             "upload_bind_host": "127.0.0.1",
             "default_retry_interval_s": 0,
             "board_upload_timeout_s": 20,
+            "board_upload_retry_interval_s": 0,
             **(aggregator or {}),
         },
         "connections": {"boards": [{"module_id": board, "implementation_id": "main"} for board in BOARDS]},
@@ -236,3 +237,34 @@ async def test_update_that_does_not_finish_in_time_fails(tmp_path: Path, http: H
         assert len(recorder.firmware) == 1
         await clock.advance(1)
         assert await recorder.wait_for(recorder.firmware, 2) == ["DownloadScheduled", "DownloadFailed"]
+
+
+async def test_boards_upload_over_https_when_the_inbox_has_a_certificate(tmp_path: Path):
+    from .servers import tls_server_context
+
+    _, ca_file = tls_server_context(tmp_path / "pki")
+    inbox_tls = {
+        "upload_tls_cert": str(tmp_path / "pki" / "server.pem"),
+        "upload_tls_key": str(tmp_path / "pki" / "server.key"),
+    }
+    cfg = config(tmp_path, aggregator=inbox_tls, **each_board(tls_ca_file=str(ca_file)))
+    with FtpServer(tmp_path / "ftp") as ftp:
+        async with running(cfg) as system:
+            recorder = system.instances["recorder"]
+            answer = await system.call("agg", "main", "upload_logs", upload_logs_request={"location": ftp.url("/")})
+            assert await recorder.wait_for(recorder.logs, 2, timeout=30) == ["Uploading", "Uploaded"]
+        stored = await ftp.wait_for_file(answer["file_name"])
+    with tarfile.open(stored) as merged:
+        boards_txt = merged.extractfile("BOARDS.txt").read().decode()  # type: ignore[union-attr]
+    assert boards_txt.count(": uploaded") == 3
+
+    untrusting = config(tmp_path, aggregator=inbox_tls)  # boards without the CA refuse the inbox
+    with FtpServer(tmp_path / "ftp2") as ftp:
+        async with running(untrusting) as system:
+            recorder = system.instances["recorder"]
+            answer = await system.call("agg", "main", "upload_logs", upload_logs_request={"location": ftp.url("/")})
+            assert await recorder.wait_for(recorder.logs, 2, timeout=60) == ["Uploading", "Uploaded"]
+        stored = await ftp.wait_for_file(answer["file_name"])
+    with tarfile.open(stored) as merged:
+        boards_txt = merged.extractfile("BOARDS.txt").read().decode()  # type: ignore[union-attr]
+    assert boards_txt.count("upload failed (UploadFailure)") == 3
