@@ -81,6 +81,7 @@ class ChargePoint16:
         if store.queue_length() == 0:
             self._queue_empty.set()
         self._online_event = asyncio.Event()
+        self._boot_requested = asyncio.Event()  # TriggerMessage(BootNotification) while Pending
         self._reconnect_request = asyncio.Event()
         self._stopped = asyncio.Event()
         self._last_sent = clock.monotonic()
@@ -193,6 +194,7 @@ class ChargePoint16:
         if self.settings.firmware_version:
             payload["firmwareVersion"] = self.settings.firmware_version
         while True:
+            self._boot_requested.clear()
             try:
                 result = await self._send(rpc, "BootNotification", payload)
             except (OcppCallError, CallTimeout, InvalidResponse) as error:
@@ -210,7 +212,18 @@ class ChargePoint16:
             self._set_state(result["status"])
             retry = result["interval"] if result["interval"] > 0 else self.settings.boot_retry_default_s
             self.log.info("BootNotification %s, retrying in %s s", result["status"], retry)
-            await self.clock.sleep(retry)
+            try:  # a TriggerMessage(BootNotification) cuts the wait short (1.6 §4.2)
+                await self.clock.wait_for(self._boot_requested.wait(), retry)
+            except TimeoutError:
+                pass
+
+    def request_boot_notification(self) -> bool:
+        """TriggerMessage(BootNotification) before Accepted: the boot loop sends it now (and acts on
+        its answer); False once accepted, when the trigger sends it as a normal message."""
+        if self.accepted:
+            return False
+        self._boot_requested.set()
+        return True
 
     async def _heartbeat_loop(self, rpc: RpcPeer) -> None:
         while True:

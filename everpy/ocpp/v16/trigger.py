@@ -43,6 +43,8 @@ class Trigger:
             await self.cp.core.send_status(target, force=True)
 
     async def _boot_notification(self) -> None:
+        if self.cp.request_boot_notification():
+            return  # still Pending: the boot loop sends it, and an Accepted answer registers the station
         settings = self.cp.settings
         payload = {"chargePointVendor": settings.vendor, "chargePointModel": settings.model}
         if settings.serial_number:
