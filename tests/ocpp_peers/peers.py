@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CACHE = REPO / ".cache" / "ocpp-peers"
 OCPP_RPC_SCRIPT = HERE / "ocpp_rpc_csms.cjs"
+OCPP_CSMS_DRIVER = HERE / "ocpp_csms_driver.py"
 OCPP_CSMS_REQUIREMENT = "ocpp-csms==0.1.0"
 INSTALL_TIMEOUT_S = 300
 WAIT_S = 20.0  # other engineers' suites share the two cores
@@ -158,13 +159,11 @@ class StationCall:
     params: dict[str, Any]
 
 
-class OcppRpcCsms:
-    """ocpp_rpc_csms.cjs as a process: what the station sent, and calls to the station."""
+class JsonLinesPeer:
+    """A peer process that prints one JSON event per line and takes one JSON request per line."""
 
-    def __init__(self, modules: Path, log_path: Path, settings: dict[str, Any] | None = None) -> None:
-        self.modules = modules
-        self.settings = settings or {}
-        self.process = LineProcess("ocpp-rpc CSMS", log_path)
+    def __init__(self, name: str, log_path: Path) -> None:
+        self.process = LineProcess(name, log_path)
         self.port = 0
         self._next_request = 0
 
@@ -172,12 +171,9 @@ class OcppRpcCsms:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ocpp"
 
-    async def __aenter__(self) -> OcppRpcCsms:
-        env = {"PATH": str(Path(shutil.which("node") or "node").parent), "NODE_PATH": str(self.modules)}
-        await self.process.start("node", str(OCPP_RPC_SCRIPT), json.dumps(self.settings), env=env)
-        listening = await self.process.wait_line(lambda line: self._event(line).get("event") == "listening")
-        self.port = int(self._event(self.process.lines[listening])["port"])
-        return self
+    async def _start(self, *command: str, env: dict[str, str]) -> None:
+        await self.process.start(*command, env=env)
+        self.port = int((await self.wait_event(lambda e: e.get("event") == "listening"))["port"])
 
     async def __aexit__(self, *exc: object) -> None:
         await self.process.stop()
@@ -197,6 +193,37 @@ class OcppRpcCsms:
     def mark(self) -> int:
         return len(self.process.lines)
 
+    async def wait_event(self, predicate: Callable[[dict[str, Any]], bool], after: int = 0,
+                         timeout: float = WAIT_S) -> dict[str, Any]:
+        index = await self.process.wait_line(lambda line: predicate(self._event(line)), after, timeout)
+        return self._event(self.process.lines[index])
+
+    async def _request(self, what: str, request: dict[str, Any]) -> Any:
+        """Send a request line; the `result` of its answer line, or PeerCallError with its `error`."""
+        self._next_request += 1
+        request_id = self._next_request
+        assert self.process.process is not None and self.process.process.stdin is not None
+        self.process.process.stdin.write(json.dumps({"id": request_id, **request}).encode() + b"\n")
+        await self.process.process.stdin.drain()
+        answer = await self.wait_event(lambda e: e.get("event") == "answer" and e.get("id") == request_id)
+        if "error" in answer:
+            raise PeerCallError(what, answer["error"])
+        return answer["result"]
+
+
+class OcppRpcCsms(JsonLinesPeer):
+    """ocpp_rpc_csms.cjs as a process: what the station sent, and calls to the station."""
+
+    def __init__(self, modules: Path, log_path: Path, settings: dict[str, Any] | None = None) -> None:
+        super().__init__("ocpp-rpc CSMS", log_path)
+        self.modules = modules
+        self.settings = settings or {}
+
+    async def __aenter__(self) -> OcppRpcCsms:
+        env = {"PATH": str(Path(shutil.which("node") or "node").parent), "NODE_PATH": str(self.modules)}
+        await self._start("node", str(OCPP_RPC_SCRIPT), json.dumps(self.settings), env=env)
+        return self
+
     def calls(self, action: str) -> list[StationCall]:
         return [StationCall(i, e["action"], e["params"]) for i, e in enumerate(self.events)
                 if e.get("event") == "call" and e["action"] == action]
@@ -205,11 +232,6 @@ class OcppRpcCsms:
         """Frames that failed the official schemas, broke the RPC framing, or named an unknown action."""
         faults = ("validation_failure", "bad_message", "unhandled", "non-json")
         return [e for e in self.events if e.get("event") in faults]
-
-    async def wait_event(self, predicate: Callable[[dict[str, Any]], bool], after: int = 0,
-                         timeout: float = WAIT_S) -> dict[str, Any]:
-        index = await self.process.wait_line(lambda line: predicate(self._event(line)), after, timeout)
-        return self._event(self.process.lines[index])
 
     async def wait_call(self, action: str, predicate: Callable[[dict[str, Any]], bool] = lambda _: True,
                         after: int = 0, timeout: float = WAIT_S) -> dict[str, Any]:
@@ -220,16 +242,34 @@ class OcppRpcCsms:
 
     async def call(self, action: str, identity: str = "CP1", **params: Any) -> dict[str, Any]:
         """Send a CALL to the station; its CALLRESULT payload (validated by ocpp-rpc) or PeerCallError."""
-        self._next_request += 1
-        request_id = self._next_request
-        assert self.process.process is not None and self.process.process.stdin is not None
-        line = json.dumps({"id": request_id, "identity": identity, "action": action, "params": params})
-        self.process.process.stdin.write(line.encode() + b"\n")
-        await self.process.process.stdin.drain()
-        answer = await self.wait_event(lambda e: e.get("event") == "answer" and e.get("id") == request_id)
-        if "error" in answer:
-            raise PeerCallError(action, answer["error"])
-        return dict(answer["result"])
+        return dict(await self._request(action, {"identity": identity, "action": action, "params": params}))
+
+
+class OcppCsmsDriver(JsonLinesPeer):
+    """ocpp_csms_driver.py in the ocpp-csms venv: ocpp-csms's CentralSystem, steered over stdin."""
+
+    def __init__(self, command: Path, log_path: Path, settings: dict[str, Any] | None = None) -> None:
+        super().__init__("ocpp-csms CentralSystem", log_path)
+        self.python = command.parent / "python"
+        self.settings = settings or {}
+
+    async def __aenter__(self) -> OcppCsmsDriver:
+        await self._start(str(self.python), str(OCPP_CSMS_DRIVER), json.dumps(self.settings),
+                          env={"PATH": str(self.python.parent), "PYTHONUNBUFFERED": "1"})
+        return self
+
+    async def wait_for(self, event: str, predicate: Callable[[dict[str, Any]], bool] = lambda _: True,
+                       after: int = 0) -> dict[str, Any]:
+        """The first ocpp-csms event of class `event` (e.g. "TransactionStartedEvent") matching predicate."""
+        return await self.wait_event(lambda e: e.get("event") == event and predicate(e), after)
+
+    async def method(self, name: str, charge_point: str = "CP1", **args: Any) -> Any:
+        """Call a ChargePoint method of ocpp-csms, e.g. method("async_reset", reset_type="Soft")."""
+        return await self._request(name, {"charge_point": charge_point, "method": name, "args": args})
+
+    async def request(self, action: str, charge_point: str = "CP1", **params: Any) -> dict[str, Any]:
+        """Any OCPP 1.6 request through ChargePoint.async_call, fields in snake_case as ocpp.v16.call has them."""
+        return dict(await self._request(action, {"charge_point": charge_point, "request": action, "params": params}))
 
 
 class OcppCsmsCli:
