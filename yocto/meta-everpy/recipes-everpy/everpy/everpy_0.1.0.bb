@@ -7,8 +7,8 @@ BUGTRACKER = "https://github.com/everpy/everpy/issues"
 SECTION = "console/utils"
 CVE_PRODUCT = "everpy"
 LICENSE = "Apache-2.0"
-# The license declaration in pyproject.toml (tests/yocto checks this checksum against the tree).
-LIC_FILES_CHKSUM = "file://pyproject.toml;beginline=11;endline=11;md5=3358005787c442581bead91c71afa94f"
+# tests/yocto checks this checksum against the tree.
+LIC_FILES_CHKSUM = "file://LICENSE;md5=a291c7acd90a71d52ac3e0c9e5f74c66"
 
 PV .= "+git"
 
@@ -58,6 +58,8 @@ CONFFILES:${PN} += "${sysconfdir}/mosquitto/conf.d/everpy.conf"
 RDEPENDS:${PN} = "\
     mosquitto \
     python3-aiohttp \
+    python3-cryptography \
+    python3-ifaddr \
     python3-jsonschema \
     python3-modules \
     python3-msgpack \
