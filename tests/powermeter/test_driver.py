@@ -197,7 +197,7 @@ async def test_wrong_unit_id_gives_an_error_not_a_reading(sdm630: tuple[MeterIma
             await reader.close()
 
 
-async def test_missing_serial_port_is_a_connection_failure(tmp_path: object) -> None:
+async def test_missing_serial_port_is_a_connection_failure() -> None:
     reader = MeterReader(load_register_map("sdm630_v2"), rtu_settings("/dev/does-not-exist"), retries=0)
     try:
         failure = await read_failure(reader)

@@ -51,6 +51,7 @@ async def wait_for_error(errors: Recorder, state: str) -> dict[str, Any]:
 
 async def assert_silent_while_failing(system: RunningSystem, image: MeterImage, readings: Recorder) -> None:
     """While the fault is active, several polls reach the meter and none publishes a reading."""
+    await image.wait_for_requests(image.requests + 1)  # readings from before the fault have arrived
     readings.drain()
     await image.wait_for_requests(image.requests + 5)
     await system.flush()
