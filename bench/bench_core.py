@@ -105,8 +105,10 @@ PAIR = {
 }
 
 
-def pair_config(own_process: bool, validate: bool) -> dict:
-    config = {"settings": {"validate_schema": validate}, "active_modules": dict(PAIR["active_modules"])}
+def pair_config(own_process: bool, validate: bool, prefix: str = "everest") -> dict:
+    # Systems measured side by side share one broker: each gets its own prefix so none sees another's calls.
+    config = {"settings": {"validate_schema": validate, "mqtt_everest_prefix": prefix},
+              "active_modules": dict(PAIR["active_modules"])}
     if own_process:
         config["active_modules"]["b"] = {"module": "Example", "process": "own"}
     return config
@@ -129,7 +131,8 @@ async def round_trips(address: BrokerAddress, rounds: int, per_round: int) -> di
         peers = {}
         for label, own, validate in (("in-process", False, True), ("no validation", False, False),
                                      ("across processes", True, True)):
-            system = await stack.enter_async_context(run_system(pair_config(own, validate), broker=address))
+            config = pair_config(own, validate, prefix=f"bench-{len(peers)}")
+            system = await stack.enter_async_context(run_system(config, broker=address))
             peers[label] = system.instances["a"].require("peer")
             await measure_calls(peers[label], 100)  # warm-up
         await asyncio.to_thread(floor.measure, 100)
