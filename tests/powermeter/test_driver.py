@@ -244,7 +244,7 @@ async def test_tcp_replies_with_broken_framing_never_give_a_wrong_reading(sdm630
             settings = replace(tcp_settings(proxy_port), timeout_s=0.1)
             reader = MeterReader(load_register_map("sdm630_v2"), settings, retries=0)
             try:
-                for _ in range(60):
+                for _ in range(40):
                     try:
                         assert await reader.read() == expected
                         outcomes["reading"] += 1
