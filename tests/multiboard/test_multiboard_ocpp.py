@@ -5,6 +5,7 @@ the CSMS; a lost satellite shows as Faulted and comes back Available without res
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def status(connector: int, value: str):
 async def test_ocpp_sees_four_connectors_and_charges_on_a_satellite(boards, tmp_path: Path) -> None:
     async with Csms() as csms:
         serials = [new_serial() for _ in range(3)]  # unique: other runs may browse the same loopback
-        sats: list[Board] = [await boards(f"sat{i}", satellite(i, tmp_path, serials[i - 1])) for i in (1, 2, 3)]
+        sats: list[Board] = list(await asyncio.gather(
+            *(boards(f"sat{i}", satellite(i, tmp_path, serials[i - 1])) for i in (1, 2, 3))))
         await boards("main", main_board(tmp_path, csms.url, serials))
         await csms.wait_connected("CP1", timeout=30)
         for connector in (1, 2, 3, 4):  # local EVSE + three satellites, in connection order

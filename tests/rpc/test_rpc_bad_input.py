@@ -141,7 +141,7 @@ rpc_like = st.one_of(
 
 
 @given(rpc_like)
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 def test_classify_accepts_exactly_the_spec(obj: object) -> None:
     message = classify(obj)
     is_list = isinstance(obj, list)
@@ -157,7 +157,8 @@ def test_classify_accepts_exactly_the_spec(obj: object) -> None:
 
 
 @given(st.lists(rpc_like, min_size=1, max_size=4))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 async def test_fuzzed_messages_get_answers_or_a_close_and_the_server_lives(server: RpcServer,
                                                                           messages: list) -> None:
     raw = await RawClient.open(server.port)
