@@ -211,3 +211,29 @@ async def test_tc_068_stop_with_the_same_id_tag(tmp_path, csms: Csms):
         await station.swipe("OWNER")
         stop = await csms.wait_for("StopTransaction")
         assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == "OWNER"
+
+
+async def test_start_transaction_not_accepted_by_the_csms_stops_it_deauthorized(tmp_path, csms: Csms):
+    keys = {"LocalPreAuthorize": "true", "StopTransactionOnInvalidId": "true"}
+    async with sil_station(tmp_path, csms, keys=keys) as station:
+        await station.call("SendLocalList", listVersion=1, updateType="Full",
+                           localAuthorizationList=[{"idTag": "STALE", "idTagInfo": {"status": "Accepted"}}])
+        csms.behaviour.id_tags["STALE"] = "Blocked"  # the local list is out of date
+        await station.plug_in()
+        await station.swipe("STALE")
+        await csms.wait_for("StartTransaction", timeout=WAIT_S)
+        stop = await csms.wait_for("StopTransaction", timeout=WAIT_S)
+        assert stop.payload["reason"] == "DeAuthorized"
+
+
+async def test_stopping_and_restarting_the_ocpp_service_keeps_the_transaction(tmp_path, csms: Csms):
+    async with sil_station(tmp_path, csms) as station:
+        await station.charging()
+        assert await station.system.call("ocpp", "main", "stop") is True
+        await csms.wait_disconnected("CP1")
+        mark = len(csms.received)
+        assert await station.system.call("ocpp", "main", "restart") is True
+        await csms.wait_for("StatusNotification", lambda p: p["status"] == "Charging", after=mark)
+        assert not csms.messages("StopTransaction")
+        answer = await station.call("ChangeConfiguration", key="StopTransactionOnEVSideDisconnect", value="false")
+        assert answer["status"] == "Rejected"  # EvseManager always ends the transaction on unplug

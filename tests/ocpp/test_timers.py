@@ -91,3 +91,14 @@ async def test_transaction_message_retry_interval_grows_per_attempt(tmp_path):
             await advance(station, clock, 4, step=1)
             await csms.wait_until(lambda: len(csms.messages("StartTransaction")) == 3, WAIT_S)
             assert station.ocpp.store.transaction_id(station.ocpp.cp.core.connectors[1].transaction.tx_key) == 1
+
+
+async def test_minimum_status_duration_delays_and_suppresses_flicker(tmp_path):
+    clock = FakeClock()
+    async with Csms() as csms:
+        async with sil_station(tmp_path, csms, keys={"MinimumStatusDuration": "10"}, clock=clock) as station:
+            await station.plug_in()
+            await advance(station, clock, 5)
+            assert not [r for r in csms.messages("StatusNotification") if r.payload["status"] == "Preparing"]
+            await advance(station, clock, 6)
+            await csms.wait_for("StatusNotification", lambda p: p["status"] == "Preparing", WAIT_S)

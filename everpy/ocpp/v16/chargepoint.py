@@ -82,6 +82,7 @@ class ChargePoint16:
             self._queue_empty.set()
         self._online_event = asyncio.Event()
         self._boot_requested = asyncio.Event()  # TriggerMessage(BootNotification) while Pending
+        self._heartbeat_interval_changed = asyncio.Event()
         self._reconnect_request = asyncio.Event()
         self._stopped = asyncio.Event()
         self._last_sent = clock.monotonic()
@@ -92,6 +93,8 @@ class ChargePoint16:
         self.smart_charging = smart_charging.SmartCharging(self)
         self.firmware = firmware.Firmware(self)
         self.trigger = trigger.Trigger(self)
+        self.config.on_change(
+            lambda name, _: self._heartbeat_interval_changed.set() if name == "HeartbeatInterval" else None)
 
     def handle(self, action: str, handler: Handler) -> None:
         self.handlers[action] = handler
@@ -230,7 +233,11 @@ class ChargePoint16:
             interval = self.config.int("HeartbeatInterval")
             due = self._last_sent + interval - self.clock.monotonic()
             if due > 0:
-                await self.clock.sleep(due)
+                self._heartbeat_interval_changed.clear()
+                try:  # a changed HeartbeatInterval applies at once, not after the old interval ran out
+                    await self.clock.wait_for(self._heartbeat_interval_changed.wait(), due)
+                except TimeoutError:
+                    pass
                 continue
             await self._send(rpc, "Heartbeat", {})
 

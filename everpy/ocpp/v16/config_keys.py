@@ -58,7 +58,7 @@ class ConfigKey:
     def validate(self, value: str) -> bool:
         """True if ``value`` is an acceptable new value for this key."""
         if self.type is KeyType.BOOL:
-            return value.lower() in ("true", "false")
+            return value.lower() in ("true", "false") and (self.check is None or self.check(value))
         if self.type is KeyType.INT:
             if not re.fullmatch(r"-?\d+", value.strip()):
                 return False
@@ -123,9 +123,12 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("MinimumStatusDuration", N, "0", RW, "Core",
               "Seconds a status must last before StatusNotification is sent (0 = send all)", minimum=0),
     ConfigKey("NumberOfConnectors", N, "1", R, "Core", "Connectors of the station (from the EVSEs connected)"),
-    ConfigKey("ResetRetries", N, "1", RW, "Core", "Attempts of a failed reset", minimum=0, maximum=10),
+    ConfigKey("ResetRetries", N, "1", RW, "Core",
+              "Attempts of a failed reset (stored only: a reset is done by the System module, which ends the "
+              "process; it is not retried)", minimum=0, maximum=10),
     ConfigKey("StopTransactionOnEVSideDisconnect", B, "true", RW, "Core",
-              "Stop the transaction when the cable is unplugged on the car side"),
+              "Stop the transaction when the cable is unplugged on the car side; only true is accepted "
+              "(EvseManager always ends the transaction on unplug)", check=lambda value: value.lower() == "true"),
     ConfigKey("StopTransactionOnInvalidId", B, "true", RW, "Core",
               "Stop the transaction when StartTransaction.conf says the id tag is not Accepted"),
     ConfigKey("StopTxnAlignedData", L, "", RW, "Core",
@@ -143,7 +146,8 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("TransactionMessageRetryInterval", N, "60", RW, "Core",
               "Seconds before the 2nd attempt; the n-th waits (n-1) times this", minimum=0),
     ConfigKey("UnlockConnectorOnEVSideDisconnect", B, "true", RW, "Core",
-              "Unlock the station-side connector when the car-side cable is unplugged"),
+              "Unlock the station-side connector when the car-side cable is unplugged; only true is accepted "
+              "(EvseManager always unlocks on unplug)", check=lambda value: value.lower() == "true"),
     ConfigKey("WebSocketPingInterval", N, "0", RW, "Core",
               "Seconds between websocket pings (0 = no pings); applies from the next connection", minimum=0),
     # Local Auth List Management

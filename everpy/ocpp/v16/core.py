@@ -73,6 +73,8 @@ class Core:
         self.station_operative = True
         self._aligned_task: asyncio.Task[None] | None = None
         self._reset_pending = False
+        self._recovered = False
+        self._status_timers: dict[int, Any] = {}
         self._config_events: dict[str, asyncio.Event] = {}
         self._transaction_ended = asyncio.Event()
         saved = self.store.records("availability")
@@ -94,7 +96,11 @@ class Core:
     # -- startup -----------------------------------------------------------------------------------
     async def recover_after_restart(self) -> None:
         """Transactions the store still holds as open ran when the station died: stop them now with
-        reason PowerLoss and the last meter value seen."""
+        reason PowerLoss and the last meter value seen. Once per process: a restart of the OCPP service
+        (ocpp interface stop/restart) keeps running transactions."""
+        if self._recovered:
+            return
+        self._recovered = True
         for tx in self.store.open_transactions():
             self.cp.log.warning("transaction %s on connector %d was open at power loss; stopping it",
                                 tx.tx_key, tx.connector)
@@ -133,6 +139,20 @@ class Core:
         return "Available", "NoError", None
 
     async def send_status(self, connector_id: int, force: bool = False) -> None:
+        """StatusNotification if the status changed; with MinimumStatusDuration only once the new
+        status has lasted that long (a status that flickers back is never reported)."""
+        minimum = self.config.int("MinimumStatusDuration")
+        if minimum > 0 and not force and connector_id in self.connectors:
+            timer = self._status_timers.pop(connector_id, None)
+            if timer is not None:
+                timer.cancel()
+            self._status_timers[connector_id] = self.cp.clock.call_later(
+                minimum, lambda: self._send_status_now(connector_id, False))
+            return
+        await self._send_status_now(connector_id, force)
+
+    async def _send_status_now(self, connector_id: int, force: bool) -> None:
+        self._status_timers.pop(connector_id, None)
         status, code, error = self.status_of(connector_id)
         c = self.connectors.get(connector_id)
         if c is not None and not force and c.sent_status == (status, code):
@@ -477,7 +497,10 @@ class Core:
         # StopTransaction is in the persistent queue either way; give it a chance to reach the CSMS first.
         await self.cp.wait_queue_empty(max(0.0, deadline - self.cp.clock.monotonic()))
         self.cp.log.warning("%s reset requested by the CSMS", kind)
-        await self.cp.station.reset(kind)
+        try:
+            await self.cp.station.reset(kind)
+        finally:
+            self._reset_pending = False  # still alive: the system did not restart (or failed to)
 
     async def on_unlock(self, payload: dict[str, Any]) -> Reply:
         c = self.connectors.get(payload["connectorId"])
