@@ -103,10 +103,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             record.unlink(missing_ok=True)
 
     try:
-        return asyncio.run(main())
+        code = asyncio.run(main())
     except (ModuleStartupError, BrokerError, BusError) as exc:
         print(f"everpy: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
+    if runtime.restart_requested:  # a module asked for a soft reset: start afresh, same arguments
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "everpy.cli", *sys.argv[1:]])
+    return code
 
 
 def _parse_broker(text: str) -> BrokerAddress:

@@ -519,6 +519,11 @@ class ModuleHost:
         return slot.remotes[req_id]
 
     # -- supervision ---------------------------------------------------------------------------------------
+    def request_system_restart(self, module: Module, reason: str) -> None:
+        module.log.warning("requests a restart of the whole system: %s", reason)
+        request = {"module": module.id, "reason": reason}
+        self.bus.publish(self.topics.system_restart, wire.encode(wire.SYSTEM_RESTART, request))
+
     def module_crashed(self, module: Module, exc: BaseException) -> None:
         slot = self.slots.get(module.id)
         if slot is None or slot.instance is not module or self._shutting_down:

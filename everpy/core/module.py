@@ -182,6 +182,15 @@ class Module:
     def subscribe_global_errors(self, callback: ErrorCallback) -> None:
         self._host.subscribe_global_errors(self, callback)
 
+    # -- the system --------------------------------------------------------------------------------
+    def request_system_restart(self, reason: str) -> None:
+        """Ask the runtime to stop every module cleanly and start the whole system again (a soft reset).
+
+        Under `everpy run` the process re-executes itself after shutdown; with `process: own` the
+        request travels to the runtime over the bus.
+        """
+        self._host.request_system_restart(self, reason)
+
     # -- tasks -------------------------------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         """Run ``coro`` as a task owned by this module; a crash is logged and reported."""

@@ -81,6 +81,7 @@ class Runtime:
         self._config_file: Path | None = None
         self.started_in: float | None = None
         self.stop_requested = asyncio.Event()
+        self.restart_requested = False
 
     @property
     def broker(self) -> BrokerAddress:
@@ -96,6 +97,7 @@ class Runtime:
         self.bus = Bus(self.broker, "everpy-runtime")
         await self.bus.connect()
         self.bus.subscribe(self.topics.module("+") + "/ready", self._on_module_ready)
+        self.bus.subscribe(self.topics.system_restart, self._on_restart_request)
         if self.children:
             self.bus.subscribe(self.topics.module("+") + "/heartbeat", self._on_heartbeat)
         self.host = ModuleHost(
@@ -164,6 +166,20 @@ class Runtime:
                 self._publish_global_ready()
         if len(self.ready_modules) == len(self.system.run_config.modules):
             self._all_ready.set()
+
+    def _on_restart_request(self, topic: str, payload: bytes) -> None:
+        try:
+            _, data = wire.decode(payload, wire.SYSTEM_RESTART)
+            origin, reason = str(data["module"]), str(data["reason"])
+        except (wire.WireError, KeyError, TypeError) as exc:
+            log.warning("ignoring malformed restart request: %s", exc)
+            return
+        if origin not in self.system.run_config.modules:
+            log.warning("ignoring a restart request from unknown module %r", origin)
+            return
+        log.warning("system restart requested by %s: %s", origin, reason)
+        self.restart_requested = True
+        self.request_stop()
 
     def _publish_state(self, module_id: str, state: str) -> None:
         assert self.bus is not None

@@ -10,6 +10,7 @@ Topics (``P`` is the prefix, ``everest/`` by default)::
     P/ready                                                     GlobalReady true
     P/modules/<module>/heartbeat                                Heartbeat {seq, ts}   (everpy liveness)
     P/everpy/module_state/<module>                              ModuleState {state}   (everpy supervision)
+    P/everpy/system_restart                                     SystemRestart {module, reason}
 
 Every payload is JSON ``{"msg_type": <type>, "data": <data>}``. See docs/wire-format.md.
 """
@@ -28,6 +29,7 @@ MODULE_READY = "ModuleReady"
 GLOBAL_READY = "GlobalReady"
 HEARTBEAT = "Heartbeat"
 MODULE_STATE = "ModuleState"
+SYSTEM_RESTART = "SystemRestart"
 
 ERROR_TYPE_KEY = "__everest__error_type"
 ERROR_MSG_KEY = "__everest__error_msg"
@@ -68,6 +70,10 @@ class Topics:
     @property
     def global_ready(self) -> str:
         return f"{self.prefix}ready"
+
+    @property
+    def system_restart(self) -> str:
+        return f"{self.prefix}everpy/system_restart"
 
     def module_state(self, module_id: str) -> str:
         return f"{self.prefix}everpy/module_state/{module_id}"

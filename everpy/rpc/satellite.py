@@ -75,3 +75,32 @@ def mdns_addresses(config: dict[str, Any]) -> list[str]:
     return select_addresses(split_list(config.get("mdns_interfaces", "")),
                             split_list(config.get("mdns_deny_interfaces", "")),
                             bool(config.get("mdns_allow_loopback", False)))
+
+
+def parse_hello(answer: Any) -> dict[str, Any]:
+    """The satellite's hello answer, checked; raises ``RpcError("ProtocolViolation")`` if malformed."""
+    if not isinstance(answer, dict):
+        raise RpcError("ProtocolViolation", f"hello answer is {type(answer).__name__}, not a map")
+    tunnels = answer.get("tunnels")
+    if not isinstance(tunnels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tunnels.items()):
+        raise RpcError("ProtocolViolation", "hello answer has no valid tunnel map")
+    for key in ("serial", "boot_id", "version"):
+        if not isinstance(answer.get(key), str):
+            raise RpcError("ProtocolViolation", f"hello answer has no string {key!r}")
+    if answer.get("protocol") != PROTOCOL_VERSION:
+        raise RpcError("ProtocolMismatch", f"satellite speaks version {answer.get('protocol')!r}, "
+                                           f"this main board {PROTOCOL_VERSION}")
+    return answer
+
+
+def parse_snapshot(answer: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """(vars by tunnel, active errors by tunnel) from a subscribe answer; raises on a malformed one."""
+    if not isinstance(answer, dict):
+        raise RpcError("ProtocolViolation", "snapshot is not a map")
+    values, errors = answer.get("vars", {}), answer.get("errors", {})
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise RpcError("ProtocolViolation", "snapshot vars are not maps per tunnel")
+    if not isinstance(errors, dict) or not all(isinstance(e, list) for e in errors.values()):
+        raise RpcError("ProtocolViolation", "snapshot errors are not lists per tunnel")
+    return values, {name: [e for e in listed if isinstance(e, dict) and isinstance(e.get("type"), str)]
+                    for name, listed in errors.items()}

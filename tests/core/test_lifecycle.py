@@ -164,3 +164,10 @@ async def test_missing_mosquitto_gives_an_install_hint(monkeypatch, probe_dirs):
     runtime = Runtime(load_system(probes(a={}), **probe_dirs))
     with pytest.raises(BrokerError, match="apt-get install mosquitto"):
         await runtime.start()
+
+
+async def test_a_module_can_ask_for_a_restart_of_the_whole_system(probe_dirs):
+    async with run_system(probes(a={}, b={"process": "own"}), **probe_dirs) as system:
+        system.instances["a"].request_system_restart("soft reset requested by the CSMS")
+        await asyncio.wait_for(system.runtime.stop_requested.wait(), 5)
+        assert system.runtime.restart_requested
