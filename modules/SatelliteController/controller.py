@@ -22,7 +22,15 @@ from everpy import Module, PeerUnavailable, SchemaValidationError, command
 from everpy.rpc import ConnectionLost, HandshakeFailed, MethodRegistry, RpcError, RpcPeer, RpcTimeout, connect
 from everpy.rpc.errors import RpcException
 from everpy.rpc.mdns import SatelliteEndpoint, SatelliteFinder
-from everpy.rpc.satellite import PROTOCOL_VERSION, command_error_from_rpc, controller_tls, link_key, mdns_addresses
+from everpy.rpc.satellite import (
+    PROTOCOL_VERSION,
+    command_error_from_rpc,
+    controller_tls,
+    link_key,
+    mdns_addresses,
+    parse_hello,
+    parse_snapshot,
+)
 
 COMMUNICATION_FAULT = "generic/CommunicationFault"
 HELLO_TIMEOUT_S = 300.0  # hello waits for the satellite's own start-up; the heartbeat runs meanwhile
@@ -122,11 +130,11 @@ class SatelliteController(Module):
             return None
         heartbeat = asyncio.ensure_future(self._heartbeat(peer))
         try:
-            info = await peer.call("hello", PROTOCOL_VERSION, {"serial": self.id, "boot_id": self.boot_id},
-                                   timeout=HELLO_TIMEOUT_S)
-            if info.get("serial") != self.serial:
-                raise RpcError("WrongSatellite", f"{host}:{port} is satellite {info.get('serial')!r}")
-            snapshot = await peer.call("subscribe")
+            info = parse_hello(await peer.call("hello", PROTOCOL_VERSION,
+                                               {"serial": self.id, "boot_id": self.boot_id}, timeout=HELLO_TIMEOUT_S))
+            if info["serial"] != self.serial:
+                raise RpcError("WrongSatellite", f"{host}:{port} is satellite {info['serial']!r}")
+            snapshot = parse_snapshot(await peer.call("subscribe"))
         except RpcException as exc:
             peer.close(f"handshake failed: {exc}")
             await heartbeat
@@ -171,13 +179,12 @@ class SatelliteController(Module):
             peer.close("satellite advertises a new boot id (it restarted)")
 
     # -- link up / down: what the main board sees ----------------------------------------------------
-    def _link_up(self, peer: RpcPeer, info: dict[str, Any], snapshot: dict[str, Any]) -> None:
+    def _link_up(self, peer: RpcPeer, info: dict[str, Any],
+                 snapshot: tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]) -> None:
         previous_boot = self.satellite_info.get("boot_id")
-        rebooted = previous_boot is not None and previous_boot != info.get("boot_id")
-        self.satellite_info = {"serial": self.serial, "boot_id": str(info.get("boot_id", "")),
-                               "version": str(info.get("version", "")),
-                               "protocol_version": int(info.get("protocol", 0)),
-                               "interfaces": dict(info.get("tunnels", {}))}
+        rebooted = previous_boot is not None and previous_boot != info["boot_id"]
+        self.satellite_info = {"serial": self.serial, "boot_id": info["boot_id"], "version": info["version"],
+                               "protocol_version": info["protocol"], "interfaces": dict(info["tunnels"])}
         self.tunnels = {}
         for name, interface in self.satellite_info["interfaces"].items():
             provide = self.manifest.provides.get(name)
@@ -187,8 +194,9 @@ class SatelliteController(Module):
                 continue
             self.tunnels[name] = interface
         self.peer = peer
+        values, errors = snapshot
         for impl in self.tunnels:
-            self._resync(impl, snapshot.get("vars", {}).get(impl, {}), snapshot.get("errors", {}).get(impl, []))
+            self._resync(impl, values.get(impl, {}), errors.get(impl, []))
         self.state = "Connected"
         for impl in list(self._faulted):
             self.clear_error(impl, COMMUNICATION_FAULT)
@@ -200,7 +208,7 @@ class SatelliteController(Module):
         self._connected.set()
 
     def _resync(self, impl: str, values: dict[str, Any], errors: list[dict[str, Any]]) -> None:
-        remote = {(e.get("type"), e.get("sub_type", "")): e for e in errors if isinstance(e, dict)}
+        remote = {(e["type"], str(e.get("sub_type", ""))): e for e in errors}
         for error in self.active_errors(impl):
             key = (error["type"], error.get("sub_type", ""))
             if error["type"] != COMMUNICATION_FAULT and key not in remote:
@@ -212,14 +220,15 @@ class SatelliteController(Module):
 
     def _link_down(self, reason: str) -> None:
         self.peer = None
+        repeated = reason == self.down_reason
         self.down_reason = reason
         was_connected = self.state == "Connected"
         self.state = "Lost" if was_connected or self.state == "Lost" else "Connecting"
         if was_connected:
             self.log.warning("satellite %s link lost: %s", self.serial, reason)
             self._publish_state(rebooted=False)
-        else:
-            self.log.debug("satellite %s not connected: %s", self.serial, reason)
+        elif not repeated:  # retries fail the same way every few seconds: say it once
+            self.log.warning("satellite %s not connected: %s", self.serial, reason)
         self._show_fault()
 
     def _show_fault(self) -> None:

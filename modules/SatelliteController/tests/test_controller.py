@@ -28,6 +28,7 @@ class ScriptedSatellite:
         self.tunnels = {"evse_manager": "evse_manager", "powermeter": "powermeter"}
         self.snapshot: dict[str, Any] = {"vars": {"evse_manager": {"evse_id": "DE*X*1"}}, "errors": {}}
         self.answer_pings = True
+        self.hello_answer: Any = None  # None: a proper answer
         self.peers: list[RpcPeer] = []
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         registry = MethodRegistry()
@@ -37,7 +38,9 @@ class ScriptedSatellite:
         registry.register("call", self.call)
         self.server = RpcServer(registry, psk=load_key(KEY), on_connect=self.peers.append)
 
-    def hello(self, protocol: int, controller: dict[str, Any]) -> dict[str, Any]:
+    def hello(self, protocol: int, controller: dict[str, Any]) -> Any:
+        if self.hello_answer is not None:
+            return self.hello_answer
         return {"protocol": 1, "serial": SERIAL, "boot_id": self.boot_id, "version": "test", "tunnels": self.tunnels}
 
     async def ping(self, seq: int) -> int:
@@ -152,3 +155,19 @@ async def test_satellite_with_another_serial_is_refused(satellite: ScriptedSatel
         for impl in ("satellite", "evse_manager", "powermeter", "system"):
             faults = [e for e in controller.active_errors(impl) if e["type"] == FAULT]
             assert faults and "SAT-OTHER" in faults[0]["message"]
+
+
+@pytest.mark.parametrize("answer", [
+    "not a map", {"protocol": 1}, {"protocol": 2, "serial": SERIAL, "boot_id": "b", "version": "v", "tunnels": {}},
+    {"protocol": 1, "serial": SERIAL, "boot_id": "b", "version": "v", "tunnels": {"evse_manager": 5}},
+])
+async def test_malformed_hello_keeps_the_link_down_until_the_satellite_behaves(
+        satellite: ScriptedSatellite, answer: Any, caplog: pytest.LogCaptureFixture) -> None:
+    satellite.hello_answer = answer
+    async with run_system(controller_config(satellite.server.port, startup_wait_s=0.5)) as system:
+        assert await system.call("sat", "satellite", "is_connected") is False
+        states = system.watch("sat", "satellite", "connection_state")
+        await system.flush()
+        satellite.hello_answer = None
+        assert (await states.wait_for(lambda s: s["state"] == "Connected"))["serial"] == SERIAL
+        assert await system.call("sat", "evse_manager", "get_evse")
