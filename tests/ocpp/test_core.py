@@ -237,3 +237,36 @@ async def test_stopping_and_restarting_the_ocpp_service_keeps_the_transaction(tm
         assert not csms.messages("StopTransaction")
         answer = await station.call("ChangeConfiguration", key="StopTransactionOnEVSideDisconnect", value="false")
         assert answer["status"] == "Rejected"  # EvseManager always ends the transaction on unplug
+
+
+async def test_tc_034_unavailable_status_survives_a_power_failure(tmp_path, csms: Csms):
+    async with sil_station(tmp_path, csms) as station:
+        assert (await station.call("ChangeAvailability", connectorId=1, type="Inoperative"))["status"] == "Accepted"
+        await station.status("Unavailable")
+    mark = len(csms.received)
+    async with sil_station(tmp_path, csms, wait_boot=False) as station:
+        await station.status("Unavailable", after=mark)
+        assert (await station.call("RemoteStartTransaction", idTag="X", connectorId=1))["status"] == "Rejected"
+
+
+async def test_tc_036_connection_loss_during_a_transaction(tmp_path, csms: Csms):
+    async with sil_station(tmp_path, csms, keys={"MeterValueSampleInterval": "1"}) as station:
+        await station.charging()
+        await csms.disconnect("CP1")
+        await csms.wait_disconnected("CP1")
+        await csms.wait_connected("CP1")
+        mark = len(csms.received)
+        await csms.wait_for("MeterValues", lambda p: p["transactionId"] == 1, after=mark)
+        await station.unplug()
+        stop = await csms.wait_for("StopTransaction", after=mark)
+        assert stop.payload["transactionId"] == 1
+        assert len(csms.messages("BootNotification")) == 1 and not csms.duplicates()
+
+
+async def test_tc_048_3_reserve_an_unavailable_connector(tmp_path, csms: Csms):
+    async with sil_station(tmp_path, csms) as station:
+        await station.call("ChangeAvailability", connectorId=1, type="Inoperative")
+        await station.status("Unavailable")
+        answer = await station.call("ReserveNow", connectorId=1, expiryDate="2099-01-01T00:00:00Z", idTag="A",
+                                    reservationId=1)
+        assert answer["status"] == "Unavailable"

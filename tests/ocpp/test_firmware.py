@@ -83,3 +83,13 @@ async def test_tc_045_get_diagnostics_uploads_to_ftp(tmp_path: Path, csms: Csms)
     finally:
         server.close_all()
         thread.join(5)
+
+
+async def test_tc_044_2_download_failure_and_tc_045_2_upload_failure(tmp_path: Path, csms: Csms):
+    async with sil_station(tmp_path, csms, system={"default_retry_interval_s": 0}) as station:
+        (tmp_path / "logs" / "everpy.log").write_text("a log line\n")
+        await station.call("UpdateFirmware", location="http://127.0.0.1:9/nothing-listens-here.bin",
+                           retrieveDate="2020-01-01T00:00:00Z", retries=1)
+        await csms.wait_for("FirmwareStatusNotification", lambda p: p["status"] == "DownloadFailed", WAIT_S)
+        await station.call("GetDiagnostics", location="ftp://nobody:nothing@127.0.0.1:9/", retries=0)
+        await csms.wait_for("DiagnosticsStatusNotification", lambda p: p["status"] == "UploadFailed", WAIT_S)

@@ -102,3 +102,17 @@ async def test_minimum_status_duration_delays_and_suppresses_flicker(tmp_path):
             assert not [r for r in csms.messages("StatusNotification") if r.payload["status"] == "Preparing"]
             await advance(station, clock, 6)
             await csms.wait_for("StatusNotification", lambda p: p["status"] == "Preparing", WAIT_S)
+
+
+async def test_tc_004_2_connection_timeout_from_the_ocpp_key(tmp_path):
+    clock = FakeClock()
+    async with Csms() as csms:
+        async with sil_station(tmp_path, csms, keys={"ConnectionTimeOut": "15"}, clock=clock) as station:
+            status = station.system.watch("auth", "main", "token_validation_status")
+            await station.swipe("EARLY")
+            await status.wait_for(lambda s: s["status"] == "Accepted", WAIT_S)
+            await advance(station, clock, 12)
+            assert not [s for s in status.drain() if s["status"] == "TimedOut"]
+            await advance(station, clock, 5)
+            await status.wait_for(lambda s: s["status"] == "TimedOut", WAIT_S)
+            assert not csms.messages("StartTransaction")
