@@ -109,6 +109,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     *(Transition(s, T.STOP, None, "finish_transaction", S.FINISHED)
       for s in (S.PREPARE_CHARGING, S.CHARGING_PAUSED_EV, S.CHARGING_PAUSED_EVSE)),
     *(Transition(s, T.UNPLUG, None, "finish_transaction_and_end_session", S.IDLE) for s in _IN_TRANSACTION),
+    # Finished ignores new tokens: a new transaction needs a new plug-in (as in EVerest; Auth agrees).
     Transition(S.FINISHED, T.UNPLUG, None, "end_session", S.IDLE),
 )
 
