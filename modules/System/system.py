@@ -135,12 +135,15 @@ class System(Module):
     def _reset_refusal(self, reset_type: str) -> str | None:
         if self.firmware.installing:
             return "a firmware installation is running"
-        if not self._reset_command(reset_type).strip():
+        if reset_type != "Soft" and not self._reset_command(reset_type).strip():
             return f"no command configured for a {reset_type} reset"
         return None
 
     async def _reset_later(self, reset_command: str) -> None:
         await self.clock.sleep(self.config["reset_delay_s"])
+        if not reset_command.strip():  # a Soft reset without a command restarts the everpy stack in place
+            self.request_system_restart("Soft reset")
+            return
         result = await run_command(reset_command, timeout_s=60.0)
         if not result.ok:
             self.log.error("reset command %s failed (%s): %s", result.argv, result.returncode, result.output)

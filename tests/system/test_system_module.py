@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tarfile
@@ -10,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from everpy import CommandError
 from everpy.core.clock import FakeClock
 from everpy.testing import run_system
 
@@ -238,9 +238,7 @@ async def test_reset_runs_the_configured_command_and_sets_the_boot_reason(tmp_pa
     hard_reset = RecordingCommand(tmp_path / "bin", "hard_reset")
     cfg = config(tmp_path, hard_reset_command=hard_reset.command)
     async with running(cfg) as system:
-        assert await system.call("sys", "main", "is_reset_allowed", type="Soft") is False  # no soft command
-        with pytest.raises(CommandError, match="no command configured for a Soft reset"):
-            await system.call("sys", "main", "reset", type="Soft", scheduled=False)
+        assert await system.call("sys", "main", "is_reset_allowed", type="Soft") is True  # restarts the stack
         assert await system.call("sys", "main", "is_reset_allowed", type="Hard") is True
         assert await system.call("sys", "main", "reset", type="Hard", scheduled=True) is None
         await eventually(lambda: len(hard_reset.calls) == 1, what="reset command")
@@ -257,6 +255,9 @@ async def test_reset_runs_the_configured_command_and_sets_the_boot_reason(tmp_pa
     power_cycle(tmp_path / "board")
     async with running(cfg) as system:
         assert await system.call("sys", "main", "get_boot_reason") == "PowerUp"
+        await system.call("sys", "main", "reset", type="Soft", scheduled=False)  # no command: restart in place
+        await asyncio.wait_for(system.runtime.stop_requested.wait(), 10)
+        assert system.runtime.restart_requested
 
 
 async def test_set_system_time_is_refused_unless_configured(tmp_path: Path):
