@@ -150,7 +150,7 @@ async def test_reset_goes_to_satellites_first_and_questions_need_every_board(tmp
     boards = {board: {"hard_reset_command": f"{reset.command} {board}"} for board in BOARDS}
     async with running(config(tmp_path, aggregator={"satellite_reset_grace_s": 3}, **boards), clock=clock) as system:
         assert await system.call("agg", "main", "is_reset_allowed", type="Hard") is True
-        assert await system.call("agg", "main", "is_reset_allowed", type="Soft") is True  # every board restarts in place
+        assert await system.call("agg", "main", "is_reset_allowed", type="Soft") is True  # restart in place
         assert await system.call("agg", "main", "set_system_time", timestamp="2026-01-01T00:00:00Z") is False
         assert await system.call("agg", "main", "get_boot_reason") == "PowerUp"
 
