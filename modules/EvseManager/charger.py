@@ -50,6 +50,7 @@ class Trigger(StrEnum):
     WITHDRAW = "Withdraw"  # authorization withdrawn before a transaction started
     STOP = "Stop"  # end the transaction (command, token, error)
     STOP_TIMEOUT = "StopTimeout"  # relays did not confirm off in time
+    WAKE_UP_GAVE_UP = "WakeUpGaveUp"  # the car did not ask for power even after the wake-up pulse
     UPDATE = "Update"  # a fact changed: re-evaluate
 
 
@@ -94,6 +95,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     # --- transaction running: where the facts say we should be
     Transition(S.PREPARE_CHARGING, T.UPDATE, "evse_blocks", None, S.CHARGING_PAUSED_EVSE),
     Transition(S.PREPARE_CHARGING, T.UPDATE, "can_deliver_power", None, S.CHARGING),
+    Transition(S.PREPARE_CHARGING, T.WAKE_UP_GAVE_UP, None, None, S.CHARGING_PAUSED_EV),
     Transition(S.CHARGING, T.UPDATE, "evse_cannot_deliver", None, S.CHARGING_PAUSED_EVSE),
     Transition(S.CHARGING, T.UPDATE, "car_stopped_requesting", None, S.CHARGING_PAUSED_EV),
     Transition(S.CHARGING_PAUSED_EV, T.UPDATE, "evse_cannot_deliver", None, S.CHARGING_PAUSED_EVSE),
@@ -152,6 +154,10 @@ class ChargerSettings:
     soft_over_current_tolerance_percent: float = 10.0
     soft_over_current_measurement_noise_a: float = 0.5
     soft_over_current_timeout_s: float = 7.0
+    # Legacy wake-up (IEC 61851-1 A.6): some cars fall asleep before the PWM comes; F wakes them.
+    wake_up_after_s: float = 30.0
+    wake_up_pulse_s: float = 0.3
+    wake_up_give_up_after_s: float = 10.0
 
 
 @dataclass
@@ -209,6 +215,9 @@ class Charger:
         self._output_timer: TimerHandle | None = None
         self._stop_timer: TimerHandle | None = None
         self._overcurrent_timer: TimerHandle | None = None
+        self._wake_up_timer: TimerHandle | None = None
+        self._wake_up_f_until = -1e9
+        self._wake_up_done = False
         self._dispatching = False
         self._held_events: list[dict[str, Any]] = []
 
@@ -519,6 +528,7 @@ class Charger:
             self._emit("AuthRequired")
         elif state == S.PREPARE_CHARGING:
             self._emit("PrepareCharging")
+            self._wake_up_done = False
         elif state == S.CHARGING:
             assert self.transaction is not None
             first = not self.transaction.has_charged
@@ -536,6 +546,32 @@ class Charger:
         if previous == S.STOPPING_CHARGING and self._stop_timer is not None:
             self._stop_timer.cancel()
             self._stop_timer = None
+        if previous == S.PREPARE_CHARGING and self._wake_up_timer is not None:
+            self._wake_up_timer.cancel()
+            self._wake_up_timer = None
+
+    def _follow_pwm_for_wake_up(self, before: PilotOutput | None, after: PilotOutput) -> None:
+        """The wake-up clock runs while PrepareCharging shows PWM: the car must have had PWM to react to."""
+        if self.state != S.PREPARE_CHARGING or self._wake_up_done:
+            return
+        was_pwm = before is not None and before.mode == Pilot.PWM
+        if after.mode == Pilot.PWM and not was_pwm:
+            if self._wake_up_timer is not None:
+                self._wake_up_timer.cancel()
+            self._wake_up_timer = self.clock.call_later(self.settings.wake_up_after_s, self._wake_up)
+        elif after.mode != Pilot.PWM and self._wake_up_timer is not None:
+            self._wake_up_timer.cancel()
+            self._wake_up_timer = None
+
+    def _wake_up(self) -> None:
+        """Still in PrepareCharging after 30 s of PWM: pulse F once, then give the car a last chance."""
+        self._wake_up_done = True
+        log.info("car did not ask for power within %.0f s of PWM: wake-up pulse", self.settings.wake_up_after_s)
+        self._wake_up_f_until = self.clock.monotonic() + self.settings.wake_up_pulse_s
+        self._apply_outputs()
+        self._wake_up_timer = self.clock.call_later(
+            self.settings.wake_up_give_up_after_s, lambda: self._dispatch(T.WAKE_UP_GAVE_UP)
+        )
 
     # ------------------------------------------------------------------ engine
     def _dispatch(self, trigger: Trigger) -> None:
@@ -625,12 +661,14 @@ class Charger:
         self._pilot = wanted
         self._pilot_changed_at = now
         self.out.set_pilot(wanted)
+        self._follow_pwm_for_wake_up(current, wanted)
 
     def _wanted_pilot(self, now: float) -> PilotOutput:
         if not self.started or self.state == S.DISABLED:
             return PilotOutput(Pilot.F)
-        if now < self._fault_f_until:
-            self._retry_outputs_at(self._fault_f_until)
+        f_until = max(self._fault_f_until, self._wake_up_f_until)
+        if now < f_until:
+            self._retry_outputs_at(f_until)
             return PilotOutput(Pilot.F)
         if self.state in PWM_STATES and self.power_available and not self.evse_blocks():
             return PilotOutput(Pilot.PWM, duty_cycle_for_current(self.available_current_a))

@@ -456,3 +456,42 @@ def test_car_in_d_gets_no_power_without_ventilation(clock: FakeClock, out: Recor
     c.on_pilot("D")
     assert c.state == State.PREPARE_CHARGING
     assert True not in out.relays
+
+
+async def test_legacy_wake_up_pulses_f_then_gives_up(charger: Charger, out: Recorder, clock: FakeClock) -> None:
+    prepare(charger)
+    out.take()
+    pwm = out.pilot[-1]
+    await clock.advance(29.9)
+    assert out.pilot[-1] == pwm
+    await clock.advance(0.2)
+    assert out.pilot[-1] == PilotOutput(Pilot.F)  # the wake-up pulse ...
+    await clock.advance(0.3)
+    assert out.pilot[-1] == pwm  # ... then PWM again
+    await clock.advance(9.7)
+    assert charger.state == State.CHARGING_PAUSED_EV
+    assert out.take() == ["ChargingPausedEV"]
+    charger.on_pilot("C")  # the car woke up after all
+    assert charger.state == State.CHARGING
+    assert out.take() == ["ChargingStarted"]
+
+
+async def test_no_wake_up_when_the_car_asks_in_time(charger: Charger, out: Recorder, clock: FakeClock) -> None:
+    prepare(charger)
+    await clock.advance(20)
+    charger.on_pilot("C")
+    await clock.advance(60)
+    assert Pilot.F not in [p.mode for p in out.pilot[1:]]
+    assert charger.state == State.CHARGING
+
+
+async def test_no_wake_up_pulse_while_there_is_no_pwm(charger: Charger, out: Recorder, clock: FakeClock) -> None:
+    charger.set_limit("energy", 0)
+    prepare(charger)
+    await clock.advance(45)
+    assert out.pilot[-1] == PilotOutput(Pilot.X1)
+    charger.set_limit("energy", 16)
+    await clock.advance(29.9)  # 30 s of PWM, counted from when the power came
+    assert out.pilot[-1].mode == Pilot.PWM
+    await clock.advance(0.2)
+    assert out.pilot[-1] == PilotOutput(Pilot.F)
