@@ -144,7 +144,8 @@ class ChargePoint16:
 
     async def _session(self, connection: transport.Connection) -> None:
         self._set_state("Connected")
-        rpc = RpcPeer(connection, SCHEMAS, self.handlers, self.log, self.settings.response_timeout_s)
+        rpc = RpcPeer(connection, SCHEMAS, self.handlers, self.log, self.settings.response_timeout_s,
+                      on_frame=self._log_frame)
         self._rpc = rpc
         self._reconnect_request.clear()
         tasks = [asyncio.ensure_future(rpc.run()), asyncio.ensure_future(self._online(rpc)),
@@ -163,6 +164,10 @@ class ChargePoint16:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await connection.close()
+
+    def _log_frame(self, direction: str, raw: str) -> None:
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("%s %s", "->" if direction == "out" else "<-", raw)
 
     def request_reconnect(self) -> None:
         self._reconnect_request.set()
