@@ -5,7 +5,9 @@
 // Usage: node ocpp_rpc_csms.cjs '<settings JSON>'   (NODE_PATH must reach ocpp-rpc)
 //   settings: {"password": "<Basic auth password required>" (optional),
 //              "idTags": {"<idTag>": "Blocked" | "Invalid" | ...} (default Accepted),
-//              "heartbeatInterval": 300}
+//              "heartbeatInterval": 300,
+//              "registration": ["Rejected", "Pending"] (answers to the first BootNotifications, then Accepted),
+//              "bootRetryInterval": 1 (interval sent with Pending/Rejected)}
 // Standard output: one JSON object per line, {"event": ...}:
 //   listening {port} | auth {identity, accepted, reason} | connected {identity, protocol}
 //   | disconnected {identity, code} | frame {identity, outbound, text} | call {identity, action, params}
@@ -22,6 +24,8 @@ const { RPCServer, createRPCError } = require('ocpp-rpc');
 const settings = JSON.parse(process.argv[2] || '{}');
 const idTags = settings.idTags || {};
 const heartbeatInterval = settings.heartbeatInterval ?? 300;
+const registration = [...(settings.registration || [])]; // answers to successive BootNotifications
+const bootRetryInterval = settings.bootRetryInterval ?? 1;
 const clients = new Map();
 let nextTransactionId = 1;
 
@@ -41,7 +45,10 @@ const now = () => new Date().toISOString();
 
 // Answers to the station's calls; every payload is validated against the *.conf schema by strict mode.
 const answers = {
-    BootNotification: () => ({ status: 'Accepted', currentTime: now(), interval: heartbeatInterval }),
+    BootNotification: () => {
+        const status = registration.shift() || 'Accepted';
+        return { status, currentTime: now(), interval: status === 'Accepted' ? heartbeatInterval : bootRetryInterval };
+    },
     Heartbeat: () => ({ currentTime: now() }),
     StatusNotification: () => ({}),
     Authorize: (params) => ({ idTagInfo: idTagInfo(params.idTag) }),

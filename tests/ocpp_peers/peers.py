@@ -130,7 +130,7 @@ class LineProcess:
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:
-            tail = "\n".join(self.lines[-30:])
+            tail = "\n".join([line for line in self.lines if '"event":"frame"' not in line][-15:])
             raise AssertionError(f"{self.name}: no matching line within {timeout} s; last lines:\n{tail}") from None
 
     def stderr(self) -> str:

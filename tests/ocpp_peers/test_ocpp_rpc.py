@@ -277,3 +277,53 @@ async def test_the_peer_reports_schema_invalid_frames(tmp_path: Path, ocpp_rpc_n
         [violation] = csms.violations()
         assert violation["event"] == "validation_failure" and violation["method"] == "BootNotification"
         assert violation["outbound"] is False and violation["isCall"] is True
+
+
+async def test_boot_rejected_then_pending_then_accepted(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    settings = {"registration": ["Rejected", "Pending"], "bootRetryInterval": 1}
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log", settings) as csms:
+        async with peer_station(tmp_path, csms.url):
+            await csms.wait_call("BootNotification")
+            pending = await csms.wait_call("BootNotification", after=csms.calls("BootNotification")[0].index + 1)
+            assert pending["chargePointModel"] == "everpy-sil"
+            answer = await csms.call("GetConfiguration", key=["HeartbeatInterval"])  # allowed while Pending
+            assert answer["configurationKey"][0]["key"] == "HeartbeatInterval"
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            actions = [e["action"] for e in csms.events if e["event"] == "call"]
+            assert actions[:3] == ["BootNotification"] * 3  # nothing else before Accepted
+        assert csms.violations() == []
+
+
+async def test_fault_clock_aligned_values_heartbeat_and_remote_start_profile(tmp_path: Path,
+                                                                              rpc_csms: OcppRpcCsms):
+    keys = {"MeterValuesAlignedData": "Energy.Active.Import.Register,Voltage",
+            "StopTxnAlignedData": "Energy.Active.Import.Register"}
+    async with peer_station(tmp_path, rpc_csms.url, keys=keys) as station:
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        mark = rpc_csms.mark()
+        assert await rpc_csms.call("ChangeConfiguration", key="HeartbeatInterval", value="1") == {"status": "Accepted"}
+        await rpc_csms.wait_call("Heartbeat", after=mark)
+        # (from here on other messages every second stand in for heartbeats, as 1.6 allows)
+        assert await rpc_csms.call("ChangeConfiguration", key="ClockAlignedDataInterval", value="1") \
+            == {"status": "Accepted"}
+        aligned = await rpc_csms.wait_call(
+            "MeterValues", lambda p: any(s.get("context") == "Sample.Clock" for v in p["meterValue"]
+                                         for s in v["sampledValue"]))
+        assert aligned["connectorId"] in (0, 1)
+        await station.plug_in()
+        tx_profile = {"chargingProfileId": 9, "stackLevel": 2, "chargingProfilePurpose": "TxProfile",
+                      "chargingProfileKind": "Relative",
+                      "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                          {"startPeriod": 0, "limit": 13.3}, {"startPeriod": 3600, "limit": 6.1}]}}
+        assert await rpc_csms.call("RemoteStartTransaction", idTag="REMOTE9", connectorId=1,
+                                   chargingProfile=tx_profile) == {"status": "Accepted"}
+        await rpc_csms.wait_call("StartTransaction", lambda p: p["idTag"] == "REMOTE9")
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging")
+        schedule = await rpc_csms.call("GetCompositeSchedule", connectorId=1, duration=7200, chargingRateUnit="W")
+        limits = [p["limit"] for p in schedule["chargingSchedule"]["chargingSchedulePeriod"]]
+        assert len(limits) == 2 and limits[0] > limits[1] > 0  # 13.3 A then 6.1 A, in W
+        mark = rpc_csms.mark()
+        # the car draws more than the pilot allows: EvseManager raises an over-current error
+        await station.car("draw_power_fixed 45,3;sleep 36000")
+        faulted = await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Faulted", after=mark)
+        assert faulted["errorCode"] == "OverCurrentFailure"
