@@ -24,14 +24,17 @@ class EvSimulator(Module):
         self.duty_percent = 100.0
         self.relays_on = False
         self.pilot_seen = "A"  # as reported by the port (changes by someone else count too)
-        self.regulated_limit_a: float | None = None  # draw_power_regulated: follow the PWM up to this
+        # What the car wants to draw: ("regulated", A) follows the PWM up to A, ("fixed", A) ignores it.
+        self.draw_mode: tuple[str, float] = ("fixed", 0.0)
         self.drawn_a = 0.0
+        self._draw_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._script_task: asyncio.Task[Any] | None = None
         subscribe_checked(self, self.port, "bsp_measurement", self._on_measurement)
         subscribe_checked(self, self.port, "bsp_event", self._on_event)
 
     async def ready(self) -> None:
+        self.spawn(self._regulate(), name="regulator")
         self._set_enabled(self.config["auto_enable"])
         script = self.config["auto_exec_commands"]
         if self.config["auto_exec"] and script:
@@ -63,12 +66,22 @@ class EvSimulator(Module):
         return self._cancel_script("stopped")
 
     # ------------------------------------------------------------------ what the port tells
-    async def _on_measurement(self, measurement: dict[str, Any]) -> None:
+    def _on_measurement(self, measurement: dict[str, Any]) -> None:
         self.duty_percent = float(measurement["cp_pwm_duty_cycle"])
         self.relays_on = bool(measurement.get("relais_on", self.relays_on))
         self._notify()
-        if self.regulated_limit_a is not None:
-            await self._draw(min(self.regulated_limit_a, current_for_duty_cycle(self.duty_percent)))
+
+    async def _regulate(self) -> None:
+        """Follow PWM changes while drawing regulated power (one call at a time, latest value wins)."""
+        task = asyncio.current_task()
+        while task is None or not task.cancelling():  # see requests/evse.md #3 (lost cancellations)
+            changed = self._changed
+            if self.draw_mode[0] == "regulated":
+                try:
+                    await self._apply_draw()
+                except CommandError as exc:
+                    self.log.error("car: cannot follow the PWM: %s", exc)
+            await changed.wait()
 
     def _on_event(self, event: dict[str, Any]) -> None:
         if event["event"] in ("A", "B", "C", "D", "E"):
@@ -124,12 +137,8 @@ class EvSimulator(Module):
         elif name in ("draw_power_regulated", "draw_power_fixed"):
             current, phases = args
             await self.port.call("set_three_phases", three_phases=phases > 1)
-            if name == "draw_power_regulated":
-                self.regulated_limit_a = current
-                await self._draw(min(current, current_for_duty_cycle(self.duty_percent)))
-            else:
-                self.regulated_limit_a = None
-                await self._draw(current)
+            self.draw_mode = ("regulated" if name == "draw_power_regulated" else "fixed", current)
+            await self._apply_draw()
             await self._set_pilot("C")
         elif name == "pause":
             await self._stop_drawing()
@@ -154,14 +163,17 @@ class EvSimulator(Module):
                                          "E": "E (pilot shorted)"}.get(state, state))
         await self.port.call("set_cp_state", cp_state=state)
 
-    async def _draw(self, current_a: float) -> None:
-        if current_a != self.drawn_a:
-            self.drawn_a = current_a
-            await self.port.call("set_ac_max_current", current=current_a)
+    async def _apply_draw(self) -> None:
+        async with self._draw_lock:  # the target is computed inside, so the last caller sends the latest
+            mode, current = self.draw_mode
+            target = min(current, current_for_duty_cycle(self.duty_percent)) if mode == "regulated" else current
+            if target != self.drawn_a:
+                await self.port.call("set_ac_max_current", current=target)
+                self.drawn_a = target
 
     async def _stop_drawing(self) -> None:
-        self.regulated_limit_a = None
-        await self._draw(0.0)
+        self.draw_mode = ("fixed", 0.0)
+        await self._apply_draw()
 
     async def _unplug(self) -> None:
         """Unplugging takes the car's faults away with it."""
