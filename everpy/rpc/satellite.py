@@ -5,15 +5,17 @@ Controller -> agent (requests):
 
 - ``hello(protocol_version, {serial, boot_id})`` -> ``{protocol, serial, boot_id, version, tunnels:
   {name: interface}}``; answered once the satellite's own stack is globally ready.
-- ``subscribe()`` -> snapshot ``{vars: {tunnel: {var: value}}, errors: {tunnel: [error]}}``; from then on
-  the agent pushes every change to this connection.
+- ``subscribe(resume)`` -> ``{seq, replay: [[seq, method, params...]]}`` (the pushes missed since
+  ``resume = {boot_id, seq}``, if this satellite stack still has them) or a snapshot ``{seq, vars: {tunnel:
+  {var: value}}, errors: {tunnel: [error]}}``; from then on the agent pushes every change to this connection.
 - ``call(tunnel, cmd, args)`` -> the command's result; failures carry everpy ``CommandError`` wire names
   as ``RpcError.kind``.
 - ``ping(seq)`` -> ``seq``: the heartbeat (the agent also drops a controller that stops pinging).
 
 Agent -> controller (notifications, in order, as they happen — no polling):
-``var(tunnel, name, value)``, ``error(tunnel, error)`` (``error["state"]`` Active or ClearedByModule),
-``bye(reason)`` before the agent stops on purpose.
+``var(seq, tunnel, name, value)``, ``error(seq, tunnel, error)`` (``error["state"]`` Active or
+ClearedByModule), ``bye(reason)`` before the agent stops on purpose. ``seq`` numbers the pushes of one
+satellite stack (boot id) from 1, so a controller can resume where it left off.
 
 Tunnels are the agent's requirement ids (``evse_manager``, ``powermeter``, ...): whatever interface a
 requirement is connected to is tunnelled whole, so a new interface needs no new RPC code. The
@@ -23,6 +25,7 @@ controller provides each tunnel under the implementation id of the same name.
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 from everpy.core.exceptions import CommandError, CommandTimeout, PeerUnavailable
@@ -93,14 +96,32 @@ def parse_hello(answer: Any) -> dict[str, Any]:
     return answer
 
 
-def parse_snapshot(answer: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """(vars by tunnel, active errors by tunnel) from a subscribe answer; raises on a malformed one."""
-    if not isinstance(answer, dict):
-        raise RpcError("ProtocolViolation", "snapshot is not a map")
+@dataclass(frozen=True)
+class Subscription:
+    """A subscribe answer: either ``replay`` (the pushes missed since the resume point, in order) or a
+    snapshot (``vars`` and active ``errors`` per tunnel); ``seq`` is the number of the last push included."""
+
+    seq: int
+    replay: list[tuple[int, str, list[Any]]] | None
+    vars: dict[str, dict[str, Any]]
+    errors: dict[str, list[dict[str, Any]]]
+
+
+def parse_subscription(answer: Any) -> Subscription:
+    """Checks a subscribe answer; raises ``RpcError("ProtocolViolation")`` on a malformed one."""
+    if not isinstance(answer, dict) or type(answer.get("seq")) is not int:
+        raise RpcError("ProtocolViolation", "subscribe answer is not a map with a sequence number")
+    if "replay" in answer:
+        events = answer["replay"]
+        if not isinstance(events, list) or not all(
+                isinstance(e, list) and len(e) >= 2 and type(e[0]) is int and isinstance(e[1], str) for e in events):
+            raise RpcError("ProtocolViolation", "replay is not a list of [seq, method, params...]")
+        return Subscription(answer["seq"], [(e[0], e[1], e[2:]) for e in events], {}, {})
     values, errors = answer.get("vars", {}), answer.get("errors", {})
     if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
         raise RpcError("ProtocolViolation", "snapshot vars are not maps per tunnel")
     if not isinstance(errors, dict) or not all(isinstance(e, list) for e in errors.values()):
         raise RpcError("ProtocolViolation", "snapshot errors are not lists per tunnel")
-    return values, {name: [e for e in listed if isinstance(e, dict) and isinstance(e.get("type"), str)]
-                    for name, listed in errors.items()}
+    return Subscription(answer["seq"], None, values, {
+        name: [e for e in listed if isinstance(e, dict) and isinstance(e.get("type"), str)]
+        for name, listed in errors.items()})

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
 from functools import partial
 from typing import Any
+
+import msgpack
 
 import everpy
 from everpy import CommandError, Module, Remote, command
@@ -37,6 +40,10 @@ class SatelliteAgent(Module):
             req_id: remotes[0] for req_id in self.manifest.requires if (remotes := self.connections(req_id))
         }
         self.last_vars: dict[str, dict[str, Any]] = {name: {} for name in self.tunnels}
+        # Every push is numbered and kept for a while, so a main board that comes back after a link
+        # outage gets exactly what it missed, in order (a session that started or ended meanwhile too).
+        self.seq = 0
+        self.journal: deque[tuple[int, str, tuple[Any, ...]]] = deque(maxlen=self.config["journal_size"])
         self.active: dict[str, dict[tuple[str, str], dict[str, Any]]] = {name: {} for name in self.tunnels}
         for name, remote in self.tunnels.items():
             remote.subscribe_all_vars(partial(self._on_var, name))
@@ -87,6 +94,8 @@ class SatelliteAgent(Module):
         self._push("error", tunnel, error)
 
     def _push(self, method: str, *params: Any) -> None:
+        self.seq += 1
+        self.journal.append((self.seq, method, params))
         peer = self.controller
         if peer is None:
             return
@@ -94,7 +103,7 @@ class SatelliteAgent(Module):
             peer.close("main board is not reading its notifications")
             return
         try:
-            peer.notify(method, *params)
+            peer.notify(method, self.seq, *params)
         except ConnectionLost:
             pass  # _on_peer_closed has run or is about to
 
@@ -124,16 +133,35 @@ class SatelliteAgent(Module):
                 "version": everpy.__version__,
                 "tunnels": {name: remote.interface for name, remote in self.tunnels.items()}}
 
-    def _subscribe(self, peer: RpcPeer) -> dict[str, Any]:
-        # Snapshot and switching the push target happen in one step: no change can fall in between.
+    def _subscribe(self, peer: RpcPeer, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Starts pushing to ``peer``. With ``resume = {boot_id, seq}`` from a main board that was connected
+        to this very stack before, the answer replays the pushes it missed if the journal still holds
+        them; otherwise it is a snapshot (last value of every var, active errors). Either way the answer
+        and the switch happen in one step: no push can fall in between."""
         self._heard(peer)
         previous, self.controller = self.controller, peer
         if previous is not None and previous is not peer:
             previous.close("replaced by a new main-board connection")
         self.clear_error("link", COMMUNICATION_FAULT)
         self._publish_state("Connected")
-        return {"vars": self.last_vars,
+        missed = self._missed_since(resume)
+        if missed is not None:
+            return {"seq": self.seq, "replay": missed}
+        return {"seq": self.seq, "vars": self.last_vars,
                 "errors": {name: list(errors.values()) for name, errors in self.active.items()}}
+
+    def _missed_since(self, resume: dict[str, Any] | None) -> list[list[Any]] | None:
+        if not isinstance(resume, dict) or resume.get("boot_id") != self.boot_id:
+            return None
+        seen = resume.get("seq")
+        if type(seen) is not int or not 0 <= seen <= self.seq:
+            return None
+        if seen < self.seq and (not self.journal or self.journal[0][0] > seen + 1):
+            return None  # the journal no longer reaches back that far
+        missed = [[seq, method, *params] for seq, method, params in self.journal if seq > seen]
+        if len(msgpack.packb(missed, use_bin_type=True)) > self.config["max_frame_kb"] * 1024 // 2:
+            return None  # too much to send in one answer; the current state is smaller
+        return missed
 
     async def _call(self, peer: RpcPeer, tunnel: str, cmd: str, args: dict[str, Any]) -> Any:
         self._heard(peer)

@@ -24,12 +24,13 @@ from everpy.rpc.errors import RpcException
 from everpy.rpc.mdns import SatelliteEndpoint, SatelliteFinder
 from everpy.rpc.satellite import (
     PROTOCOL_VERSION,
+    Subscription,
     command_error_from_rpc,
     controller_tls,
     link_key,
     mdns_addresses,
     parse_hello,
-    parse_snapshot,
+    parse_subscription,
 )
 
 COMMUNICATION_FAULT = "generic/CommunicationFault"
@@ -59,8 +60,9 @@ class SatelliteController(Module):
         self._ready_ran = False
         self._connected = asyncio.Event()
         self._registry = MethodRegistry()
-        self._registry.register("var", self._on_remote_var)
-        self._registry.register("error", self._on_remote_error)
+        self._registry.register("var", self._on_var_push)
+        self._registry.register("error", self._on_error_push)
+        self._resume: dict[str, Any] | None = None  # {boot_id, seq}: the last push seen from that stack
         self._registry.register("bye", self._on_bye)
         self.finder: SatelliteFinder | None = None
         if not self.config["host"]:
@@ -134,14 +136,15 @@ class SatelliteController(Module):
                                                {"serial": self.id, "boot_id": self.boot_id}, timeout=HELLO_TIMEOUT_S))
             if info["serial"] != self.serial:
                 raise RpcError("WrongSatellite", f"{host}:{port} is satellite {info['serial']!r}")
-            snapshot = parse_snapshot(await peer.call("subscribe"))
+            resume = self._resume if self._resume and self._resume["boot_id"] == info["boot_id"] else None
+            subscription = parse_subscription(await peer.call("subscribe", resume))
         except RpcException as exc:
             peer.close(f"handshake failed: {exc}")
             await heartbeat
             self._link_down(peer.close_reason)
             return None
         heartbeat.cancel()
-        self._link_up(peer, info, snapshot)
+        self._link_up(peer, info, subscription)
         return peer
 
     async def _heartbeat(self, peer: RpcPeer) -> str:
@@ -179,8 +182,7 @@ class SatelliteController(Module):
             peer.close("satellite advertises a new boot id (it restarted)")
 
     # -- link up / down: what the main board sees ----------------------------------------------------
-    def _link_up(self, peer: RpcPeer, info: dict[str, Any],
-                 snapshot: tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]) -> None:
+    def _link_up(self, peer: RpcPeer, info: dict[str, Any], subscription: Subscription) -> None:
         previous_boot = self.satellite_info.get("boot_id")
         rebooted = previous_boot is not None and previous_boot != info["boot_id"]
         self.satellite_info = {"serial": self.serial, "boot_id": info["boot_id"], "version": info["version"],
@@ -194,15 +196,20 @@ class SatelliteController(Module):
                 continue
             self.tunnels[name] = interface
         self.peer = peer
-        values, errors = snapshot
-        for impl in self.tunnels:
-            self._resync(impl, values.get(impl, {}), errors.get(impl, []))
+        if subscription.replay is not None:  # exactly the pushes missed during the outage, in order
+            for _, method, params in subscription.replay:
+                self._apply_push(method, params)
+        else:
+            for impl in self.tunnels:
+                self._resync(impl, subscription.vars.get(impl, {}), subscription.errors.get(impl, []))
+        self._resume = {"boot_id": info["boot_id"], "seq": subscription.seq}
         self.state = "Connected"
         for impl in list(self._faulted):
             self.clear_error(impl, COMMUNICATION_FAULT)
         self._faulted.clear()
-        self.log.info("satellite %s connected at %s (boot %s%s), tunnels: %s", self.serial, peer.name,
+        self.log.info("satellite %s connected at %s (boot %s%s, %s), tunnels: %s", self.serial, peer.name,
                       self.satellite_info["boot_id"][:8], ", rebooted" if rebooted else "",
+                      "snapshot" if subscription.replay is None else f"{len(subscription.replay)} missed pushes",
                       ", ".join(self.tunnels) or "(none)")
         self._publish_state(rebooted=rebooted)
         self._connected.set()
@@ -250,6 +257,26 @@ class SatelliteController(Module):
             "rebooted": rebooted})
 
     # -- what the satellite pushes ------------------------------------------------------------------
+    def _on_var_push(self, seq: int, tunnel: str, var: str, value: Any) -> None:
+        self._seen(seq)
+        self._on_remote_var(tunnel, var, value)
+
+    def _on_error_push(self, seq: int, tunnel: str, error: dict[str, Any]) -> None:
+        self._seen(seq)
+        self._on_remote_error(tunnel, error)
+
+    def _seen(self, seq: int) -> None:
+        if self._resume is not None and type(seq) is int:
+            self._resume["seq"] = seq
+
+    def _apply_push(self, method: str, params: list[Any]) -> None:
+        if method == "var" and len(params) == 3:
+            self._on_remote_var(*params)
+        elif method == "error" and len(params) == 2:
+            self._on_remote_error(*params)
+        else:
+            self.log.warning("unknown replayed push %s dropped", method)
+
     def _on_remote_var(self, tunnel: str, var: str, value: Any) -> None:
         if tunnel in self.tunnels:
             self._publish_var(tunnel, var, value)

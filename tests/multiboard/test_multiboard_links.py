@@ -96,7 +96,7 @@ async def _proxied_pair(boards, port_config: dict | None = None):
     return sat, main, proxy
 
 
-async def test_dropped_tcp_connection_is_resynchronised(boards) -> None:
+async def test_dropped_tcp_connection_replays_what_the_main_board_missed(boards) -> None:
     sat, main, proxy = await _proxied_pair(boards)
     try:
         probe = main.probe
@@ -112,14 +112,15 @@ async def test_dropped_tcp_connection_is_resynchronised(boards) -> None:
         assert time.monotonic() - cut_at < 0.6 + 0.2 + 1.0
         # meanwhile the satellite's state changes: an error is raised and a var changes
         sat.probe.publish_error("evse", "evse", "evse_manager/MREC4OverCurrentFailure", "Active", message="sag")
-        sat.probe.publish_var("evse", "evse", "evse_id", "DE*TST*E42")
+        for n in range(3):  # several changes: the main board must get every one, in order
+            sat.probe.publish_var("evse", "evse", "evse_id", f"DE*TST*E4{n}")
         await sat.probe.flush()
         proxy.silent = False
         proxy.drop_all()  # the stale connection goes; the controller reconnects through the proxy
 
         raised = await errors.wait_for(lambda e: e["type"] == "evse_manager/MREC4OverCurrentFailure", timeout=15)
         assert raised["state"] == "Active" and raised["message"] == "sag"
-        await evse_ids.wait_for(lambda v: v == "DE*TST*E42", timeout=10)
+        assert [await evse_ids.next(timeout=10) for _ in range(3)] == ["DE*TST*E40", "DE*TST*E41", "DE*TST*E42"]
         await errors.wait_for(is_fault("ClearedByModule"), timeout=10)
         connected = await states.wait_for(lambda s: s["state"] == "Connected", timeout=10)
         assert connected["rebooted"] is False and connected["boot_id"] == boot

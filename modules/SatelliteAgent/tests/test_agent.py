@@ -96,15 +96,17 @@ async def test_snapshot_then_pushes_in_order(satellite: RunningSystem) -> None:
         assert await satellite.call("agent", "link", "is_connected") is True
         for n in range(5):
             await satellite.publish_var("evse", "evse", "evse_id", f"DE*S*{n + 2}")
-        assert [(await main.next_push("var"))[2] for _ in range(5)] == [f"DE*S*{n + 2}" for n in range(5)]
+        pushes = [await main.next_push("var") for _ in range(5)]
+        assert [p[3] for p in pushes] == [f"DE*S*{n + 2}" for n in range(5)]
+        assert [p[0] for p in pushes] == list(range(pushes[0][0], pushes[0][0] + 5))  # numbered, no gaps
         evse = satellite.instances["evse"]
         evse.raise_error("evse", "evse_manager/PowermeterLost", "gone")
-        tunnel, error = await main.next_push("error")
+        _, tunnel, error = await main.next_push("error")
         assert (tunnel, error["type"], error["state"]) == ("evse_manager", "evse_manager/PowermeterLost", "Active")
         again = await peer.call("subscribe")  # the snapshot includes active errors
         assert [e["type"] for e in again["errors"]["evse_manager"]] == ["evse_manager/PowermeterLost"]
         evse.clear_error("evse", "evse_manager/PowermeterLost")
-        assert (await main.next_push("error"))[1]["state"] == "ClearedByModule"
+        assert (await main.next_push("error"))[2]["state"] == "ClearedByModule"
         assert (await peer.call("subscribe"))["errors"]["evse_manager"] == []
     finally:
         await peer.aclose()
@@ -120,7 +122,7 @@ async def test_a_new_main_board_connection_replaces_the_old_one(satellite: Runni
         await new_peer.call("subscribe")  # e.g. the main board restarted while the old TCP half-open
         await asyncio.wait_for(old_peer.wait_closed(), 10)
         await satellite.publish_var("evse", "evse", "evse_id", "DE*NEW")
-        assert (await new.next_push("var"))[2] == "DE*NEW"
+        assert (await new.next_push("var"))[3] == "DE*NEW"
     finally:
         await old_peer.aclose()
         await new_peer.aclose()
@@ -151,3 +153,37 @@ async def test_clients_without_the_key_are_refused(satellite: RunningSystem) -> 
         assert caught.value.kind == "AuthRequired"
     finally:
         await peer.aclose()
+
+
+async def test_a_returning_main_board_gets_exactly_what_it_missed() -> None:
+    async with run_system(satellite_config(journal_size=8)) as satellite:
+        agent = satellite.instances["agent"]
+        first = MainBoard()
+        peer = await first.connect(agent.port)
+        await peer.call("subscribe")
+        await satellite.publish_var("evse", "evse", "evse_id", "before")
+        while (push := await first.next_push("var"))[3] != "before":
+            pass
+        seen = push[0]
+        await peer.aclose()  # link down; the satellite goes on
+        for n in range(3):
+            await satellite.publish_var("evse", "evse", "evse_id", f"missed-{n}")
+        satellite.instances["evse"].raise_error("evse", "evse_manager/PowermeterLost", "meanwhile")
+        await satellite.flush()
+
+        again = MainBoard()
+        peer = await again.connect(agent.port)
+        try:
+            answer = await peer.call("subscribe", {"boot_id": agent.boot_id, "seq": seen})
+            replay = answer["replay"]
+            assert [e[0] for e in replay] == list(range(seen + 1, answer["seq"] + 1))  # all, in order
+            ours = [e[4] if e[1] == "var" else e[3]["type"] for e in replay
+                    if (e[1] == "var" and e[3] == "evse_id") or e[1] == "error"]
+            assert ours == ["missed-0", "missed-1", "missed-2", "evse_manager/PowermeterLost"]
+            # another stack's numbers, or a point the journal no longer reaches: a snapshot instead
+            assert "vars" in await peer.call("subscribe", {"boot_id": "other", "seq": seen})
+            oldest = agent.journal[0][0]
+            assert "replay" in await peer.call("subscribe", {"boot_id": agent.boot_id, "seq": oldest - 1})
+            assert "vars" in await peer.call("subscribe", {"boot_id": agent.boot_id, "seq": oldest - 2})
+        finally:
+            await peer.aclose()

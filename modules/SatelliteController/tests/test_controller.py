@@ -26,14 +26,14 @@ class ScriptedSatellite:
     def __init__(self) -> None:
         self.boot_id = "a" * 32
         self.tunnels = {"evse_manager": "evse_manager", "powermeter": "powermeter"}
-        self.snapshot: dict[str, Any] = {"vars": {"evse_manager": {"evse_id": "DE*X*1"}}, "errors": {}}
+        self.snapshot: dict[str, Any] = {"seq": 0, "vars": {"evse_manager": {"evse_id": "DE*X*1"}}, "errors": {}}
         self.answer_pings = True
         self.hello_answer: Any = None  # None: a proper answer
         self.peers: list[RpcPeer] = []
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         registry = MethodRegistry()
         registry.register("hello", self.hello)
-        registry.register("subscribe", lambda: self.snapshot)
+        registry.register("subscribe", lambda resume=None: self.snapshot)
         registry.register("ping", self.ping)
         registry.register("call", self.call)
         self.server = RpcServer(registry, psk=load_key(KEY), on_connect=self.peers.append)
@@ -84,7 +84,7 @@ async def test_tunnels_vars_commands_and_typed_errors(satellite: ScriptedSatelli
             await system.call("sat", "system", "get_boot_reason")
         evse_ids = system.watch("sat", "evse_manager", "evse_id")
         await system.flush()
-        satellite.current.notify("var", "evse_manager", "evse_id", "DE*X*2")
+        satellite.current.notify("var", 1, "evse_manager", "evse_id", "DE*X*2")
         assert await evse_ids.next() == "DE*X*2"
 
 
@@ -95,12 +95,12 @@ async def test_malformed_pushes_are_dropped_and_the_link_survives(satellite: Scr
         errors = system.watch_errors("sat", "evse_manager")
         await system.flush()
         peer = satellite.current
-        peer.notify("var", "evse_manager", "evse_id", 42)  # violates the var schema
-        peer.notify("var", "evse_manager", "no_such_var", 1)
-        peer.notify("var", "not_a_tunnel", "evse_id", "x")
-        peer.notify("error", "evse_manager", "not an error object")
-        peer.notify("error", "evse_manager", {"type": "nonsense/Unknown", "state": "Active"})
-        peer.notify("var", "evse_manager", "evse_id", "DE*X*3")  # order kept: this comes last
+        peer.notify("var", 1, "evse_manager", "evse_id", 42)  # violates the var schema
+        peer.notify("var", 1, "evse_manager", "no_such_var", 1)
+        peer.notify("var", 1, "not_a_tunnel", "evse_id", "x")
+        peer.notify("error", 1, "evse_manager", "not an error object")
+        peer.notify("error", 1, "evse_manager", {"type": "nonsense/Unknown", "state": "Active"})
+        peer.notify("var", 1, "evse_manager", "evse_id", "DE*X*3")  # order kept: this comes last
         assert await evse_ids.next() == "DE*X*3"
         assert errors.drain() == []
         assert await system.call("sat", "satellite", "is_connected") is True
@@ -113,7 +113,7 @@ async def test_silent_satellite_is_detected_by_heartbeat_and_resynced(satellite:
         states = system.watch("sat", "satellite", "connection_state")
         await system.flush()
         # while connected, the satellite raises an error; the main board mirrors it
-        satellite.current.notify("error", "evse_manager", {
+        satellite.current.notify("error", 1, "evse_manager", {
             "type": "evse_manager/PowermeterLost", "sub_type": "", "message": "meter gone", "state": "Active"})
         assert (await errors.next())["type"] == "evse_manager/PowermeterLost"
         satellite.answer_pings = False
@@ -126,7 +126,7 @@ async def test_silent_satellite_is_detected_by_heartbeat_and_resynced(satellite:
         # it comes back rebooted: new boot id, the meter error is gone, a new var value
         satellite.answer_pings = True
         satellite.boot_id = "b" * 32
-        satellite.snapshot = {"vars": {"evse_manager": {"evse_id": "DE*X*9"}}, "errors": {}}
+        satellite.snapshot = {"seq": 0, "vars": {"evse_manager": {"evse_id": "DE*X*9"}}, "errors": {}}
         connected = await states.wait_for(lambda s: s["state"] == "Connected")
         assert connected["rebooted"] is True and connected["boot_id"] == "b" * 32
         cleared = await errors.wait_for(lambda e: e["type"] == "evse_manager/PowermeterLost")
