@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 
 import yaml
-from boards import Board, new_serial
+from boards import Board, FaultProxy, new_serial
 
 from everpy.ocpp.csms import Csms
 from everpy.rpc.demo import REPO_CONFIG, main_config, satellite_config
@@ -27,9 +28,9 @@ def satellite(index: int, workdir: Path, serial: str) -> dict:
 
 def main_board(workdir: Path, csms_url: str, serials: list[str]) -> dict:
     template = yaml.safe_load((REPO_CONFIG / "main-with-satellites.yaml").read_text())
-    config = main_config(template, 3, workdir, serials)
+    config = main_config(template, len(serials), workdir, serials)
     modules = config["active_modules"]
-    for name in ("sat1", "sat2", "sat3"):
+    for name in (f"sat{i}" for i in range(1, len(serials) + 1)):
         modules[name]["config_module"].update({"heartbeat_interval_s": 0.2, "heartbeat_timeout_s": 0.6,
                                                "reconnect_max_s": 0.5})
     ocpp = modules["ocpp"]["config_module"]
@@ -75,3 +76,44 @@ async def test_ocpp_sees_four_connectors_and_charges_on_a_satellite(boards, tmp_
         assert faulted.payload["errorCode"] == "InternalError"
         await sats[2].start()
         await csms.wait_for("StatusNotification", status(4, "Available"), timeout=30, after=mark)
+
+
+async def test_session_that_ends_during_a_link_outage_reaches_the_csms_afterwards(boards, tmp_path: Path) -> None:
+    with socket.socket() as s:  # the agent's port, so the fault proxy knows where to forward
+        s.bind(("127.0.0.1", 0))
+        agent_port = s.getsockname()[1]
+    serial = new_serial()
+    sat_config = satellite(1, tmp_path, serial)
+    sat_config["active_modules"]["agent"]["config_module"].update({"port": agent_port, "mdns": False})
+    async with Csms() as csms:
+        sat = await boards("sat1", sat_config)
+        proxy = FaultProxy("127.0.0.1", agent_port)
+        proxy_port = await proxy.start()
+        try:
+            config = main_board(tmp_path, csms.url, [serial])
+            config["active_modules"]["sat1"]["config_module"].update({"host": "127.0.0.1", "port": proxy_port})
+            await boards("main", config)
+            await csms.wait_for("StatusNotification", status(2, "Available"), timeout=30)
+            assert await sat.probe.call("car", "main", "execute_charging_session", value=CAR_PLUGS_IN_AND_WAITS)
+            await csms.wait_for("StatusNotification", status(2, "Preparing"), timeout=30)
+            await csms.call_action("CP1", "RemoteStartTransaction", {"idTag": "OUTAGE", "connectorId": 2})
+            await csms.wait_for("StartTransaction", lambda p: p["connectorId"] == 2, timeout=30)
+            await csms.wait_for("StatusNotification", status(2, "Charging"), timeout=30)
+
+            proxy.silent = True  # the board-to-board cable is cut
+            mark = len(csms.received)
+            await csms.wait_for("StatusNotification", status(2, "Faulted"), timeout=15, after=mark)
+            # meanwhile the driver unplugs at the satellite: it ends the transaction on its own
+            assert await sat.probe.call("car", "main", "execute_charging_session", value="unplug")
+            finished = sat.probe.watch("evse", "evse", "session_event")
+            await sat.probe.flush()
+            await finished.wait_for(lambda e: e["event"] == "SessionFinished", timeout=15)
+            assert not csms.messages("StopTransaction")  # the main board cannot know yet
+
+            proxy.silent = False
+            proxy.drop_all()  # the cable is back: the controller reconnects and resumes
+            stop = await csms.wait_for("StopTransaction", timeout=30)
+            assert stop.payload["transactionId"] == 1 and stop.payload["reason"] == "EVDisconnected"
+            await csms.wait_for("StatusNotification", status(2, "Available"), timeout=30, after=mark)
+        finally:
+            await proxy.close()
