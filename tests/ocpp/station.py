@@ -76,8 +76,9 @@ class Station:
 @asynccontextmanager
 async def sil_station(tmp_path: Path, csms: Csms, keys: dict[str, str] | None = None, clock: Clock | None = None,
                       ocpp: dict[str, Any] | None = None, system: dict[str, Any] | None = None,
-                      wait_boot: bool = True) -> AsyncIterator[Station]:
-    config = sil_ocpp_config(tmp_path, csms.url, car_script=None, swipe=False, keys=keys, ocpp=ocpp, system=system)
+                      evse: dict[str, Any] | None = None, wait_boot: bool = True) -> AsyncIterator[Station]:
+    config = sil_ocpp_config(tmp_path, csms.url, car_script=None, swipe=False, keys=keys, ocpp=ocpp, system=system,
+                             evse=evse)
     async with run_system(config, clock=clock) as system:
         station = Station(system, csms)
         if wait_boot:

@@ -187,7 +187,7 @@ async def test_tc_032_change_availability_scheduled_during_a_transaction(tmp_pat
 
 
 async def test_tc_041_fault_reported_with_error_code(tmp_path, csms: Csms):
-    async with sil_station(tmp_path, csms) as station:
+    async with sil_station(tmp_path, csms, evse={"soft_over_current_timeout_ms": 300}) as station:
         await station.charging()
         mark = len(csms.received)
         # the car draws more than the pilot allows: EvseManager raises evse_manager/MREC4OverCurrentFailure

@@ -62,11 +62,11 @@ async def test_tc_070_sampled_meter_values_during_a_transaction(tmp_path):
 
 
 async def test_tc_071_clock_aligned_meter_values(tmp_path):
-    clock = FakeClock()  # starts at midnight UTC, 2026-01-01
+    clock = FakeClock(start=1_767_225_600.0 + 890)  # 2026-01-01T00:14:50Z, 10 s before a 15-minute boundary
     keys = {"ClockAlignedDataInterval": "900", "MeterValuesAlignedData": "Energy.Active.Import.Register"}
     async with Csms() as csms:
         async with sil_station(tmp_path, csms, keys=keys, clock=clock) as station:
-            await advance(station, clock, 905, step=5)
+            await advance(station, clock, 12)
             aligned = await csms.wait_for("MeterValues", timeout=WAIT_S)
             value = aligned.payload["meterValue"][0]
             assert value["sampledValue"][0]["context"] == "Sample.Clock"

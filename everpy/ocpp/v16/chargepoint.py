@@ -192,8 +192,9 @@ class ChargePoint16:
         self._set_state("Accepted")
         self._online_event.set()
         self._queue_wakeup.set()
-        await self.core.after_connect()
-        await asyncio.gather(self._heartbeat_loop(rpc), self._drain_queue(rpc))
+        # the queue drains while the statuses are sent (a status waits for the queued transaction
+        # messages before it, so the CSMS sees them in the order they happened)
+        await asyncio.gather(self._heartbeat_loop(rpc), self._drain_queue(rpc), self.core.after_connect())
 
     async def _boot(self, rpc: RpcPeer) -> None:
         payload = {"chargePointVendor": self.settings.vendor, "chargePointModel": self.settings.model}
