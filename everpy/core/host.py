@@ -142,7 +142,6 @@ class ModuleHost:
         slot.instance = instance
         if mcfg.log_level:
             instance.log.setLevel(mcfg.log_level.upper())
-        self._check_handlers(instance)
         for impl_id, provide in manifest.provides.items():
             interface = self.definitions.interfaces[provide.interface]
             for cmd in interface.cmds:
@@ -156,6 +155,11 @@ class ModuleHost:
             slot.state = SlotState.DOWN
             log.exception("module %s failed in init()", module_id)
             raise ModuleInitFailed(module_id, exc) from exc
+        try:
+            self._check_handlers(instance)  # after init(): handlers may be registered there
+        except ModuleInitFailed:
+            slot.state = SlotState.DOWN
+            raise
         slot.state = SlotState.INITIALISED
         self.bus.publish(self.topics.module_ready(module_id), wire.encode(wire.MODULE_READY, True))
         if self.global_ready.is_set():
@@ -318,14 +322,17 @@ class ModuleHost:
         self.bus.publish(self.topics.cmd(target.module_id, target.impl_id, cmd), payload)
         limit = self.cmd_timeout if timeout is None else timeout
         try:
-            return await asyncio.wait_for(future, limit)
+            result = await asyncio.wait_for(future, limit)
         except TimeoutError:
             raise CommandTimeout(f"no reply within {limit:g} s", target=name) from None
         except CommandError as exc:
             exc.target = exc.target or name
+            _reraise_pending_cancel()
             raise
         finally:
             self._pending.pop(call_id, None)
+        _reraise_pending_cancel()
+        return result
 
     async def _wait_global_ready(self, name: str) -> None:
         stop = asyncio.ensure_future(self.stopped.wait())
@@ -395,12 +402,16 @@ class ModuleHost:
         if var not in self.definitions.interfaces[target.interface].vars:
             raise KeyError(f"interface {target.interface!r} has no var {var!r}")
         topic = self.topics.var(target.module_id, target.impl_id, var)
+        # Vars may come from other processes or boards: check them against the interface on the way in,
+        # so one module's malformed value is dropped with a warning instead of crashing its subscribers.
+        check = self.definitions.var_validator(target.interface, var) if self.validate else _accept
 
         def receive(topic: str, payload: bytes) -> Awaitable[None] | None:
             try:
                 _, data = wire.decode(payload, wire.VAR)
                 value = data["data"]
-            except (wire.WireError, KeyError, TypeError) as exc:
+                check(value)
+            except (wire.WireError, KeyError, TypeError, *SCHEMA_ERRORS) as exc:
                 module.log.warning("dropping malformed var on %s: %s", topic, exc)
                 return None
             return self._guard(module, callback, value)
@@ -617,6 +628,15 @@ class ModuleInitFailed(Exception):
     def __init__(self, module_id: str, cause: BaseException) -> None:
         super().__init__(f"module {module_id!r} failed to initialise: {type(cause).__name__}: {cause}")
         self.module_id = module_id
+
+
+def _reraise_pending_cancel() -> None:
+    """On Python 3.11, wait_for can return a result that arrived in the same loop turn as a cancel()
+    of the awaiting task, losing the CancelledError; a module loop calling remotes would then never
+    stop. Honour the pending cancellation instead."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _accept(value: Any) -> None:

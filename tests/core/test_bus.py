@@ -88,8 +88,14 @@ async def test_malformed_bus_payloads_are_dropped_and_nothing_dies():
                      b'{"msg_type":"Cmd","data":{"id":"x","origin":"a/b","args":{}}}', b"\xff\xfe"):
             system.publish_raw(topic, junk)
         system.publish_raw(system.topics.var("b", "main", "value"), b"{broken")
+        await system.publish_var("b", "main", "value", "not an integer")  # valid JSON, outside the schema
+        await system.publish_var("b", "main", "value", 7)
         await system.flush()
         assert await system.call("a", "main", "add", a=1, b=1) == 2
+        module_a = system.instances["a"]
+        await asyncio.wait_for(_until(lambda: 7 in module_a.peer_values), 5)
+        assert "not an integer" not in module_a.peer_values
+        assert system.runtime.host.slots["a"].crashes == 0
 
 
 async def test_wire_format_matches_everest_envelope():
