@@ -26,6 +26,12 @@ from everpy.testing import Recorder
 PSK = "6576657270792d746573742d6b65792d3031323334353637383961626364656630"
 RUN_EVERPY = "import sys; from everpy.cli import main; sys.exit(main())"
 LOOPBACK_MDNS = {"mdns_interfaces": "lo", "mdns_allow_loopback": True}
+FAULT = "generic/CommunicationFault"
+
+
+def is_fault(state: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches a generic/CommunicationFault error event in ``state`` (Active or ClearedByModule)."""
+    return lambda e: e["type"] == FAULT and e["state"] == state
 
 
 def new_serial() -> str:
