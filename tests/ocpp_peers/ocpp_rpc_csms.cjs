@@ -7,7 +7,8 @@
 //              "idTags": {"<idTag>": "Blocked" | "Invalid" | ...} (default Accepted),
 //              "heartbeatInterval": 300,
 //              "registration": ["Rejected", "Pending"] (answers to the first BootNotifications, then Accepted),
-//              "bootRetryInterval": 1 (interval sent with Pending/Rejected)}
+//              "bootRetryInterval": 1 (interval sent with Pending/Rejected),
+//              "firstTransactionId": 1}
 // Standard output: one JSON object per line, {"event": ...}:
 //   listening {port} | auth {identity, accepted, reason} | connected {identity, protocol}
 //   | disconnected {identity, code} | frame {identity, outbound, text} | call {identity, action, params}
@@ -15,7 +16,9 @@
 //   | unhandled {identity, action}
 // Standard input: one JSON object per line, a CSMS -> station call:
 //   {"id": <any>, "identity": "CP1", "action": "Reset", "params": {"type": "Soft"}}
-// whose outcome is reported as an `answer` line carrying the same id.
+// whose outcome is reported as an `answer` line carrying the same id, or a control request:
+//   {"id": <any>, "control": "refuse"}   drop every connection and refuse new ones (HTTP 503): the CSMS is away
+//   {"id": <any>, "control": "accept", "firstTransactionId": 500}   accept connections again
 'use strict';
 
 const readline = require('node:readline');
@@ -27,7 +30,7 @@ const heartbeatInterval = settings.heartbeatInterval ?? 300;
 const registration = [...(settings.registration || [])]; // answers to successive BootNotifications
 const bootRetryInterval = settings.bootRetryInterval ?? 1;
 const clients = new Map();
-let nextTransactionId = 1;
+let nextTransactionId = settings.firstTransactionId ?? 1;
 
 function emit(event, fields) {
     process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
@@ -70,8 +73,15 @@ const server = new RPCServer({
     pingIntervalMs: 60000,
 });
 
+let refusing = false; // "offline" control: connections are dropped and refused with HTTP 503
+
 server.auth((accept, reject, handshake) => {
     const identity = handshake.identity;
+    if (refusing) {
+        emit('auth', { identity, accepted: false, reason: 'refusing connections' });
+        reject(503, 'unavailable');
+        return;
+    }
     if (settings.password === undefined) {
         emit('auth', { identity, accepted: true, reason: 'no password required' });
         accept();
@@ -121,6 +131,20 @@ server.on('client', (client) => {
     });
 });
 
+async function control(request) {
+    if (request.control === 'refuse') {
+        refusing = true;
+        await Promise.all([...clients.values()].map((client) => client.close({ code: 1001, force: true })));
+    } else if (request.control === 'accept') {
+        refusing = false;
+        nextTransactionId = request.firstTransactionId ?? nextTransactionId;
+    } else {
+        emit('answer', { id: request.id, error: { code: 'BadRequest', message: `unknown control ${request.control}` } });
+        return;
+    }
+    emit('answer', { id: request.id, result: {} });
+}
+
 async function sendCall(request) {
     const client = clients.get(request.identity);
     if (!client) {
@@ -144,7 +168,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
         emit('answer', { id: null, error: { code: 'BadRequest', message: `not JSON: ${line}` } });
         return;
     }
-    sendCall(request);
+    if (request.control) control(request); else sendCall(request);
 }).on('close', async () => {
     await server.close({ force: true });
     process.exit(0);

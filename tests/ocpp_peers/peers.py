@@ -240,6 +240,14 @@ class OcppRpcCsms(JsonLinesPeer):
             lambda e: e.get("event") == "call" and e["action"] == action and predicate(e["params"]), after, timeout)
         return dict(event["params"])
 
+    async def refuse_connections(self) -> None:
+        """Drop the station's connection and refuse new ones with HTTP 503, as a CSMS that is away."""
+        await self._request("refuse", {"control": "refuse"})
+
+    async def accept_connections(self, first_transaction_id: int) -> None:
+        """Let stations in again, handing out transaction ids from first_transaction_id on."""
+        await self._request("accept", {"control": "accept", "firstTransactionId": first_transaction_id})
+
     async def call(self, action: str, identity: str = "CP1", **params: Any) -> dict[str, Any]:
         """Send a CALL to the station; its CALLRESULT payload (validated by ocpp-rpc) or PeerCallError."""
         return dict(await self._request(action, {"identity": identity, "action": action, "params": params}))

@@ -327,3 +327,38 @@ async def test_fault_clock_aligned_values_heartbeat_and_remote_start_profile(tmp
         await station.car("draw_power_fixed 45,3;sleep 36000")
         faulted = await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Faulted", after=mark)
         assert faulted["errorCode"] == "OverCurrentFailure"
+
+
+async def test_offline_transaction_is_delivered_in_order_with_the_csms_s_transaction_id(tmp_path: Path,
+                                                                                        rpc_csms: OcppRpcCsms):
+    keys = {"LocalAuthorizeOffline": "true", "AllowOfflineTxForUnknownId": "false"}
+    async with peer_station(tmp_path, rpc_csms.url, keys=keys) as station:
+        # charge once online, so TAG1 is in the authorisation cache
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        await station.plug_in()
+        await station.swipe("TAG1")
+        await rpc_csms.wait_call("StartTransaction")
+        await station.unplug()
+        await rpc_csms.wait_call("StopTransaction")
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Available",
+                                 after=rpc_csms.calls("StopTransaction")[-1].index)
+        await rpc_csms.refuse_connections()  # the CSMS goes away; the station's reconnects get HTTP 503
+        connection = station.system.watch("ocpp", "main", "connection_status")
+        await connection.wait_for(lambda s: not s["connected"], WAIT_S)
+        await station.plug_in()
+        await station.swipe("TAG1")  # accepted from the cache while offline
+        transactions = station.system.watch("ocpp", "main", "ocpp_transaction_event")
+        await transactions.wait_for(lambda e: e["transaction_event"] == "Started", WAIT_S)
+        await station.unplug()
+        await transactions.wait_for(lambda e: e["transaction_event"] == "Ended", WAIT_S)
+        mark = rpc_csms.mark()
+        await rpc_csms.accept_connections(first_transaction_id=500)
+        stop = await rpc_csms.wait_call("StopTransaction", after=mark)
+        [start] = [c for c in rpc_csms.calls("StartTransaction") if c.index > mark]
+        assert start.params["idTag"] == "TAG1" and start.index < rpc_csms.calls("StopTransaction")[-1].index
+        assert stop["transactionId"] == 500 and stop["reason"] == "EVDisconnected"  # the id given after reconnect
+        assert stop["timestamp"] >= start.params["timestamp"]
+        assert len(rpc_csms.calls("BootNotification")) == 1  # the same run of the station: no new boot
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=mark)
+        refused = [e for e in rpc_csms.events if e["event"] == "auth" and not e["accepted"]]
+        assert refused, "the station did not try to reconnect while refused"
