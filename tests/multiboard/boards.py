@@ -335,3 +335,22 @@ class FaultProxy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def make_pki(directory: Path) -> dict[str, str]:
+    """A CA, a satellite certificate signed by it, and an unrelated CA, made with the openssl CLI."""
+    import subprocess
+
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=charger CA")
+    openssl("req", *ec, "-keyout", "sat.key", "-out", "sat.csr", "-subj", "/CN=satellite")
+    openssl("x509", "-req", "-in", "sat.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "sat.pem", "-days", "2")
+    openssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem", "-days", "2", "-subj", "/CN=other")
+    return {name: str(directory / f"{name}.pem") for name in ("ca", "sat", "other")} | {
+        "sat_key": str(directory / "sat.key")}

@@ -14,6 +14,7 @@ from boards import (
     controller_entry,
     is_fault,
     main_config,
+    make_pki,
     new_serial,
     satellite_config,
 )
@@ -108,3 +109,18 @@ async def test_wrong_key_is_refused(boards) -> None:
     assert active == {}  # never got past the key handshake
     assert "pre-shared key" in main.log_tail(200)
     assert "refused connection" in sat.log_tail(200)
+
+
+async def test_tls_link_with_key(boards, tmp_path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    serial = new_serial()
+    await boards("sat", satellite_config(serial, tls_cert=pki["sat"], tls_key=pki["sat_key"]))
+    main = await boards("main", main_config({
+        "good": controller_entry(serial, tls_ca=pki["ca"]),
+        "wrong_ca": controller_entry(serial, tls_ca=pki["other"], startup_wait_s=2),
+        "no_tls": controller_entry(serial, startup_wait_s=2)}))
+    probe = main.probe
+    assert await probe.call("good", "satellite", "is_connected") is True
+    assert await probe.call("good", "evse_manager", "get_evse")
+    assert await probe.call("wrong_ca", "satellite", "is_connected") is False  # certificate not trusted
+    assert await probe.call("no_tls", "satellite", "is_connected") is False  # plain TCP to a TLS server
