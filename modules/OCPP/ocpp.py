@@ -147,18 +147,23 @@ class OCPP(Module):
         system.subscribe("firmware_update_status", self.cp.firmware.on_firmware_update_status)
         system.subscribe("log_status", self.cp.firmware.on_log_status)
 
+    _runner: asyncio.Task[None] | None = None
+
     async def ready(self) -> None:
         await self.station.set_connection_timeout(self.cp.config.int("ConnectionTimeOut"))
         self._runner = self.spawn(self.cp.run())
 
     async def shutdown(self) -> None:
-        await self.cp.stop()
+        self.cp.close()
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
         self.store.close()
 
     # -- ocpp interface ----------------------------------------------------------------------------
     @command("main", "stop")
     async def stop(self) -> bool:
-        if self._runner.done():
+        if self._runner is None or self._runner.done():
             return False
         await self.cp.stop()
         self._runner.cancel()
@@ -166,7 +171,7 @@ class OCPP(Module):
 
     @command("main", "restart")
     async def restart(self) -> bool:
-        if not self._runner.done():
+        if self._runner is None or not self._runner.done():
             return False
         self.cp._stopped = asyncio.Event()
         self._runner = self.spawn(self.cp.run())

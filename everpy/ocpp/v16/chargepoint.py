@@ -173,7 +173,14 @@ class ChargePoint16:
         self._reconnect_request.set()
 
     async def stop(self) -> None:
+        """Close the connection and stop reconnecting; queued messages stay persisted."""
         self._stopped.set()
+
+    def close(self) -> None:
+        """For shutdown: also stop the periodic jobs, so nothing touches the store afterwards."""
+        self._stopped.set()
+        self.core.cancel_timers()
+        self.smart_charging.cancel_timers()
 
     def _set_state(self, state: str) -> None:
         if state == self.state:

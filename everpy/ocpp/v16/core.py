@@ -115,6 +115,16 @@ class Core:
         await self.cp.smart_charging.apply()
         self._restart_aligned()
 
+    def cancel_timers(self) -> None:
+        """Stop every periodic job (sampling, clock-aligned values, delayed statuses) for shutdown."""
+        if self._aligned_task is not None:
+            self._aligned_task.cancel()
+        for c in self.connectors.values():
+            if c.transaction is not None and c.transaction.sampler is not None:
+                c.transaction.sampler.cancel()
+        for timer in self._status_timers.values():
+            timer.cancel()
+
     async def after_connect(self) -> None:
         """Tell the CSMS the current status of the station and every connector."""
         for connector_id in [0, *self.connectors]:

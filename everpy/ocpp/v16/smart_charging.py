@@ -105,6 +105,10 @@ class SmartCharging:
         cp.handle("ClearChargingProfile", self.on_clear_charging_profile)
         cp.handle("GetCompositeSchedule", self.on_get_composite_schedule)
 
+    def cancel_timers(self) -> None:
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+
     def profiles(self) -> dict[int, dict[str, Any]]:
         """id -> {"connectorId": n, "profile": csChargingProfiles}"""
         return self.cp.store.records(KIND)
