@@ -57,6 +57,7 @@ class Behaviour:
     boot_interval: int = 300
     id_tags: dict[str, str] = field(default_factory=dict)  # id tag -> status; others get default_id_tag_status
     default_id_tag_status: str = "Accepted"
+    parents: dict[str, str] = field(default_factory=dict)  # id tag -> parentIdTag in idTagInfo
     fail: dict[str, int] = field(default_factory=dict)  # action -> number of CALLERRORs still to answer
     silent: dict[str, int] = field(default_factory=dict)  # action -> number of CALLs not to answer at all
     answer_delay_s: float = 0.0  # delay before each answer (e.g. to catch a station mid-drain)
@@ -123,7 +124,10 @@ class _Session(ChargePoint):
 
     def _id_tag_info(self, id_tag: str) -> dict[str, Any]:
         behaviour = self.csms.behaviour
-        return {"status": behaviour.id_tags.get(id_tag, behaviour.default_id_tag_status)}
+        info = {"status": behaviour.id_tags.get(id_tag, behaviour.default_id_tag_status)}
+        if id_tag in behaviour.parents:
+            info["parent_id_tag"] = behaviour.parents[id_tag]
+        return info
 
     @on(Action.boot_notification)
     def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kwargs: Any) -> Any:

@@ -173,7 +173,7 @@ class OCPP(Module):
     async def restart(self) -> bool:
         if self._runner is None or not self._runner.done():
             return False
-        self.cp._stopped = asyncio.Event()
+        self.cp.resume()
         self._runner = self.spawn(self.cp.run())
         return True
 

@@ -123,6 +123,7 @@ async def test_tc_011_remote_start_authorized_first_when_configured(tmp_path, cs
 async def test_tc_026_027_028_remote_requests_rejected(tmp_path, csms: Csms):
     async with sil_station(tmp_path, csms) as station:
         assert (await station.call("RemoteStartTransaction", idTag="X", connectorId=7))["status"] == "Rejected"
+        assert (await station.call("RemoteStartTransaction", idTag="X", connectorId=0))["status"] == "Rejected"
         assert (await station.call("RemoteStopTransaction", transactionId=42))["status"] == "Rejected"
         assert (await station.call("ChangeAvailability", connectorId=1, type="Inoperative"))["status"] == "Accepted"
         await station.status("Unavailable")
@@ -194,6 +195,9 @@ async def test_tc_041_fault_reported_with_error_code(tmp_path, csms: Csms):
         await station.car("draw_power_fixed 45,3;sleep 36000")
         faulted = await station.status("Faulted", after=mark)
         assert faulted["errorCode"] == "OverCurrentFailure"
+        answer = await station.call("ReserveNow", connectorId=1, expiryDate="2099-01-01T00:00:00Z", idTag="A",
+                                    reservationId=1)
+        assert answer["status"] == "Faulted"  # TC_048_1
 
 
 async def test_tc_061_clear_cache_and_tc_062_data_transfer(tmp_path, csms: Csms):
@@ -270,3 +274,11 @@ async def test_tc_048_3_reserve_an_unavailable_connector(tmp_path, csms: Csms):
         answer = await station.call("ReserveNow", connectorId=1, expiryDate="2099-01-01T00:00:00Z", idTag="A",
                                     reservationId=1)
         assert answer["status"] == "Unavailable"
+
+
+@pytest.mark.parametrize("kind", ["Hard", "Soft"])
+async def test_tc_013_014_reset_without_a_transaction(tmp_path: Path, csms: Csms, kind: str):
+    async with sil_station(tmp_path, csms) as station:
+        assert (await station.call("Reset", type=kind))["status"] == "Accepted"
+        await wait_file(tmp_path / f"{kind.lower()}-reset")
+        assert not csms.messages("StopTransaction")

@@ -93,3 +93,24 @@ async def test_tc_044_2_download_failure_and_tc_045_2_upload_failure(tmp_path: P
         await csms.wait_for("FirmwareStatusNotification", lambda p: p["status"] == "DownloadFailed", WAIT_S)
         await station.call("GetDiagnostics", location="ftp://nobody:nothing@127.0.0.1:9/", retries=0)
         await csms.wait_for("DiagnosticsStatusNotification", lambda p: p["status"] == "UploadFailed", WAIT_S)
+
+
+async def test_tc_044_3_installation_failure(tmp_path: Path, csms: Csms):
+    app = web.Application()
+
+    async def firmware(request: web.Request) -> web.Response:
+        return web.Response(body=FIRMWARE)
+
+    app.router.add_get("/fw.bin", firmware)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with sil_station(tmp_path, csms, system={"firmware_installer_command": "false"}):
+            await csms.call_action("CP1", "UpdateFirmware", {"location": f"http://127.0.0.1:{port}/fw.bin",
+                                                             "retrieveDate": "2020-01-01T00:00:00Z"})
+            await csms.wait_for("FirmwareStatusNotification", lambda p: p["status"] == "InstallationFailed", WAIT_S)
+    finally:
+        await runner.cleanup()

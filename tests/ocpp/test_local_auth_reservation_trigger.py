@@ -113,3 +113,14 @@ async def test_tc_054_055_trigger_message(tmp_path, csms: Csms):
         triggered = await csms.wait_for("MeterValues", after=mark)
         assert triggered.payload["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
         assert triggered.payload["transactionId"] == 1
+
+
+async def test_tc_053_reservation_used_by_a_tag_of_the_same_group(tmp_path, csms: Csms):
+    csms.behaviour.parents["MEMBER"] = "GROUP"
+    async with sil_station(tmp_path, csms) as station:
+        answer = await station.call("ReserveNow", connectorId=1, expiryDate=_in(600), idTag="OWNER",
+                                    parentIdTag="GROUP", reservationId=8)
+        assert answer["status"] == "Accepted"
+        result = await station.system.call("ocpp", "auth_validator", "validate_token", provided_token=_token("MEMBER"))
+        assert result["authorization_status"] == "Accepted" and result["reservation_id"] == 8
+        assert result["parent_id_token"]["value"] == "GROUP"

@@ -176,6 +176,10 @@ class ChargePoint16:
         """Close the connection and stop reconnecting; queued messages stay persisted."""
         self._stopped.set()
 
+    def resume(self) -> None:
+        """Allow ``run`` again after ``stop`` (the ocpp interface's restart)."""
+        self._stopped = asyncio.Event()
+
     def close(self) -> None:
         """For shutdown: also stop the periodic jobs, so nothing touches the store afterwards."""
         self._stopped.set()
