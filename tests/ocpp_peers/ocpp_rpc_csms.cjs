@@ -8,7 +8,7 @@
 //              "heartbeatInterval": 300,
 //              "registration": ["Rejected", "Pending"] (answers to the first BootNotifications, then Accepted),
 //              "bootRetryInterval": 1 (interval sent with Pending/Rejected),
-//              "firstTransactionId": 1}
+//              "firstTransactionId": 1, "pingIntervalMs": 1000}
 // Standard output: one JSON object per line, {"event": ...}:
 //   listening {port} | auth {identity, accepted, reason} | connected {identity, protocol}
 //   | disconnected {identity, code} | frame {identity, outbound, text} | call {identity, action, params}
@@ -70,7 +70,8 @@ const server = new RPCServer({
     protocols: ['ocpp1.6'],
     strictMode: true,
     callTimeoutMs: 15000,
-    pingIntervalMs: 60000,
+    // websocket pings; a station that does not answer one before the next is dropped
+    pingIntervalMs: settings.pingIntervalMs ?? 1000,
 });
 
 let refusing = false; // "offline" control: connections are dropped and refused with HTTP 503
