@@ -63,6 +63,7 @@ class SatelliteController(Module):
         self._registry.register("var", self._on_var_push)
         self._registry.register("error", self._on_error_push)
         self._resume: dict[str, Any] | None = None  # {boot_id, seq}: the last push seen from that stack
+        self._early: list[tuple[int, str, list[Any]]] = []  # pushes that overtook the subscribe answer
         self._registry.register("bye", self._on_bye)
         self.finder: SatelliteFinder | None = None
         if not self.config["host"]:
@@ -96,10 +97,10 @@ class SatelliteController(Module):
     async def _link_loop(self) -> None:
         delay = 0.2
         while True:
-            peer = await self._open_link()
-            if peer is not None:
+            heartbeat = await self._open_link()
+            if heartbeat is not None:
                 delay = 0.2
-                self._link_down(await self._heartbeat(peer))
+                self._link_down(await heartbeat)
             await self.clock.sleep(delay)
             delay = min(delay * 2, self.config["reconnect_max_s"])
 
@@ -113,8 +114,9 @@ class SatelliteController(Module):
             return None
         return endpoint.host, endpoint.port
 
-    async def _open_link(self) -> RpcPeer | None:
-        """Connects, authenticates, says hello and subscribes; the heartbeat already runs during hello."""
+    async def _open_link(self) -> asyncio.Task[str] | None:
+        """Connects, authenticates, says hello and subscribes. Returns the heartbeat task, which already
+        runs during hello and ends (with the reason) when the link fails."""
         where = await self._locate()
         if where is None:
             return None
@@ -143,9 +145,8 @@ class SatelliteController(Module):
             await heartbeat
             self._link_down(peer.close_reason)
             return None
-        heartbeat.cancel()
         self._link_up(peer, info, subscription)
-        return peer
+        return heartbeat
 
     async def _heartbeat(self, peer: RpcPeer) -> str:
         """Pings until the link fails; returns why. Detection bound: interval + timeout."""
@@ -203,6 +204,11 @@ class SatelliteController(Module):
             for impl in self.tunnels:
                 self._resync(impl, subscription.vars.get(impl, {}), subscription.errors.get(impl, []))
         self._resume = {"boot_id": info["boot_id"], "seq": subscription.seq}
+        early, self._early = self._early, []
+        for seq, method, params in early:  # pushed right behind the subscribe answer
+            if seq > subscription.seq:
+                self._seen(seq)
+                self._apply_push(method, params)
         self.state = "Connected"
         for impl in list(self._faulted):
             self.clear_error(impl, COMMUNICATION_FAULT)
@@ -227,6 +233,7 @@ class SatelliteController(Module):
 
     def _link_down(self, reason: str) -> None:
         self.peer = None
+        self._early.clear()
         repeated = reason == self.down_reason
         self.down_reason = reason
         was_connected = self.state == "Connected"
@@ -258,12 +265,19 @@ class SatelliteController(Module):
 
     # -- what the satellite pushes ------------------------------------------------------------------
     def _on_var_push(self, seq: int, tunnel: str, var: str, value: Any) -> None:
-        self._seen(seq)
-        self._on_remote_var(tunnel, var, value)
+        self._on_push(seq, "var", [tunnel, var, value])
 
     def _on_error_push(self, seq: int, tunnel: str, error: dict[str, Any]) -> None:
+        self._on_push(seq, "error", [tunnel, error])
+
+    def _on_push(self, seq: int, method: str, params: list[Any]) -> None:
+        if self.state != "Connected":
+            # The agent pushes as soon as it answered subscribe; hold those until the answer is applied.
+            if type(seq) is int:
+                self._early.append((seq, method, params))
+            return
         self._seen(seq)
-        self._on_remote_error(tunnel, error)
+        self._apply_push(method, params)
 
     def _seen(self, seq: int) -> None:
         if self._resume is not None and type(seq) is int:
