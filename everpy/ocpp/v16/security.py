@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from everpy.ocpp.v16.chargepoint import ChargePoint16
 
 FALLBACK_AFTER_FAILURES = 3
+# Security whitepaper: both AES-128-GCM-SHA256 and AES-256-GCM-SHA384, with ECDSA or RSA keys
+TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                 "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Security:
         if profile >= 2:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.csms_ca_file or None)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers(TLS12_CIPHERS)  # TLS 1.3 suites are not affected by this list
             if profile == 3:
                 context.load_cert_chain(settings.client_cert_file, settings.client_key_file)
         return ConnectionParameters(url, headers, context)
