@@ -29,11 +29,12 @@ class ScriptedSatellite:
         self.snapshot: dict[str, Any] = {"seq": 0, "vars": {"evse_manager": {"evse_id": "DE*X*1"}}, "errors": {}}
         self.answer_pings = True
         self.hello_answer: Any = None  # None: a proper answer
+        self.pushes_before_answer: list[tuple[Any, ...]] = []
         self.peers: list[RpcPeer] = []
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         registry = MethodRegistry()
         registry.register("hello", self.hello)
-        registry.register("subscribe", lambda resume=None: self.snapshot)
+        registry.register("subscribe", self.subscribe)
         registry.register("ping", self.ping)
         registry.register("call", self.call)
         self.server = RpcServer(registry, psk=load_key(KEY), on_connect=self.peers.append)
@@ -42,6 +43,11 @@ class ScriptedSatellite:
         if self.hello_answer is not None:
             return self.hello_answer
         return {"protocol": 1, "serial": SERIAL, "boot_id": self.boot_id, "version": "test", "tunnels": self.tunnels}
+
+    def subscribe(self, resume: Any = None) -> dict[str, Any]:
+        for push in self.pushes_before_answer:  # a real agent's pushes may overtake its answer too
+            self.current.notify(*push)
+        return self.snapshot
 
     async def ping(self, seq: int) -> int:
         if not self.answer_pings:
@@ -171,3 +177,13 @@ async def test_malformed_hello_keeps_the_link_down_until_the_satellite_behaves(
         satellite.hello_answer = None
         assert (await states.wait_for(lambda s: s["state"] == "Connected"))["serial"] == SERIAL
         assert await system.call("sat", "evse_manager", "get_evse")
+
+
+async def test_pushes_that_overtake_the_subscribe_answer_are_applied_after_it(satellite: ScriptedSatellite) -> None:
+    satellite.snapshot = {"seq": 5, "vars": {"evse_manager": {"evse_id": "SNAPSHOT"}}, "errors": {}}
+    satellite.pushes_before_answer = [("var", 5, "evse_manager", "evse_id", "ALREADY-IN-SNAPSHOT"),
+                                      ("var", 6, "evse_manager", "evse_id", "NEWER")]
+    async with run_system(controller_config(satellite.server.port)) as system:
+        controller = system.instances["sat"]
+        assert controller.last_vars[("evse_manager", "evse_id")] == "NEWER"
+        assert controller._resume["seq"] == 6
