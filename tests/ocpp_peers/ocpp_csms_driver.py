@@ -13,7 +13,9 @@ decision; {"event": "Authenticate", ...}; DataTransfer with vendorId everpy.test
 Standard input: JSON lines, either a ChargePoint method
   {"id": 1, "charge_point": "CP1", "method": "async_reset", "args": {"reset_type": "Soft"}}
 or any OCPP 1.6 request through ChargePoint.async_call
-  {"id": 2, "charge_point": "CP1", "request": "SetChargingProfile", "params": {<snake_case fields>}}.
+  {"id": 2, "charge_point": "CP1", "request": "SetChargingProfile", "params": {<snake_case fields>}}
+or a control: {"id": 3, "control": "refuse"} drops every station and refuses new connections (HTTP 401)
+until {"id": 4, "control": "accept"}.
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ class Driver:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings
         self.registration_answers = list(settings.get("registration", []))
+        self.refusing = False  # "refuse" control: the CSMS is away (connections dropped, then HTTP 401)
 
     async def authenticate(self, charge_point_id: str, password: str | None) -> bool:
-        accepted = "password" not in self.settings or password == self.settings["password"]
+        accepted = not self.refusing and ("password" not in self.settings or password == self.settings["password"])
         emit("Authenticate", charge_point_id=charge_point_id, accepted=accepted, had_password=password is not None)
         return accepted
 
@@ -89,6 +92,12 @@ class Driver:
 
     async def serve_request(self, central_system: CentralSystem, request: dict[str, Any]) -> None:
         request_id = request.get("id")
+        if "control" in request:
+            self.refusing = request["control"] == "refuse"
+            if self.refusing:
+                await asyncio.gather(*(cp.async_disconnect() for cp in central_system.charge_points.values()))
+            emit("answer", id=request_id, result={})
+            return
         try:
             charge_point = central_system.charge_points[request["charge_point"]]
             if "method" in request:

@@ -17,10 +17,11 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -43,21 +44,30 @@ def _install_lock(name: str) -> Iterator[None]:
         yield
 
 
+class PeerUnavailable(UserWarning):
+    """A CSMS peer could not be installed: its tests are skipped, and the run's warnings summary says why."""
+
+
+def _skip(reason: str) -> NoReturn:
+    warnings.warn(PeerUnavailable(reason), stacklevel=2)
+    pytest.skip(reason)
+
+
 def _run_installer(command: list[str], cwd: Path, what: str) -> None:
     """Run an installer; a failure (no network, no registry) skips the peer tests with the reason."""
     try:
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        pytest.skip(f"{what} could not be installed: `{' '.join(command)}` took over {INSTALL_TIMEOUT_S} s")
+        _skip(f"{what} could not be installed: `{' '.join(command)}` took over {INSTALL_TIMEOUT_S} s")
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-        pytest.skip(f"{what} could not be installed: `{' '.join(command)}` failed: {' | '.join(tail)}")
+        _skip(f"{what} could not be installed: `{' '.join(command)}` failed: {' | '.join(tail)}")
 
 
 def ocpp_rpc_modules() -> Path:
     """node_modules holding the pinned ocpp-rpc, installed with npm on first use."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node/npm are not installed (scripts/setup.sh installs them with EVERPY_SETUP_TESTS=1)")
+        _skip("node/npm are not installed (scripts/setup.sh installs them with EVERPY_SETUP_TESTS=1)")
     manifest = json.loads((HERE / "package.json").read_text())
     version = manifest["dependencies"]["ocpp-rpc"]
     target = CACHE / f"ocpp-rpc-{version}"
@@ -270,6 +280,13 @@ class OcppCsmsDriver(JsonLinesPeer):
                        after: int = 0) -> dict[str, Any]:
         """The first ocpp-csms event of class `event` (e.g. "TransactionStartedEvent") matching predicate."""
         return await self.wait_event(lambda e: e.get("event") == event and predicate(e), after)
+
+    async def refuse_connections(self) -> None:
+        """Drop the stations and refuse new connections (HTTP 401), as a CSMS that is away."""
+        await self._request("refuse", {"control": "refuse"})
+
+    async def accept_connections(self) -> None:
+        await self._request("accept", {"control": "accept"})
 
     async def method(self, name: str, charge_point: str = "CP1", **args: Any) -> Any:
         """Call a ChargePoint method of ocpp-csms, e.g. method("async_reset", reset_type="Soft")."""

@@ -13,7 +13,7 @@ import pytest
 
 from ..ocpp.station import wait_file
 from .conftest import peer_station
-from .peers import OcppCsmsCli, OcppCsmsDriver, PeerCallError
+from .peers import WAIT_S, OcppCsmsCli, OcppCsmsDriver, PeerCallError
 
 CP1 = "(charge_point_id='CP1'"
 
@@ -150,3 +150,28 @@ async def test_basic_auth_through_the_authenticate_hook(tmp_path: Path, ocpp_csm
             authenticated = await csms.wait_for("Authenticate")
             assert authenticated == {"event": "Authenticate", "charge_point_id": "CP1", "accepted": True,
                                      "had_password": True}
+
+
+async def test_offline_transaction_reaches_ocpp_csms_whole_after_reconnect(tmp_path: Path,
+                                                                          ocpp_csms_executable: Path):
+    keys = {"LocalAuthorizeOffline": "true", "AllowOfflineTxForUnknownId": "true"}
+    async with OcppCsmsDriver(ocpp_csms_executable, tmp_path / "driver.log") as csms:
+        async with peer_station(tmp_path, csms.url, keys=keys) as station:
+            await csms.wait_for("StatusEvent", lambda e: e["connector"]["connector_id"] == 1)
+            mark = csms.mark()
+            await csms.refuse_connections()
+            await csms.wait_for("Authenticate", lambda e: not e["accepted"], after=mark)  # the station retries
+            await station.plug_in()
+            await station.swipe("OFFLINE1")
+            transactions = station.system.watch("ocpp", "main", "ocpp_transaction_event")
+            await transactions.wait_for(lambda e: e["transaction_event"] == "Started", WAIT_S)
+            await station.unplug()
+            await transactions.wait_for(lambda e: e["transaction_event"] == "Ended", WAIT_S)
+            assert not [e for e in csms.events if e["event"] == "TransactionStartedEvent"]
+            await csms.accept_connections()
+            stopped = (await csms.wait_for("TransactionStoppedEvent"))["transaction"]
+            started = (await csms.wait_for("TransactionStartedEvent"))["transaction"]
+            # ocpp-csms matched the Stop to the Start it saw first: same id, same tag, a consistent meter
+            assert stopped["transaction_id"] == started["transaction_id"] and stopped["id_tag"] == "OFFLINE1"
+            assert stopped["stop_reason"] == "EVDisconnected" and stopped["meter_stop"] >= started["meter_start"]
+            assert [e["event"] for e in csms.events].count("BootEvent") == 1
