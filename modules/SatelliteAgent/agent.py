@@ -51,16 +51,23 @@ class SatelliteAgent(Module):
         self.controller: RpcPeer | None = None  # the subscribed main board
         self._last_heard: dict[RpcPeer, float] = {}
         self._stack_ready = asyncio.Event()
-        self.server = RpcServer(psk=link_key(self.config), ssl_context=agent_tls(self.config),
-                                on_connect=self._on_connect, max_frame_size=self.config["max_frame_kb"] * 1024,
-                                log=self.log)
+        # A failed init must leave nothing listening (the runtime may restart the module in this process):
+        # key and TLS are checked before the port opens, a failing advertisement closes it again.
+        psk, tls = link_key(self.config), agent_tls(self.config)
+        addresses = mdns_addresses(self.config) if self.config["mdns"] else []
+        self.advertiser: SatelliteAdvertiser | None = None
+        self.server = RpcServer(psk=psk, ssl_context=tls, on_connect=self._on_connect,
+                                max_frame_size=self.config["max_frame_kb"] * 1024, log=self.log)
         await self.server.start(self.config["bind_host"], self.config["port"])
         self.port = self.server.port
-        self.advertiser: SatelliteAdvertiser | None = None
         if self.config["mdns"]:
-            self.advertiser = SatelliteAdvertiser(self.serial, self.port, mdns_addresses(self.config), {
-                "version": everpy.__version__, "boot_id": self.boot_id, "proto": str(PROTOCOL_VERSION)})
-            await self.advertiser.start()
+            try:
+                self.advertiser = SatelliteAdvertiser(self.serial, self.port, addresses, {
+                    "version": everpy.__version__, "boot_id": self.boot_id, "proto": str(PROTOCOL_VERSION)})
+                await self.advertiser.start()
+            except BaseException:
+                await self.server.close()
+                raise
         self.log.info("satellite %s (boot %s) serving tunnels %s on port %d", self.serial, self.boot_id[:8],
                       ", ".join(f"{n}={r.interface}" for n, r in self.tunnels.items()) or "(none)", self.port)
         self.spawn(self._drop_silent_controllers(), name="controller-watchdog")
