@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,15 @@ async def wait_file(path: Path, timeout: float = WAIT_S) -> None:
             await asyncio.sleep(0.05)
 
 
+@dataclass
+class Address:
+    """A CSMS known only by its URL: an independent peer in another process, or nothing listening."""
+
+    url: str
+
+
 class Station:
-    def __init__(self, system: RunningSystem, csms: Csms) -> None:
+    def __init__(self, system: RunningSystem, csms: Any) -> None:
         self.system = system
         self.csms = csms
         self.ocpp = system.instances["ocpp"]
@@ -74,13 +82,14 @@ class Station:
 
 
 @asynccontextmanager
-async def sil_station(tmp_path: Path, csms: Csms, keys: dict[str, str] | None = None, clock: Clock | None = None,
-                      ocpp: dict[str, Any] | None = None, system: dict[str, Any] | None = None,
-                      evse: dict[str, Any] | None = None, wait_boot: bool = True) -> AsyncIterator[Station]:
+async def sil_station(tmp_path: Path, csms: Csms | Address, keys: dict[str, str] | None = None,
+                      clock: Clock | None = None, ocpp: dict[str, Any] | None = None,
+                      system: dict[str, Any] | None = None, evse: dict[str, Any] | None = None,
+                      wait_boot: bool = True) -> AsyncIterator[Station]:
     config = sil_ocpp_config(tmp_path, csms.url, car_script=None, swipe=False, keys=keys, ocpp=ocpp, system=system,
                              evse=evse)
-    async with run_system(config, clock=clock) as system:
-        station = Station(system, csms)
+    async with run_system(config, clock=clock) as running:
+        station = Station(running, csms)
         if wait_boot:
             await csms.wait_for("StatusNotification", lambda p: p["connectorId"] == 1, WAIT_S)
         yield station

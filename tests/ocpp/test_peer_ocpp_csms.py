@@ -4,18 +4,13 @@ its own venv and process."""
 from __future__ import annotations
 
 from .peers import ocpp_csms_peer
-from .station import sil_station
-
-
-class _Url:
-    def __init__(self, url: str) -> None:
-        self.url = url
+from .station import Address, sil_station
 
 
 async def test_session_and_remote_operations_against_ocpp_csms(tmp_path):
     async with ocpp_csms_peer() as peer:
         port = (await peer.wait_event(lambda e: e.get("event") == "listening"))["port"]
-        async with sil_station(tmp_path, _Url(f"ws://127.0.0.1:{port}"), wait_boot=False) as station:
+        async with sil_station(tmp_path, Address(f"ws://127.0.0.1:{port}"), wait_boot=False) as station:
             await peer.wait_event(lambda e: "Status" in e.get("event", "") and "1" in str(e.get("data")))
             await station.plug_in()
             await station.swipe("PEERTAG")

@@ -6,20 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from .peers import ocpp_rpc_peer
-from .station import sil_station
-
-
-class _Url:
-    """What sil_station needs from a CSMS: its URL."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
+from .station import Address, sil_station
 
 
 async def test_full_session_and_remote_operations_against_ocpp_rpc_strict(tmp_path):
     async with ocpp_rpc_peer() as peer:
         port = (await peer.wait_event(lambda e: e.get("event") == "listening"))["port"]
-        async with sil_station(tmp_path, _Url(f"ws://127.0.0.1:{port}/ocpp"), wait_boot=False) as station:
+        async with sil_station(tmp_path, Address(f"ws://127.0.0.1:{port}/ocpp"), wait_boot=False) as station:
             await peer.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
             await station.plug_in()
             await station.swipe("PEERTAG")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from everpy.core.clock import FakeClock
 from everpy.ocpp.csms import Behaviour, Csms
 
-from .station import WAIT_S, Station, sil_station
+from .station import WAIT_S, Address, Station, sil_station
 
 
 async def advance(station: Station, clock: FakeClock, seconds: float, step: float = 1.0) -> None:
@@ -116,3 +116,24 @@ async def test_tc_004_2_connection_timeout_from_the_ocpp_key(tmp_path):
             await advance(station, clock, 5)
             await status.wait_for(lambda s: s["status"] == "TimedOut", WAIT_S)
             assert not csms.messages("StartTransaction")
+
+
+async def test_reconnect_backoff_doubles_with_jitter_up_to_the_maximum(tmp_path):
+    clock = FakeClock()
+    closed = Csms()
+    await closed.start()
+    url = closed.url
+    await closed.stop()  # nothing listens on this port any more: every attempt is refused at once
+    ocpp = {"reconnect_min_s": 1.0, "reconnect_max_s": 8.0}
+    async with sil_station(tmp_path, Address(url), ocpp=ocpp, clock=clock, wait_boot=False) as station:
+        states = station.system.watch("ocpp", "main", "connection_status")
+        attempts: list[float] = []
+        step = 0.25
+        while clock.monotonic() < 60:
+            await advance(station, clock, step, step=step)
+            attempts += [clock.monotonic() for s in states.drain() if s["state"] == "Connecting"]
+        gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+        assert len(gaps) >= 5
+        for number, gap in enumerate(gaps, start=2):  # before attempt n: min(8, 2^(n-2)) x (1..1.5)
+            base = min(8.0, 2.0 ** (number - 2))
+            assert base - step <= gap <= base * 1.5 + step, (number, gap, gaps)

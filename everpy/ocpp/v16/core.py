@@ -536,6 +536,10 @@ class Core:
             idle = [c for c in affected if c.transaction is None]
             for c in idle:
                 asyncio.ensure_future(self._apply_availability(c.id, operative))
+            if connector_id == 0:  # the station as a whole is out of service from now on
+                self.station_operative = False
+                self.store.put_record("availability", 0, {"operative": False})
+                asyncio.ensure_future(self.send_status(0, force=True))
             return {"status": "Scheduled"}
         asyncio.ensure_future(self._apply_availability(connector_id, operative))
         return {"status": "Accepted"}
