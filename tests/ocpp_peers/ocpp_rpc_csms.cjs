@@ -8,7 +8,9 @@
 //              "heartbeatInterval": 300,
 //              "registration": ["Rejected", "Pending"] (answers to the first BootNotifications, then Accepted),
 //              "bootRetryInterval": 1 (interval sent with Pending/Rejected),
-//              "firstTransactionId": 1, "pingIntervalMs": 1000}
+//              "firstTransactionId": 1, "pingIntervalMs": 1000,
+//              "tls": {"cert", "key", "ca": PEM paths, "requireClientCertificate": false, "maxVersion": "TLSv1.3"}}
+//   (with "tls": wss://, and the auth event reports the negotiated protocol, cipher and client certificate)
 // Standard output: one JSON object per line, {"event": ...}:
 //   listening {port} | auth {identity, accepted, reason} | connected {identity, protocol}
 //   | disconnected {identity, code} | frame {identity, outbound, text} | call {identity, action, params}
@@ -21,6 +23,8 @@
 //   {"id": <any>, "control": "accept", "firstTransactionId": 500}   accept connections again
 'use strict';
 
+const fs = require('node:fs');
+const https = require('node:https');
 const readline = require('node:readline');
 const { RPCServer, createRPCError } = require('ocpp-rpc');
 
@@ -76,24 +80,38 @@ const server = new RPCServer({
 
 let refusing = false; // "offline" control: connections are dropped and refused with HTTP 503
 
+// What a TLS connection negotiated (security profiles 2 and 3), reported with the auth event.
+function tlsDetails(socket) {
+    if (!socket.encrypted) return {};
+    const peer = socket.getPeerCertificate();
+    return {
+        tls: {
+            protocol: socket.getProtocol(), cipher: socket.getCipher().name,
+            clientCertificate: peer && peer.subject ? { CN: peer.subject.CN, O: peer.subject.O } : null,
+        },
+    };
+}
+
 server.auth((accept, reject, handshake) => {
     const identity = handshake.identity;
+    const tls = tlsDetails(handshake.request.socket);
     if (refusing) {
-        emit('auth', { identity, accepted: false, reason: 'refusing connections' });
+        emit('auth', { identity, accepted: false, reason: 'refusing connections', ...tls });
         reject(503, 'unavailable');
         return;
     }
     if (settings.password === undefined) {
-        emit('auth', { identity, accepted: true, reason: 'no password required' });
+        emit('auth', { identity, accepted: true, reason: 'no password required', ...tls });
         accept();
         return;
     }
     const given = handshake.password ? handshake.password.toString('utf8') : undefined;
     if (given === settings.password) {
-        emit('auth', { identity, accepted: true, reason: 'password matches' });
+        emit('auth', { identity, accepted: true, reason: 'password matches', ...tls });
         accept();
     } else {
-        emit('auth', { identity, accepted: false, reason: given === undefined ? 'no password' : 'wrong password' });
+        const reason = given === undefined ? 'no password' : 'wrong password';
+        emit('auth', { identity, accepted: false, reason, ...tls });
         reject(401, 'bad credentials');
     }
 });
@@ -175,6 +193,22 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
     process.exit(0);
 });
 
-server.listen(0, '127.0.0.1').then((httpServer) => {
-    emit('listening', { port: httpServer.address().port });
-});
+if (settings.tls) {
+    // wss:// (security profiles 2 and 3): Node's own TLS stack; requireClientCertificate for profile 3
+    const options = {
+        cert: fs.readFileSync(settings.tls.cert), key: fs.readFileSync(settings.tls.key),
+        ca: fs.readFileSync(settings.tls.ca), minVersion: 'TLSv1.2', maxVersion: settings.tls.maxVersion || 'TLSv1.3',
+        requestCert: Boolean(settings.tls.requireClientCertificate),
+        rejectUnauthorized: Boolean(settings.tls.requireClientCertificate),
+    };
+    const httpsServer = https.createServer(options, (request, response) => {
+        response.writeHead(404).end();
+    });
+    httpsServer.on('upgrade', server.handleUpgrade);
+    httpsServer.on('tlsClientError', (error) => emit('tls_error', { message: String(error.message || error) }));
+    httpsServer.listen(0, '127.0.0.1', () => emit('listening', { port: httpsServer.address().port }));
+} else {
+    server.listen(0, '127.0.0.1').then((httpServer) => {
+        emit('listening', { port: httpServer.address().port });
+    });
+}

@@ -229,6 +229,11 @@ class OcppRpcCsms(JsonLinesPeer):
         self.modules = modules
         self.settings = settings or {}
 
+    @property
+    def url(self) -> str:
+        scheme = "wss" if "tls" in self.settings else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/ocpp"
+
     async def __aenter__(self) -> OcppRpcCsms:
         env = {"PATH": str(Path(shutil.which("node") or "node").parent), "NODE_PATH": str(self.modules)}
         await self._start("node", str(OCPP_RPC_SCRIPT), json.dumps(self.settings), env=env)

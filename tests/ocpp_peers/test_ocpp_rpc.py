@@ -8,10 +8,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 import websockets
 from aiohttp import web
 from websockets.typing import Subprotocol
 
+from ..ocpp.certs import make_pki
 from ..ocpp.station import wait_file
 from .conftest import peer_station
 from .peers import WAIT_S, OcppRpcCsms
@@ -362,3 +364,53 @@ async def test_offline_transaction_is_delivered_in_order_with_the_csms_s_transac
         assert stop["timestamp"] >= start.params["timestamp"]
         assert len(rpc_csms.calls("BootNotification")) == 1  # the same run of the station: no new boot
         await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=mark)
+
+
+WHITEPAPER_TLS12_CIPHERS = {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                            "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384"}
+
+
+@pytest.mark.parametrize("max_version", ["TLSv1.2", "TLSv1.3"])
+async def test_security_profile_2_tls_with_basic_auth(tmp_path: Path, ocpp_rpc_node_modules: Path, max_version: str):
+    pki = make_pki(tmp_path / "pki")
+    tls = {"cert": str(pki.server_cert), "key": str(pki.server_key), "ca": str(pki.ca), "maxVersion": max_version}
+    settings = {"password": AUTHORIZATION_KEY, "tls": tls}
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log", settings) as csms:
+        keys = {"SecurityProfile": "2", "AuthorizationKey": AUTHORIZATION_KEY}
+        async with peer_station(tmp_path, csms.url, keys=keys, ocpp={"csms_ca_file": str(pki.ca)}):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        [auth] = [e for e in csms.events if e["event"] == "auth"]
+        assert auth["accepted"] and auth["reason"] == "password matches"
+        assert auth["tls"]["protocol"] == max_version and auth["tls"]["clientCertificate"] is None
+        if max_version == "TLSv1.2":
+            assert auth["tls"]["cipher"] in WHITEPAPER_TLS12_CIPHERS
+        assert csms.violations() == []
+
+
+async def test_security_profile_3_mutual_tls(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    pki = make_pki(tmp_path / "pki")
+    tls = {"cert": str(pki.server_cert), "key": str(pki.server_key), "ca": str(pki.ca),
+           "requireClientCertificate": True}
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log", {"tls": tls}) as csms:
+        ocpp = {"csms_ca_file": str(pki.ca), "client_cert_file": str(pki.client_cert),
+                "client_key_file": str(pki.client_key)}
+        async with peer_station(tmp_path, csms.url, keys={"SecurityProfile": "3"}, ocpp=ocpp):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        [auth] = [e for e in csms.events if e["event"] == "auth"]
+        # the station certificate: CN = the station's serial number, O = the CPO (Security whitepaper)
+        assert auth["tls"]["clientCertificate"] == {"CN": "SIL-0001", "O": "everpy test CPO"}
+        assert csms.violations() == []
+
+
+async def test_csms_certificate_from_an_unknown_ca_is_refused(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    pki, other = make_pki(tmp_path / "pki"), make_pki(tmp_path / "other", ca_name="someone else's root")
+    tls = {"cert": str(pki.server_cert), "key": str(pki.server_key), "ca": str(pki.ca)}
+    settings = {"password": AUTHORIZATION_KEY, "tls": tls}
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log", settings) as csms:
+        keys = {"SecurityProfile": "2", "AuthorizationKey": AUTHORIZATION_KEY}
+        async with peer_station(tmp_path, csms.url, keys=keys, ocpp={"csms_ca_file": str(other.ca)}) as station:
+            events = station.system.watch("ocpp", "main", "security_event")
+            event = await events.wait_for(lambda e: e["type"] == "InvalidCentralSystemCertificate", WAIT_S)
+            assert event["type"] == "InvalidCentralSystemCertificate"
+            await csms.wait_event(lambda e: e["event"] == "tls_error")  # the station aborted the handshake
+            assert not [e for e in csms.events if e["event"] in ("auth", "connected")]  # no password was sent
