@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -90,12 +90,6 @@ class Sil:
     async def car(self, script: str) -> None:
         assert await self.system.call("car", "main", "execute_charging_session", value=script) is True
 
-    async def car_done(self) -> dict[str, Any]:
-        """Wait until the car finished its current script."""
-        car = self.system.instances["car"]
-        await until(lambda: car._script_task is None or car._script_task.done(), what="car script done")
-        return {}
-
     async def swipe(self, token: str = "CARD1") -> None:
         await self.system.call("rfid", "control", "present_token", token=token, authorization_type="")
 
@@ -165,7 +159,7 @@ def error_types(recorder: Recorder) -> list[tuple[str, str]]:
 
 
 @asynccontextmanager
-async def sil(run_config: dict[str, Any] | Path | None = None, **config: Any):  # type: ignore[no-untyped-def]
+async def sil(run_config: dict[str, Any] | Path | None = None, **config: Any) -> AsyncIterator[Sil]:
     """A running SIL system on a FakeClock: `run_config` as given, else sil_config(**config)."""
     clock = FakeClock()
     async with run_system(run_config or sil_config(**config), clock=clock) as system:
