@@ -16,7 +16,7 @@ from websockets.typing import Subprotocol
 from ..ocpp.certs import make_pki
 from ..ocpp.station import wait_file
 from .conftest import peer_station
-from .peers import WAIT_S, OcppRpcCsms
+from .peers import WAIT_S, OcppRpcCsms, PeerCallError
 
 
 async def test_boot_heartbeat_and_status_of_every_connector(tmp_path: Path, rpc_csms: OcppRpcCsms):
@@ -414,3 +414,16 @@ async def test_csms_certificate_from_an_unknown_ca_is_refused(tmp_path: Path, oc
             assert event["type"] == "InvalidCentralSystemCertificate"
             await csms.wait_event(lambda e: e["event"] == "tls_error")  # the station aborted the handshake
             assert not [e for e in csms.events if e["event"] in ("auth", "connected")]  # no password was sent
+
+
+async def test_security_extension_requests_are_answered_not_supported(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    """Certificates come from configuration here: the 1.6 security extension's messages are known but not
+    supported, which OCPP-J 1.6 §4.2.3 answers NotSupported (NotImplemented = action not known)."""
+    async with peer_station(tmp_path, rpc_csms.url):
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        for action, params in (("ExtendedTriggerMessage", {"requestedMessage": "Heartbeat"}),
+                               ("GetInstalledCertificateIds", {"certificateType": "CentralSystemRootCertificate"})):
+            with pytest.raises(PeerCallError) as refused:
+                await rpc_csms.call(action, **params)
+            assert refused.value.code == "NotSupported"
+        assert await rpc_csms.call("ClearCache") == {"status": "Accepted"}  # the connection stayed up
