@@ -22,9 +22,11 @@ METER_LOST = "evse_manager/PowermeterLost"
 INTERNAL = "evse_manager/Internal"
 METER_START_FAILED = "evse_manager/PowermeterTransactionStartFailed"
 CABLE_AMPS = {"None": 0.0, "A_13": 13.0, "A_20": 20.0, "A_32": 32.0, "A_63_3ph_70_1ph": 63.0}
-# Events after which the EnergyManager should recompute at once rather than at its next tick.
-ENERGY_PRIORITY_EVENTS = ("AuthRequired", "TransactionStarted", "ChargingPausedEV", "TransactionFinished",
-                          "SessionFinished", "ChargingResumed", "ChargingStarted")
+# Events after which the EnergyManager should recompute at once rather than at its next tick: those
+# where the EVSE starts or stops wanting power. (Not on every B<->C change: that traffic would sit
+# between the pilot change and the relay command.)
+ENERGY_PRIORITY_EVENTS = ("SessionStarted", "AuthRequired", "TransactionStarted", "TransactionFinished",
+                          "SessionFinished", "Enabled", "Disabled")
 FREE_CHARGING_TOKEN = {"id_token": {"value": "FREECHARGING", "type": "NoAuthorization"}, "authorization_type": "RFID"}
 
 
