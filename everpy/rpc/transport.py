@@ -37,6 +37,7 @@ class RpcServer:
         max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        max_handshakes: int = 16,
         log: logging.Logger | None = None,
     ) -> None:
         self.registry = registry if registry is not None else MethodRegistry()
@@ -47,6 +48,10 @@ class RpcServer:
         self._max_frame_size = max_frame_size
         self._call_timeout = call_timeout
         self._handshake_timeout = handshake_timeout
+        # Unauthenticated connections cost a task each until their handshake times out: cap them, so
+        # someone on the network cannot tie the board up by opening connections and saying nothing.
+        self._max_handshakes = max_handshakes
+        self._handshaking = 0
         self._server: asyncio.base_events.Server | None = None
         self._log = log or _log
 
@@ -84,6 +89,12 @@ class RpcServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         address = writer.get_extra_info("peername")
         if self._psk is not None:
+            if self._handshaking >= self._max_handshakes:
+                self._log.warning("rpc: refused connection from %s: %d handshakes already pending", address,
+                                  self._handshaking)
+                writer.transport.abort()
+                return
+            self._handshaking += 1
             try:
                 async with asyncio.timeout(self._handshake_timeout):
                     await server_handshake(reader, writer, self._psk)
@@ -94,6 +105,8 @@ class RpcServer:
                 with contextlib.suppress(ConnectionError, OSError):
                     await writer.wait_closed()
                 return
+            finally:
+                self._handshaking -= 1
         peer = RpcPeer(reader, writer, self.registry, max_frame_size=self._max_frame_size,
                        call_timeout=self._call_timeout, log=self._log)
         self.peers.add(peer)

@@ -175,3 +175,28 @@ async def test_tls_with_key_handshake(tls_files: dict[str, str]) -> None:
             await peer.aclose()
     finally:
         await server.close()
+
+
+async def test_pending_handshakes_are_capped_and_the_server_recovers() -> None:
+    server = RpcServer(demo_registry(), psk=KEY, handshake_timeout=1.0, max_handshakes=2)
+    await server.start("127.0.0.1", 0)
+    silent = [await RawClient.open(server.port) for _ in range(2)]
+    try:
+        for raw in silent:  # both are inside the server's handshake (a first byte makes sure)
+            await raw.send(b"\x94")
+        extra = await RawClient.open(server.port)
+        started = asyncio.get_running_loop().time()
+        await extra.expect_closed(timeout=5)
+        assert asyncio.get_running_loop().time() - started < 0.9  # refused at once, not after the timeout
+        await extra.close()
+        for raw in silent:
+            await raw.expect_closed(timeout=10)  # the silent ones time out and free their slots
+        peer = await connect("127.0.0.1", server.port, psk=KEY)
+        try:
+            assert await peer.call("add", 2, 2) == 4
+        finally:
+            await peer.aclose()
+    finally:
+        for raw in silent:
+            await raw.close()
+        await server.close()
