@@ -101,7 +101,8 @@ class BusStation:
             if value is not None:
                 request[key] = value
         answer = await self._call(self.module.require("system"), "upload_logs", None, upload_logs_request=request)
-        if not answer or answer.get("upload_logs_status") != "Accepted":
+        # AcceptedCanceled: this upload was accepted and an older one cancelled; its file name is valid
+        if not answer or answer.get("upload_logs_status") not in ("Accepted", "AcceptedCanceled"):
             return None
         return answer.get("file_name")
 

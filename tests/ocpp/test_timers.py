@@ -137,3 +137,14 @@ async def test_reconnect_backoff_doubles_with_jitter_up_to_the_maximum(tmp_path)
         for number, gap in enumerate(gaps, start=2):  # before attempt n: min(8, 2^(n-2)) x (1..1.5)
             base = min(8.0, 2.0 ** (number - 2))
             assert base - step <= gap <= base * 1.5 + step, (number, gap, gaps)
+
+
+async def test_a_shorter_heartbeat_interval_applies_at_once(tmp_path):
+    clock = FakeClock()
+    async with Csms(behaviour=Behaviour(boot_interval=86400)) as csms:
+        async with sil_station(tmp_path, csms, clock=clock) as station:
+            await advance(station, clock, 30, step=10)
+            assert (await station.call("ChangeConfiguration", key="HeartbeatInterval", value="60"))["status"] \
+                == "Accepted"
+            await advance(station, clock, 40, step=10)
+            await csms.wait_for("Heartbeat", timeout=WAIT_S)

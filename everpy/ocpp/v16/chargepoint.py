@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,7 @@ class ChargePoint16:
         self.config = Configuration(store, settings.initial_configuration, log)
         self.config.set_read_only("NumberOfConnectors", str(len(station.connector_ids())))
         self.handlers: dict[str, Handler] = {}
+        self._jobs: set[asyncio.Task[Any]] = set()
         self.state = "Disconnected"
         self.accepted = False  # BootNotification accepted in this run of the process
         self._rpc: RpcPeer | None = None
@@ -82,7 +84,6 @@ class ChargePoint16:
             self._queue_empty.set()
         self._online_event = asyncio.Event()
         self._boot_requested = asyncio.Event()  # TriggerMessage(BootNotification) while Pending
-        self._heartbeat_interval_changed = asyncio.Event()
         self._reconnect_request = asyncio.Event()
         self._stopped = asyncio.Event()
         self._last_sent = clock.monotonic()
@@ -93,11 +94,21 @@ class ChargePoint16:
         self.smart_charging = smart_charging.SmartCharging(self)
         self.firmware = firmware.Firmware(self)
         self.trigger = trigger.Trigger(self)
-        self.config.on_change(
-            lambda name, _: self._heartbeat_interval_changed.set() if name == "HeartbeatInterval" else None)
 
     def handle(self, action: str, handler: Handler) -> None:
         self.handlers[action] = handler
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A background job of the station logic; a crash is logged, never silently lost."""
+        task = asyncio.ensure_future(coro)
+        self._jobs.add(task)
+        task.add_done_callback(self._job_done)
+        return task
+
+    def _job_done(self, task: asyncio.Task[Any]) -> None:
+        self._jobs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("OCPP background job failed", exc_info=task.exception())
 
     # -- connection ----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -183,6 +194,8 @@ class ChargePoint16:
     def close(self) -> None:
         """For shutdown: also stop the periodic jobs, so nothing touches the store afterwards."""
         self._stopped.set()
+        for job in list(self._jobs):
+            job.cancel()
         self.core.cancel_timers()
         self.smart_charging.cancel_timers()
 
@@ -245,16 +258,21 @@ class ChargePoint16:
         self._boot_requested.set()
         return True
 
+    async def sleep_unless_changed(self, seconds: float, key: str) -> bool:
+        """Sleep on the station clock; True if the time passed, False if configuration `key` changed
+        first (a timer reconfigured from a day to a minute must not sleep out the day)."""
+        try:
+            await self.clock.wait_for(self.config.wait_change(key), seconds)
+        except TimeoutError:
+            return True
+        return False
+
     async def _heartbeat_loop(self, rpc: RpcPeer) -> None:
         while True:
             interval = self.config.int("HeartbeatInterval")
             due = self._last_sent + interval - self.clock.monotonic()
             if due > 0:
-                self._heartbeat_interval_changed.clear()
-                try:  # a changed HeartbeatInterval applies at once, not after the old interval ran out
-                    await self.clock.wait_for(self._heartbeat_interval_changed.wait(), due)
-                except TimeoutError:
-                    pass
+                await self.sleep_unless_changed(due, "HeartbeatInterval")
                 continue
             await self._send(rpc, "Heartbeat", {})
 

@@ -3,6 +3,7 @@ configuration, overridden by what the CSMS changed (persisted in the store)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -27,6 +28,7 @@ class Configuration:
             elif name in BY_NAME:
                 log.error("ignoring persisted %s=%r: not valid for this version", name, value)
         self._hooks: list[ChangeHook] = []
+        self._waiters: dict[str, list[asyncio.Future[str]]] = {}
 
     def on_change(self, hook: ChangeHook) -> None:
         self._hooks.append(hook)
@@ -52,6 +54,15 @@ class Configuration:
         self._store.set_config(name, value)
         for hook in self._hooks:
             hook(name, value)
+        for waiter in self._waiters.pop(name, []):
+            if not waiter.done():
+                waiter.set_result(value)
+
+    async def wait_change(self, name: str) -> str:
+        """The next value set for `name`."""
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(name, []).append(waiter)
+        return await waiter
 
     def set_read_only(self, name: str, value: str) -> None:
         """Station-determined read-only values (NumberOfConnectors); not persisted."""

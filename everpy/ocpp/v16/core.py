@@ -75,7 +75,6 @@ class Core:
         self._reset_pending = False
         self._recovered = False
         self._status_timers: dict[int, Any] = {}
-        self._config_events: dict[str, asyncio.Event] = {}
         self._transaction_ended = asyncio.Event()
         saved = self.store.records("availability")
         for connector_id, data in saved.items():
@@ -240,7 +239,7 @@ class Core:
         if reading is not None:
             tx.stop_samples += self._meter_value(reading, self.config.csl("StopTxnSampledData"), "Transaction.Begin")
         c.transaction = tx
-        tx.sampler = asyncio.ensure_future(self._sample_loop(c, tx))
+        tx.sampler = self.cp.spawn(self._sample_loop(c, tx))
         if reservation_id is not None:
             self.cp.reservation.ended(c.id, reservation_id)
         self.cp.smart_charging.transaction_started(c.id, tx.start_time)
@@ -307,9 +306,9 @@ class Core:
         for c in self.connectors.values():
             if c.transaction is not None and c.transaction.tx_key == tx_key:
                 if self.config.bool("StopTransactionOnInvalidId"):
-                    asyncio.ensure_future(self.cp.station.stop_transaction(c.id, "DeAuthorized"))
+                    self.cp.spawn(self.cp.station.stop_transaction(c.id, "DeAuthorized"))
                 else:
-                    asyncio.ensure_future(self.cp.station.pause_charging(c.id))
+                    self.cp.spawn(self.cp.station.pause_charging(c.id))
 
     # -- meter values -----------------------------------------------------------------------------------
     def _meter_value(self, reading: dict[str, Any], measurands: list[str], context: str) -> list[dict[str, Any]]:
@@ -322,10 +321,9 @@ class Core:
         while True:
             interval = self.config.int("MeterValueSampleInterval")
             if interval <= 0:
-                await self._config_event("MeterValueSampleInterval")
+                await self.config.wait_change("MeterValueSampleInterval")
                 continue
-            await self.cp.clock.sleep(interval)
-            if c.reading is None:
+            if not await self.cp.sleep_unless_changed(interval, "MeterValueSampleInterval") or c.reading is None:
                 continue
             meter_value = self._meter_value(c.reading, self.config.csl("MeterValuesSampledData"), "Sample.Periodic")
             tx.stop_samples += self._meter_value(c.reading, self.config.csl("StopTxnSampledData"), "Sample.Periodic")
@@ -337,7 +335,7 @@ class Core:
     def _restart_aligned(self) -> None:
         if self._aligned_task is not None:
             self._aligned_task.cancel()
-        self._aligned_task = asyncio.ensure_future(self._aligned_loop())
+        self._aligned_task = self.cp.spawn(self._aligned_loop())
 
     async def _aligned_loop(self) -> None:
         interval = self.config.int("ClockAlignedDataInterval")
@@ -373,18 +371,11 @@ class Core:
                 if meter_value:
                     await self.cp.call_or_log("MeterValues", payload)
 
-    async def _config_event(self, name: str) -> None:
-        event = self._config_events.setdefault(name, asyncio.Event())
-        event.clear()
-        await event.wait()
-
     def _config_changed(self, name: str, value: str) -> None:
-        if name in self._config_events:
-            self._config_events[name].set()
         if name == "ClockAlignedDataInterval":
             self._restart_aligned()
         if name == "ConnectionTimeOut":
-            asyncio.ensure_future(self.cp.station.set_connection_timeout(int(value)))
+            self.cp.spawn(self.cp.station.set_connection_timeout(int(value)))
 
     # -- authorisation ----------------------------------------------------------------------------------
     def cache_id_tag(self, id_tag: str, id_tag_info: dict[str, Any] | None) -> None:
@@ -535,13 +526,13 @@ class Core:
                 c.scheduled_operative = False
             idle = [c for c in affected if c.transaction is None]
             for c in idle:
-                asyncio.ensure_future(self._apply_availability(c.id, operative))
+                self.cp.spawn(self._apply_availability(c.id, operative))
             if connector_id == 0:  # the station as a whole is out of service from now on
                 self.station_operative = False
                 self.store.put_record("availability", 0, {"operative": False})
-                asyncio.ensure_future(self.send_status(0, force=True))
+                self.cp.spawn(self.send_status(0, force=True))
             return {"status": "Scheduled"}
-        asyncio.ensure_future(self._apply_availability(connector_id, operative))
+        self.cp.spawn(self._apply_availability(connector_id, operative))
         return {"status": "Accepted"}
 
     async def _apply_availability(self, connector_id: int, operative: bool) -> None:

@@ -3,7 +3,6 @@ carried out by the system interface."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from everpy.ocpp.rpc import Reply
@@ -62,7 +61,7 @@ class Firmware:
         """Installation waits for running transactions to end (FirmwareManagement 1.6 §5.16)."""
         if self._waiting_to_install and all(c.transaction is None for c in self.cp.core.connectors.values()):
             self._waiting_to_install = False
-            asyncio.ensure_future(self.cp.station.allow_firmware_installation())
+            self.cp.spawn(self.cp.station.allow_firmware_installation())
 
     async def on_log_status(self, status: dict[str, Any]) -> None:
         ocpp_status = DIAGNOSTICS_STATUS.get(status["log_status"])

@@ -8,7 +8,6 @@ is exactly what is sent to energy management (external limits) and what GetCompo
 
 from __future__ import annotations
 
-import asyncio
 import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -211,7 +210,7 @@ class SmartCharging:
         self._schedule_apply()
 
     def _schedule_apply(self) -> None:
-        asyncio.ensure_future(self.apply())
+        self.cp.spawn(self.apply())
 
     # -- composite schedule -----------------------------------------------------------------------------
     def _relevant(self, connector_id: int) -> dict[str, list[dict[str, Any]]]:
