@@ -145,6 +145,11 @@ class BoardSupportSimulator(Module):
     # ------------------------------------------------------------------ meter
     @command(METER, "start_transaction")
     def start_transaction(self, value: dict[str, Any]) -> dict[str, Any]:
+        status = self.config["meter_transaction_start"]
+        if status == "OK":
+            return {"status": "OK"}
+        if status == "UNEXPECTED_ERROR":
+            return {"status": status, "error": "simulated signing failure"}
         return {"status": "NOT_SUPPORTED", "error": "the simulated meter does not sign"}
 
     @command(METER, "stop_transaction")

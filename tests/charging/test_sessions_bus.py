@@ -353,3 +353,19 @@ async def test_socket_cable_rating_caps_the_pwm() -> None:
         assert s.car_sees.latest["cp_pwm_duty_cycle"] == pytest.approx(13 / 0.6, abs=0.01)
         assert s.car_sees.latest["proximity_pilot"] == {"ampacity": "A_13"}
         assert s.evse.charger.available_current_a == 13
+
+
+async def test_meter_refusing_to_start_its_transaction_blocks_charging_for_the_session() -> None:
+    async with sil(board={"meter_transaction_start": "UNEXPECTED_ERROR"}) as s:
+        await s.car("iec_wait_pwr_ready;draw_power_regulated 16,3")
+        await s.expect("SessionStarted", "AuthRequired")
+        await s.swipe()
+        error = await s.evse_errors.wait_for(
+            lambda e: e["type"] == "evse_manager/PowermeterTransactionStartFailed", WAIT_S)
+        assert "simulated signing failure" in error["message"]
+        await until(lambda: s.evse.charger.state == "ChargingPausedEVSE", what="paused by the error")
+        await until(lambda: not s.system.instances["board"].port.relays_closed(), what="relays open")
+        await s.car("unplug")
+        await s.skip_to("SessionFinished")
+        await s.evse_errors.wait_for(lambda e: e["type"] == "evse_manager/PowermeterTransactionStartFailed"
+                                     and e["state"] == "ClearedByModule", WAIT_S)
