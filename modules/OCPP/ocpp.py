@@ -18,6 +18,18 @@ from everpy.ocpp.v16.chargepoint import ChargePoint16, NotOnline, Settings
 CSMS_ENABLE_PRIORITY = 5000
 
 
+def _initial_keys(text: str) -> dict[str, str]:
+    """The `configuration` config entry: a JSON object of key -> string value."""
+    try:
+        keys = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"OCPP config 'configuration' is not valid JSON: {error}") from None
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise ValueError("OCPP config 'configuration' must be a JSON object of strings, e.g. "
+                         '{"HeartbeatInterval": "60"}')
+    return keys
+
+
 class BusStation:
     """everpy.ocpp.station.Station over the module's requirements."""
 
@@ -130,7 +142,7 @@ class OCPP(Module):
         settings = Settings(
             charge_point_id=config["charge_point_id"], central_system_uri=config["central_system_uri"],
             vendor=config["vendor"], model=config["model"], serial_number=config["serial_number"],
-            firmware_version=config["firmware_version"], initial_configuration=json.loads(config["configuration"]),
+            firmware_version=config["firmware_version"], initial_configuration=_initial_keys(config["configuration"]),
             reconnect_min_s=config["reconnect_min_s"], reconnect_max_s=config["reconnect_max_s"],
             response_timeout_s=config["response_timeout_s"], boot_retry_default_s=config["boot_retry_s"],
             reset_drain_timeout_s=config["reset_drain_timeout_s"], csms_ca_file=config["csms_ca_file"],

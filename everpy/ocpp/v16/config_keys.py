@@ -184,7 +184,7 @@ def render_markdown() -> str:
     lines = [
         "# OCPP 1.6 configuration keys",
         "",
-        "Generated from `everpy/ocpp/v16/config_keys.py` by",
+        "Generated from `everpy/ocpp/v16/config_keys.py` (and the module manifest for the station settings) by",
         "`python -m everpy.ocpp.v16.config_keys > docs/ocpp16-configuration.md`; do not edit by hand.",
         "",
         "Access: R = read-only, RW = read-write, W = write-only (never returned by GetConfiguration).",
@@ -211,7 +211,52 @@ def render_markdown() -> str:
             f"| {key.name} | {key.profile} | {key.type.value} | {key.access.value} | {default} | {allowed} "
             f"| {reboot} | {key.description} |"
         )
+    lines += _module_settings()
     return "\n".join(lines) + "\n"
+
+
+def _module_settings() -> list[str]:
+    """The OCPP module's own settings (its manifest config), which are not OCPP keys."""
+    from importlib import resources
+
+    import yaml
+
+    manifest = yaml.safe_load((resources.files("everpy_modules.OCPP") / "manifest.yaml").read_text())
+    lines = [
+        "",
+        "## Station settings (OCPP module config)",
+        "",
+        "Set in the run config under `config_module` of the OCPP module (not changeable by the CSMS).",
+        "",
+        "| setting | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, entry in manifest["config"].items():
+        default = entry.get("default")
+        shown = "(empty)" if default == "" else f"`{default}`"
+        description = " ".join(str(entry["description"]).split())
+        lines.append(f"| {name} | {entry['type']} | {shown} | {description} |")
+    lines += [
+        "",
+        "## Security profiles",
+        "",
+        "The profile is the `SecurityProfile` key (initial value via `configuration`); the CSMS can only raise",
+        "it, and only when the prerequisites below are configured. After a raise the station reconnects with",
+        "the new profile and falls back to the old one after three failed attempts.",
+        "",
+        "| profile | needs | connection |",
+        "|---|---|---|",
+        "| 0 | nothing | ws://, no authentication (test setups only) |",
+        "| 1 | `AuthorizationKey` (16-40 characters) | ws://, HTTP Basic `<charge_point_id>:<AuthorizationKey>` |",
+        "| 2 | `AuthorizationKey`, `csms_ca_file` | wss:// (TLS 1.2+, whitepaper cipher suites), server certificate "
+        "verified against the CA and the host name, plus Basic auth |",
+        "| 3 | `csms_ca_file`, `client_cert_file`, `client_key_file` | wss:// with the station certificate as TLS "
+        "client certificate (its CN should be the serial number, O the CPO name) |",
+        "",
+        "A CSMS certificate that fails verification raises the security event `InvalidCentralSystemCertificate`",
+        "(var `security_event` of the ocpp interface) and the connection is not made.",
+    ]
+    return lines
 
 
 if __name__ == "__main__":
