@@ -44,7 +44,8 @@ def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey |
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
-def make_pki(directory: Path, ca_name: str = "everpy test root") -> Pki:
+def make_pki(directory: Path, ca_name: str = "everpy test root",
+             server_names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -63,11 +64,16 @@ def make_pki(directory: Path, ca_name: str = "everpy test root") -> Pki:
                    .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
                    .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
         if usage == ExtendedKeyUsageOID.SERVER_AUTH:
-            builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            names: list[x509.GeneralName] = []
+            for name in server_names:
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(name)))
+                except ValueError:
+                    names.append(x509.DNSName(name))
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         _write(directory / file, builder.sign(ca_key, hashes.SHA256()), key)
 
-    leaf("127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, "server.pem")
+    leaf(server_names[0], ExtendedKeyUsageOID.SERVER_AUTH, "server.pem")
     leaf("SIL-0001", ExtendedKeyUsageOID.CLIENT_AUTH, "client.pem")  # CN = station serial (SP3)
     return Pki(directory / "ca.pem", directory / "server.pem", directory / "server.key", directory / "client.pem",
                directory / "client.key")

@@ -74,3 +74,15 @@ async def test_profile_only_goes_up_and_the_upgrade_reconnects_with_tls(tmp_path
                 await tls.wait_for("StatusNotification", lambda p: p["connectorId"] == 1)
                 assert await station.config_key("SecurityProfile") == "2"
                 assert station.ocpp.cp.security.connection_parameters().url.startswith("wss://")
+
+
+async def test_sp2_server_certificate_for_another_host_is_refused(tmp_path):
+    pki = make_pki(tmp_path / "pki", server_names=("csms.example.com",))  # trusted CA, wrong name
+    keys = {"SecurityProfile": "2", "AuthorizationKey": KEY}
+    async with Csms(passwords={"CP1": KEY}, ssl_context=pki.server_context()) as csms:
+        async with sil_station(tmp_path, csms, keys=keys, ocpp={"csms_ca_file": str(pki.ca)},
+                               wait_boot=False) as station:
+            event = await station.system.watch("ocpp", "main", "security_event").wait_for(
+                lambda e: e["type"] == "InvalidCentralSystemCertificate", WAIT_S)
+            assert "127.0.0.1" in event["info"] or "match" in event["info"].lower()
+            assert csms.connections == 0

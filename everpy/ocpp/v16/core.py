@@ -216,6 +216,10 @@ class Core:
 
     # -- transactions --------------------------------------------------------------------------------
     def _transaction_started(self, c: Connector, event: dict[str, Any]) -> None:
+        if c.transaction is not None:
+            self.cp.log.error("TransactionStarted on connector %d while transaction %s runs; ignored",
+                              c.id, c.transaction.tx_key)
+            return
         details = event.get("transaction_started", {})
         reading = details.get("meter_value") or c.reading
         meter_start = energy_wh(reading) or 0
