@@ -58,6 +58,7 @@ class EvseManager(Module):
         self._board_calls: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._energy_priority = False
         self._board_failed = False
+        self._overcurrent_limit_sent: float | None = None
         if cfg["energy_management"]:
             self.charger.set_limit("energy", 0.0)  # nothing until the EnergyManager grants power
 
@@ -217,9 +218,9 @@ class EvseManager(Module):
 
     def limits_changed(self, limits: dict[str, Any]) -> None:
         self.publish(EVSE, "limits", {"uuid": self.id, **limits})
-        if limits["max_current"] > 0:
+        if limits["max_current"] > 0 and limits["max_current"] != self._overcurrent_limit_sent:
+            self._overcurrent_limit_sent = limits["max_current"]
             self._call_board("ac_set_overcurrent_limit_A", value=limits["max_current"])
-
 
     # ------------------------------------------------------------------ board
     def _on_board_event(self, value: dict[str, Any]) -> None:
