@@ -73,8 +73,7 @@ class EvSimulator(Module):
 
     async def _regulate(self) -> None:
         """Follow PWM changes while drawing regulated power (one call at a time, latest value wins)."""
-        task = asyncio.current_task()
-        while task is None or not task.cancelling():  # see requests/evse.md #3 (lost cancellations)
+        while True:
             changed = self._changed
             if self.draw_mode[0] == "regulated":
                 try:

@@ -280,10 +280,7 @@ class EvseManager(Module):
         A failed command means the board may not do what the charger believes (relays!), so it
         raises evse_manager/Internal, which stops charging until a later board command succeeds.
         """
-        task = asyncio.current_task()
-        # Python 3.11's wait_for (inside Remote.call) can swallow a cancellation that races with
-        # the reply; the task then stays "cancelling" and must end by itself (requests/evse.md #3).
-        while task is None or not task.cancelling():
+        while True:
             cmd, args = await self._board_calls.get()
             try:
                 await self.bsp.call(cmd, **args)
