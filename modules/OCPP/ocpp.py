@@ -192,9 +192,7 @@ class OCPP(Module):
 
     @command("main", "security_event")
     async def security_event(self, event: dict[str, Any]) -> None:
-        self.cp.security.record_event(event["type"], event.get("info", ""))
-        if event.get("critical", True):
-            await self.cp.security.send_event(event["type"], event.get("info", ""))
+        self.cp.security.record_event(event["type"], event.get("info", ""), event.get("critical"))
 
     @command("main", "get_configuration")
     def get_configuration(self, keys: list[str]) -> dict[str, Any]:

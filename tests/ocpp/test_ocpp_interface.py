@@ -35,3 +35,20 @@ async def test_variables_availability_security_event_and_status(tmp_path, csms: 
         assert event.payload["type"] == "TamperDetectionActivated" and event.payload["techInfo"] == "lid"
         assert await call("ocpp", "main", "get_configuration", keys=["AuthorizationKey"]) == {
             "configuration_key": [], "unknown_key": ["AuthorizationKey"]}  # write-only
+
+
+async def test_critical_security_events_are_queued_while_offline(tmp_path):
+    async with Csms() as first:
+        async with sil_station(tmp_path, first) as station:
+            await first.stop()
+            await station.system.watch("ocpp", "main", "connection_status").wait_for(
+                lambda s: not s["connected"], WAIT_S)
+            await station.system.call("ocpp", "main", "security_event",
+                                      event={"type": "TamperDetectionActivated", "info": "lid open"})
+            await station.system.call("ocpp", "main", "security_event",
+                                      event={"type": "SomethingHarmless", "critical": False})
+            async with Csms(port=first.port) as second:
+                event = await second.wait_for("SecurityEventNotification", timeout=WAIT_S)
+                assert event.payload["type"] == "TamperDetectionActivated"
+                assert [r.payload["type"] for r in second.messages("SecurityEventNotification")] == [
+                    "TamperDetectionActivated"]

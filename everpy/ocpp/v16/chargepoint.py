@@ -1,7 +1,7 @@
 """The OCPP 1.6J station: connection loop, boot, heartbeat and the persistent transaction queue.
 
 Feature profiles (``core``, ``local_auth``, ...) register their CSMS handlers here and send through
-``call`` (normal messages, only once the CSMS accepted us) or ``queue_transaction_message`` (Start/Stop
+``call`` (normal messages, only once the CSMS accepted us) or ``queue_persistent`` (Start/Stop
 Transaction and transaction MeterValues: persisted first, delivered in order, retried on CALLERROR).
 """
 
@@ -307,9 +307,11 @@ class ChargePoint16:
             self.log.warning("%s failed: %s", action, error)
         return None
 
-    def queue_transaction_message(self, action: str, payload: dict[str, Any], tx_key: str) -> None:
-        """Persist a transaction message; it is delivered after everything queued before it.
-        Call inside ``store.atomic()`` together with the state change it reports."""
+    def queue_persistent(self, action: str, payload: dict[str, Any], tx_key: str | None) -> None:
+        """Persist a message that must not be lost; it is delivered after everything queued before it.
+        Transaction messages (tx_key set) get their transactionId when sent; other messages that must
+        survive (critical security events) pass tx_key None. Call inside ``store.atomic()`` together with
+        the state change it reports."""
         self.store.enqueue(action, payload, str(uuid.uuid4()), tx_key)
         self._queue_empty.clear()
         self._queue_wakeup.set()
@@ -330,7 +332,7 @@ class ChargePoint16:
                 await self._queue_wakeup.wait()
                 continue
             payload = dict(message.payload)
-            if message.action != "StartTransaction":
+            if message.tx_key is not None and message.action != "StartTransaction":
                 transaction_id = self.store.transaction_id(message.tx_key or "")
                 # errata 3.18: the CSMS never confirmed the start, so the transaction id is -1
                 payload["transactionId"] = -1 if transaction_id is None else transaction_id

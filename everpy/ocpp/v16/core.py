@@ -104,7 +104,7 @@ class Core:
             self.cp.log.warning("transaction %s on connector %d was open at power loss; stopping it",
                                 tx.tx_key, tx.connector)
             with self.store.atomic():
-                self.cp.queue_transaction_message("StopTransaction", {
+                self.cp.queue_persistent("StopTransaction", {
                     "meterStop": tx.last_meter_wh, "timestamp": tx.last_meter_time, "reason": "PowerLoss",
                 }, tx.tx_key)
                 self.store.close_transaction(tx.tx_key)
@@ -238,7 +238,7 @@ class Core:
             payload["reservationId"] = reservation_id
         with self.store.atomic():
             self.store.open_transaction(tx_key, c.id, id_tag, meter_start, timestamp)
-            self.cp.queue_transaction_message("StartTransaction", payload, tx_key)
+            self.cp.queue_persistent("StartTransaction", payload, tx_key)
         tx = Transaction(tx_key, id_tag, parse_time(timestamp), meter_start)
         if reading is not None:
             tx.stop_samples += self._meter_value(reading, self.config.csl("StopTxnSampledData"), "Transaction.Begin")
@@ -275,7 +275,7 @@ class Core:
         if tx.sampler is not None:
             tx.sampler.cancel()
         with self.store.atomic():
-            self.cp.queue_transaction_message("StopTransaction", payload, tx.tx_key)
+            self.cp.queue_persistent("StopTransaction", payload, tx.tx_key)
             self.store.close_transaction(tx.tx_key)
         c.transaction = None
         self._transaction_ended.set()
@@ -333,7 +333,7 @@ class Core:
             tx.stop_samples += self._meter_value(c.reading, self.config.csl("StopTxnSampledData"), "Sample.Periodic")
             if meter_value:
                 with self.store.atomic():
-                    self.cp.queue_transaction_message(
+                    self.cp.queue_persistent(
                         "MeterValues", {"connectorId": c.id, "meterValue": meter_value}, tx.tx_key)
 
     def _restart_aligned(self) -> None:
@@ -357,7 +357,7 @@ class Core:
                         c.reading, self.config.csl("StopTxnAlignedData"), "Sample.Clock")
                     if meter_value:
                         with self.store.atomic():
-                            self.cp.queue_transaction_message(
+                            self.cp.queue_persistent(
                                 "MeterValues", {"connectorId": c.id, "meterValue": meter_value}, c.transaction.tx_key)
                 elif meter_value:
                     await self.cp.call_or_log("MeterValues", {"connectorId": c.id, "meterValue": meter_value})

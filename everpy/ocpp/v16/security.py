@@ -15,6 +15,15 @@ if TYPE_CHECKING:
     from everpy.ocpp.v16.chargepoint import ChargePoint16
 
 FALLBACK_AFTER_FAILURES = 3
+# Security whitepaper / OCPP 2.0.1 appendix: events the CSMS must be told about (others: security log only)
+CRITICAL_EVENTS = frozenset({
+    "FirmwareUpdated", "FailedToAuthenticateAtCentralSystem", "CentralSystemFailedToAuthenticate",
+    "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot", "SecurityLogWasCleared",
+    "ReconfigurationOfSecurityParameters", "MemoryExhaustion", "InvalidMessages", "AttemptedReplayAttacks",
+    "TamperDetectionActivated", "InvalidFirmwareSignature", "InvalidFirmwareSigningCertificate",
+    "InvalidCentralSystemCertificate", "InvalidChargePointCertificate", "InvalidTLSVersion",
+    "InvalidTLSCipherSuite",
+})
 # Security whitepaper: both AES-128-GCM-SHA256 and AES-256-GCM-SHA384, with ECDSA or RSA keys
 TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                  "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
@@ -89,15 +98,20 @@ class Security:
     def connection_succeeded(self) -> None:
         self._previous_profile = None
 
-    def record_event(self, kind: str, info: str = "") -> None:
-        event: dict[str, Any] = {"type": kind, "timestamp": rfc3339(self.cp.clock.time())}
+    def record_event(self, kind: str, info: str = "", critical: bool | None = None) -> None:
+        """A security event: always logged and published on the ocpp interface; critical ones are also
+        queued persistently for the CSMS (SecurityEventNotification), so they survive being offline."""
+        timestamp = rfc3339(self.cp.clock.time())
+        event: dict[str, Any] = {"type": kind, "timestamp": timestamp}
         if info:
             event["info"] = info
+        critical = kind in CRITICAL_EVENTS if critical is None else critical
+        event["critical"] = critical
         self.cp.log.warning("security event %s %s", kind, info)
         self.cp.station.publish("security_event", event)
-
-    async def send_event(self, kind: str, info: str = "") -> None:
-        payload: dict[str, Any] = {"type": kind[:50], "timestamp": rfc3339(self.cp.clock.time())}
-        if info:
-            payload["techInfo"] = info[:255]
-        await self.cp.call_or_log("SecurityEventNotification", payload)
+        if critical:
+            payload: dict[str, Any] = {"type": kind[:50], "timestamp": timestamp}
+            if info:
+                payload["techInfo"] = info[:255]
+            with self.cp.store.atomic():
+                self.cp.queue_persistent("SecurityEventNotification", payload, None)
