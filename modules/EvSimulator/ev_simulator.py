@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from everpy_modules.EvseManager.checked import subscribe_checked
 from everpy_modules.EvseManager.pwm import current_for_duty_cycle
 
 from everpy import CommandError, Module, command
@@ -30,8 +29,8 @@ class EvSimulator(Module):
         self._draw_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._script_task: asyncio.Task[Any] | None = None
-        subscribe_checked(self, self.port, "bsp_measurement", self._on_measurement)
-        subscribe_checked(self, self.port, "bsp_event", self._on_event)
+        self.port.subscribe("bsp_measurement", self._on_measurement)
+        self.port.subscribe("bsp_event", self._on_event)
 
     async def ready(self) -> None:
         self.spawn(self._regulate(), name="regulator")

@@ -13,7 +13,6 @@ from everpy import CommandError, Module, command
 from everpy.core.clock import TimerHandle
 
 from .charger import Charger, ChargerSettings, Pilot, PilotOutput
-from .checked import subscribe_checked
 from .energy import current_limit_a, flow_request
 from .error_effects import effect_of
 
@@ -71,11 +70,11 @@ class EvseManager(Module):
             ("ac_pp_ampacity", self._on_cable),
             ("request_stop_transaction", self._on_board_stop_request),
         ):
-            subscribe_checked(self, self.bsp, var, callback)
+            self.bsp.subscribe(var, callback)  # the host drops values outside the interface schema
         self.bsp.subscribe_error(self._on_board_error)
         self.meter = self.connections("powermeter")[0] if self.connections("powermeter") else None
         if self.meter is not None:
-            subscribe_checked(self, self.meter, "powermeter", self._on_meter)
+            self.meter.subscribe("powermeter", self._on_meter)
             self.meter.subscribe_error(self._on_meter_error)
 
     async def ready(self) -> None:
