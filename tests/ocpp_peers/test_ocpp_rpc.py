@@ -75,6 +75,18 @@ async def test_remote_start_and_remote_stop(tmp_path: Path, rpc_csms: OcppRpcCsm
         assert stop["reason"] == "Remote" and stop["transactionId"] == 1
 
 
+async def test_swiping_the_same_id_tag_stops_with_reason_local(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    async with peer_station(tmp_path, rpc_csms.url) as station:
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        await station.plug_in()
+        await station.swipe("OWNER")
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging")
+        await station.swipe("OWNER")
+        stop = await rpc_csms.wait_call("StopTransaction")
+        assert stop["reason"] == "Local" and stop["idTag"] == "OWNER"  # answered with an idTagInfo
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["status"] == "Finishing")
+
+
 async def test_get_and_change_configuration(tmp_path: Path, rpc_csms: OcppRpcCsms):
     async with peer_station(tmp_path, rpc_csms.url):
         await rpc_csms.wait_call("BootNotification")
@@ -195,8 +207,9 @@ async def test_availability_unlock_data_transfer_and_reset(tmp_path: Path, rpc_c
         assert await rpc_csms.call("UnlockConnector", connectorId=4) == {"status": "NotSupported"}
         assert await rpc_csms.call("DataTransfer", vendorId="com.example", data="x") == {"status": "UnknownVendorId"}
         answer = await station.system.call("ocpp", "data_transfer", "data_transfer",
-                                           request={"vendor_id": "everpy.test", "message_id": "ping", "data": "42"})
-        assert answer == {"status": "Accepted", "data": "echo:42"}
+                                           request={"vendor_id": "everpy.test", "message_id": "ping",
+                                                    "data": "Grüße ✓ 42"})
+        assert answer == {"status": "Accepted", "data": "echo:Grüße ✓ 42"}  # UTF-8 both ways
         assert await rpc_csms.call("DataTransfer", vendorId="com.example", data="x") == {"status": "UnknownVendorId"}
         assert await rpc_csms.call("Reset", type="Soft") == {"status": "Accepted"}
         await wait_file(tmp_path / "soft-reset")  # the System module ran the soft reset command
