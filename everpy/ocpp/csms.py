@@ -190,6 +190,16 @@ class _Session(ChargePoint):
         log.info("%s diagnostics: %s", self.id, status)
         return call_result.DiagnosticsStatusNotification()
 
+    @on(Action.signed_firmware_status_notification)
+    def on_signed_firmware_status(self, status: str, **kwargs: Any) -> Any:
+        log.info("%s signed firmware (request %s): %s", self.id, kwargs.get("request_id"), status)
+        return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, status: str, **kwargs: Any) -> Any:
+        log.info("%s log upload (request %s): %s", self.id, kwargs.get("request_id"), status)
+        return call_result.LogStatusNotification()
+
     @on(Action.security_event_notification)
     def on_security_event(self, type: str, timestamp: str, **kwargs: Any) -> Any:
         log.info("%s security event %s", self.id, type)

@@ -43,12 +43,13 @@ class Station(Protocol):
         """Soft or Hard reset of the whole station (the process ends)."""
         ...
 
-    async def update_firmware(self, location: str, retrieve_date: str, retries: int | None,
-                              retry_interval: int | None) -> str: ...
+    async def update_firmware(self, request: dict[str, Any]) -> str:
+        """Start a firmware update: a system FirmwareUpdateRequest (request_id -1 for plain 1.6 updates).
+        Returns the system's answer (Accepted, Rejected, AcceptedCanceled, InvalidCertificate, ...)."""
+        ...
 
-    async def upload_logs(self, location: str, start_time: str | None, stop_time: str | None,
-                          retries: int | None, retry_interval: int | None) -> str | None:
-        """Start a diagnostics upload; returns the file name, or None if nothing will be uploaded."""
+    async def upload_logs(self, request: dict[str, Any]) -> tuple[str, str | None]:
+        """Start a log upload: a system UploadLogsRequest. Returns (status, file name)."""
         ...
 
     async def data_transfer(self, vendor_id: str, message_id: str | None, data: str | None) -> dict[str, Any]:

@@ -92,31 +92,18 @@ class BusStation:
     async def reset(self, kind: str) -> None:
         await self._call(self.module.require("system"), "reset", None, type=kind, scheduled=False)
 
-    async def update_firmware(self, location: str, retrieve_date: str, retries: int | None,
-                              retry_interval: int | None) -> str:
-        request: dict[str, Any] = {"request_id": -1, "location": location, "retrieve_timestamp": retrieve_date}
-        if retries is not None:
-            request["retries"] = max(1, retries)
-        if retry_interval is not None:
-            request["retry_interval_s"] = retry_interval
+    async def update_firmware(self, request: dict[str, Any]) -> str:
         return str(await self._call(self.module.require("system"), "update_firmware", "Rejected",
                                     firmware_update_request=request))
 
     async def allow_firmware_installation(self) -> None:
         await self._call(self.module.require("system"), "allow_firmware_installation", None)
 
-    async def upload_logs(self, location: str, start_time: str | None, stop_time: str | None,
-                          retries: int | None, retry_interval: int | None) -> str | None:
-        request: dict[str, Any] = {"location": location, "request_id": -1}
-        for key, value in (("oldest_timestamp", start_time), ("latest_timestamp", stop_time), ("retries", retries),
-                           ("retry_interval_s", retry_interval)):
-            if value is not None:
-                request[key] = value
+    async def upload_logs(self, request: dict[str, Any]) -> tuple[str, str | None]:
         answer = await self._call(self.module.require("system"), "upload_logs", None, upload_logs_request=request)
-        # AcceptedCanceled: this upload was accepted and an older one cancelled; its file name is valid
-        if not answer or answer.get("upload_logs_status") not in ("Accepted", "AcceptedCanceled"):
-            return None
-        return answer.get("file_name")
+        if not answer:
+            return "Rejected", None
+        return str(answer.get("upload_logs_status", "Rejected")), answer.get("file_name")
 
     async def data_transfer(self, vendor_id: str, message_id: str | None, data: str | None) -> dict[str, Any]:
         consumers = self.module.connections("data_transfer")

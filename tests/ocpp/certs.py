@@ -77,3 +77,26 @@ def make_pki(directory: Path, ca_name: str = "everpy test root",
     leaf("SIL-0001", ExtendedKeyUsageOID.CLIENT_AUTH, "client.pem")  # CN = station serial (SP3)
     return Pki(directory / "ca.pem", directory / "server.pem", directory / "server.key", directory / "client.pem",
                directory / "client.key")
+
+
+def make_firmware_signer(directory: Path, image: bytes, ca_name: str = "everpy firmware CA") -> tuple[Path, str, str]:
+    """(CA file, signing certificate PEM, base64 ECDSA-SHA256 signature of `image`): a firmware CA, a signing
+    certificate it issued, and the signature the System module checks."""
+    import base64
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(_name(ca_name)).issuer_name(_name(ca_name))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = (x509.CertificateBuilder().subject_name(_name("firmware signer")).issuer_name(ca.subject)
+              .public_key(key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+              .sign(ca_key, hashes.SHA256()))
+    _write(directory / "firmware-ca.pem", ca)
+    signature = base64.b64encode(key.sign(image, ec.ECDSA(hashes.SHA256()))).decode()
+    return directory / "firmware-ca.pem", signer.public_bytes(serialization.Encoding.PEM).decode(), signature

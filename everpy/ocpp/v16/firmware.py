@@ -17,6 +17,8 @@ FIRMWARE_STATUS = {
     "InvalidSignature": "InstallationFailed", "Installing": "Installing", "InstallRebooting": "Installing",
     "Installed": "Installed",
 }  # fmt: skip
+LOG_STATUSES = {"BadMessage", "Idle", "NotSupportedOperation", "PermissionDenied", "Uploaded", "UploadFailure",
+                "Uploading"}  # the security extension's UploadLogStatus (the system's AcceptedCanceled is not one)
 DIAGNOSTICS_STATUS = {"Uploaded": "Uploaded", "UploadFailure": "UploadFailed", "Uploading": "Uploading",
                       "Idle": "Idle", "BadMessage": "UploadFailed", "PermissionDenied": "UploadFailed",
                       "NotSupportedOperation": "UploadFailed"}  # fmt: skip
@@ -27,30 +29,40 @@ class Firmware:
         self.cp = cp
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
+        self.signed_firmware_status: tuple[str, int | None] = ("Idle", None)
+        self.log_status: tuple[str, int | None] = ("Idle", None)
         self._waiting_to_install = False
         cp.handle("UpdateFirmware", self.on_update_firmware)
         cp.handle("GetDiagnostics", self.on_get_diagnostics)
 
     async def on_update_firmware(self, payload: dict[str, Any]) -> Reply:
+        request = firmware_request(-1, payload["location"], payload["retrieveDate"], payload.get("retries"),
+                                   payload.get("retryInterval"))
+
         async def start() -> None:
-            answer = await self.cp.station.update_firmware(
-                payload["location"], payload["retrieveDate"], payload.get("retries"), payload.get("retryInterval"))
-            if answer != "Accepted":
+            answer = await self.cp.station.update_firmware(request)
+            if answer not in ("Accepted", "AcceptedCanceled"):
                 self.cp.log.warning("system refused the firmware update: %s", answer)
 
         return Reply({}, start)
 
     async def on_get_diagnostics(self, payload: dict[str, Any]) -> Reply:
-        file_name = await self.cp.station.upload_logs(
-            payload["location"], payload.get("startTime"), payload.get("stopTime"), payload.get("retries"),
-            payload.get("retryInterval"))
-        return Reply({"fileName": file_name[:255]} if file_name else {})
+        request = log_request(-1, payload["location"], payload.get("startTime"), payload.get("stopTime"),
+                              payload.get("retries"), payload.get("retryInterval"))
+        status, file_name = await self.cp.station.upload_logs(request)
+        if status not in ("Accepted", "AcceptedCanceled") or not file_name:
+            return Reply({})
+        return Reply({"fileName": file_name[:255]})
 
     async def on_firmware_update_status(self, status: dict[str, Any]) -> None:
         system_status = status["firmware_update_status"]
         if system_status in ("Downloaded", "InstallScheduled"):
             self._waiting_to_install = True
             self.transactions_changed()
+        if status["request_id"] >= 0:  # a SignedUpdateFirmware (security extension): its own notification
+            self.signed_firmware_status = (system_status, status["request_id"])
+            await self.send_signed_firmware_status()
+            return
         ocpp_status = FIRMWARE_STATUS.get(system_status)
         if ocpp_status is None:
             return
@@ -64,6 +76,11 @@ class Firmware:
             self.cp.spawn(self.cp.station.allow_firmware_installation())
 
     async def on_log_status(self, status: dict[str, Any]) -> None:
+        if status["request_id"] >= 0:  # a GetLog (security extension)
+            if status["log_status"] in LOG_STATUSES:
+                self.log_status = (status["log_status"], status["request_id"])
+                await self.send_log_status()
+            return
         ocpp_status = DIAGNOSTICS_STATUS.get(status["log_status"])
         if ocpp_status is None:
             return
@@ -75,3 +92,40 @@ class Firmware:
 
     async def send_diagnostics_status(self) -> None:
         await self.cp.call_or_log("DiagnosticsStatusNotification", {"status": self.diagnostics_status})
+
+    async def send_signed_firmware_status(self) -> None:
+        status, request_id = self.signed_firmware_status
+        payload: dict[str, Any] = {"status": status}
+        if request_id is not None:
+            payload["requestId"] = request_id
+        await self.cp.call_or_log("SignedFirmwareStatusNotification", payload)
+
+    async def send_log_status(self) -> None:
+        status, request_id = self.log_status
+        payload: dict[str, Any] = {"status": status}
+        if request_id is not None:
+            payload["requestId"] = request_id
+        await self.cp.call_or_log("LogStatusNotification", payload)
+
+
+def firmware_request(request_id: int, location: str, retrieve: str, retries: int | None,
+                     retry_interval: int | None, **extra: Any) -> dict[str, Any]:
+    """A system FirmwareUpdateRequest."""
+    request: dict[str, Any] = {"request_id": request_id, "location": location, "retrieve_timestamp": retrieve}
+    if retries is not None:
+        request["retries"] = max(1, retries)
+    if retry_interval is not None:
+        request["retry_interval_s"] = max(0, retry_interval)
+    return request | {k: v for k, v in extra.items() if v is not None}
+
+
+def log_request(request_id: int, location: str, oldest: str | None, latest: str | None, retries: int | None,
+                retry_interval: int | None, log_type: str | None = None) -> dict[str, Any]:
+    """A system UploadLogsRequest."""
+    request: dict[str, Any] = {"location": location, "request_id": request_id}
+    for key, value in (("oldest_timestamp", oldest), ("latest_timestamp", latest), ("type", log_type),
+                       ("retries", None if retries is None else max(0, retries)),
+                       ("retry_interval_s", None if retry_interval is None else max(0, retry_interval))):
+        if value is not None:
+            request[key] = value
+    return request

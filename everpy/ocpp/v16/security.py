@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v16.chargepoint import rfc3339
+from everpy.ocpp.v16.firmware import firmware_request, log_request
 
 if TYPE_CHECKING:
     from everpy.ocpp.v16.chargepoint import ChargePoint16
 
 FALLBACK_AFTER_FAILURES = 3
+FIRMWARE_ANSWERS = {"Accepted", "Rejected", "AcceptedCanceled", "InvalidCertificate", "RevokedCertificate"}
 # Security whitepaper / OCPP 2.0.1 appendix: events the CSMS must be told about (others: security log only)
 CRITICAL_EVENTS = frozenset({
     "FirmwareUpdated", "FailedToAuthenticateAtCentralSystem", "CentralSystemFailedToAuthenticate",
@@ -41,6 +44,54 @@ class Security:
         self.cp = cp
         self._previous_profile: int | None = None  # set while trying a freshly raised profile
         self._failures_with_new_profile = 0
+        cp.handle("SignedUpdateFirmware", self.on_signed_update_firmware)
+        cp.handle("GetLog", self.on_get_log)
+        cp.handle("ExtendedTriggerMessage", self.on_extended_trigger_message)
+
+    # -- security extension messages (Security whitepaper edition 2, for OCPP 1.6) ------------------------
+    async def on_signed_update_firmware(self, payload: dict[str, Any]) -> Reply:
+        firmware = payload["firmware"]
+        request = firmware_request(payload["requestId"], firmware["location"], firmware["retrieveDateTime"],
+                                   payload.get("retries"), payload.get("retryInterval"),
+                                   install_timestamp=firmware.get("installDateTime"),
+                                   signing_certificate=firmware["signingCertificate"],
+                                   signature=firmware["signature"])
+        answer = await self.cp.station.update_firmware(request)
+        if answer == "InvalidCertificate":
+            self.record_event("InvalidFirmwareSigningCertificate", "signing certificate not trusted")
+        status = answer if answer in FIRMWARE_ANSWERS else "Rejected"
+        return Reply({"status": status})
+
+    async def on_get_log(self, payload: dict[str, Any]) -> Reply:
+        log = payload["log"]
+        request = log_request(payload["requestId"], log["remoteLocation"], log.get("oldestTimestamp"),
+                              log.get("latestTimestamp"), payload.get("retries"), payload.get("retryInterval"),
+                              payload["logType"])
+        status, file_name = await self.cp.station.upload_logs(request)
+        answer: dict[str, Any] = {"status": status if status in ("Accepted", "Rejected", "AcceptedCanceled")
+                                  else "Rejected"}
+        if file_name and answer["status"] != "Rejected":
+            answer["filename"] = file_name[:255]
+        return Reply(answer)
+
+    async def on_extended_trigger_message(self, payload: dict[str, Any]) -> Reply:
+        requested = payload["requestedMessage"]
+        senders = {"LogStatusNotification": self.cp.firmware.send_log_status,
+                   "FirmwareStatusNotification": self.cp.firmware.send_signed_firmware_status}
+        if requested in senders:
+            connector_id = payload.get("connectorId")
+            if connector_id not in (None, 0) and connector_id not in self.cp.core.connectors:
+                return Reply({"status": "Rejected"})
+            sender = senders[requested]
+
+            async def send() -> None:
+                await sender()
+
+            return Reply({"status": "Accepted"}, send)
+        if requested == "SignChargePointCertificate":
+            return Reply({"status": "NotImplemented"})  # certificate signing is not implemented
+        # the messages TriggerMessage knows too: same behaviour
+        return await self.cp.trigger.on_trigger_message(payload)
 
     def connection_parameters(self) -> ConnectionParameters:
         profile = self.cp.config.int("SecurityProfile")
