@@ -36,7 +36,7 @@ CONF
 
 cd "$build"
 export BBPATH="$build" PATH="$bitbake_dir/bin:$core/scripts:$PATH" LANG="${LANG:-en_US.UTF-8}"
-bitbake -p
+# -g parses every recipe (a parse error fails it) and resolves both images' dependencies.
 bitbake -g everpy-image everpy-satellite-image
 bitbake -e everpy | grep -E '^(S|UNPACKDIR)='
 echo "meta-everpy: parse and dependency resolution OK ($build)"
