@@ -160,9 +160,7 @@ class Watchdog:
                 if not self._was_healthy:
                     log.warning("health restored; watchdog pings resumed")
             elif self._was_healthy:
-                log.error(
-                    "unhealthy; withholding watchdog pings (systemd restarts after %.1f s)", self.interval
-                )
+                log.error("unhealthy; withholding watchdog pings (systemd restarts after %.1f s)", self.interval)
             self._was_healthy = healthy
             await asyncio.sleep(self.ping_period)
 
