@@ -14,6 +14,7 @@ from aiohttp import web
 from websockets.typing import Subprotocol
 
 from ..ocpp.certs import make_pki
+from ..ocpp.sil import StationProcess, sil_ocpp_config
 from ..ocpp.station import wait_file
 from .conftest import peer_station
 from .peers import WAIT_S, OcppRpcCsms, PeerCallError
@@ -440,3 +441,23 @@ async def test_security_extension_requests_are_answered_not_supported(tmp_path: 
                 await rpc_csms.call(action, **params)
             assert refused.value.code == "NotSupported"
         assert await rpc_csms.call("ClearCache") == {"status": "Accepted"}  # the connection stayed up
+
+
+async def test_sil_demo_as_its_own_process(tmp_path: Path, rpc_csms: OcppRpcCsms):
+    """`everpy run` of config/sil-ocpp.yaml (the demo): the car charges and leaves, the RFID reader answers
+    the authorisation request with its token, all on its own."""
+    car = "sleep 0.5;iec_wait_pwr_ready;draw_power_regulated 16,3;sleep 2;unplug"
+    config = sil_ocpp_config(tmp_path, rpc_csms.url, car_script=car, keys={"MeterValueSampleInterval": "1"})
+    station = StationProcess(config, tmp_path)
+    station.start()
+    try:
+        start = await rpc_csms.wait_call("StartTransaction")
+        assert start["idTag"] == "DEADBEEF"
+        await rpc_csms.wait_call("MeterValues", lambda p: p.get("transactionId") == 1)
+        stop = await rpc_csms.wait_call("StopTransaction")
+        assert stop["transactionId"] == 1 and stop["reason"] == "EVDisconnected"
+        actions = [e["action"] for e in rpc_csms.events if e["event"] == "call"]
+        assert actions[0] == "BootNotification" and "Authorize" in actions
+    finally:
+        station.stop()
+    assert "Traceback" not in station.log() and "ERROR" not in station.log()
