@@ -74,12 +74,10 @@ RDEPENDS:${PN} = "\
 "
 
 # everpy-native exists only to validate board configs at build time (everpy-config.inc); `everpy check`
-# needs the loader's dependencies and nothing of the OCPP, Modbus or mDNS stacks. (paho-mqtt only
-# because the CLI module imports the bus eagerly; tests/yocto checks this list against what
-# `everpy check` really imports.)
+# needs the loader's dependencies and nothing of the bus, OCPP, Modbus or mDNS stacks
+# (tests/yocto checks this list against what `everpy check` really imports).
 RDEPENDS:${PN}:class-native = "\
     python3-jsonschema-native \
-    python3-paho-mqtt-native \
     python3-pluggy-native \
     python3-pyyaml-native \
 "
