@@ -17,7 +17,7 @@ PROBE_MODULES = [Path(__file__).parent / "fixtures" / "modules"]
 
 def probes(**modules: dict) -> dict:
     return {
-        "settings": {"ready_timeout_s": 5, "heartbeat_interval_s": 0.2, "heartbeat_timeout_s": 1.5,
+        "settings": {"ready_timeout_s": 20, "heartbeat_interval_s": 0.2, "heartbeat_timeout_s": 1.5,
                      "restart_backoff_s": 0.1},
         "active_modules": {mid: {"module": "Probe", **spec} for mid, spec in modules.items()},
     }
@@ -42,7 +42,7 @@ async def test_commands_arriving_during_init_are_delivered_after_ready(probe_dir
     runtime = Runtime(system)
     starting = asyncio.ensure_future(runtime.start())
     try:
-        await asyncio.wait_for(probe_module.IN_INIT.wait(), 5)
+        await asyncio.wait_for(probe_module.IN_INIT.wait(), 15)
         from everpy.core import wire
         from everpy.core.bus import Bus
 
@@ -53,8 +53,8 @@ async def test_commands_arriving_during_init_are_delivered_after_ready(probe_dir
         bus.publish(runtime.topics.cmd("slow", "main", "echo"), wire.cmd_request("id-1", {"value": 7}, "t"))
         assert not runtime.global_ready and replies == []
         probe_module.GATE.set()
-        await asyncio.wait_for(starting, 5)
-        await asyncio.wait_for(_until(lambda: replies), 5)
+        await asyncio.wait_for(starting, 15)
+        await asyncio.wait_for(_until(lambda: replies), 15)
         assert wire.decode(replies[0])[1]["data"]["retval"] == 7
         await bus.close()
     finally:
