@@ -17,7 +17,7 @@ PROBE_MODULES = [Path(__file__).parent / "fixtures" / "modules"]
 
 def probes(**modules: dict) -> dict:
     return {
-        "settings": {"ready_timeout_s": 20, "heartbeat_interval_s": 0.2, "heartbeat_timeout_s": 1.5,
+        "settings": {"ready_timeout_s": 20, "heartbeat_interval_s": 0.2, "heartbeat_timeout_s": 3,
                      "restart_backoff_s": 0.1},
         "active_modules": {mid: {"module": "Probe", **spec} for mid, spec in modules.items()},
     }
