@@ -372,7 +372,7 @@ async def with_retries(
 def _auth_headers(location: Location) -> dict[str, str]:
     if location.username is None:
         return {}
-    return {"Authorization": aiohttp.encode_basic_auth(location.username, location.password or "")}
+    return {"Authorization": aiohttp.BasicAuth(location.username, location.password or "").encode()}
 
 
 def _check_http_status(status: int, location: Location) -> None:
