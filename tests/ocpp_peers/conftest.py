@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from everpy.testing import RunningSystem, run_system
 
@@ -32,6 +34,36 @@ async def rpc_csms(ocpp_rpc_node_modules: Path, tmp_path: Path) -> AsyncIterator
     async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "ocpp-rpc-csms.log") as csms:
         yield csms
         assert csms.violations() == [], "the station sent frames the official OCPP 1.6 schemas reject"
+
+
+@dataclass
+class FileServer:
+    """A real HTTP server: GET /firmware/image.bin, PUT /uploads/<name> (kept in `uploads`)."""
+
+    url: str
+    uploads: dict[str, bytes] = field(default_factory=dict)
+
+
+@pytest.fixture
+async def file_server() -> AsyncIterator[FileServer]:
+    async def firmware(request: web.Request) -> web.Response:
+        return web.Response(body=b"everpy firmware image 1.2.3")
+
+    async def upload(request: web.Request) -> web.Response:
+        server.uploads[request.match_info["name"]] = await request.read()
+        return web.Response(status=201)
+
+    app = web.Application()
+    app.router.add_get("/firmware/image.bin", firmware)
+    app.router.add_put("/uploads/{name}", upload)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    server = FileServer(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
 
 
 class PeerStation:

@@ -67,7 +67,11 @@ const answers = {
         : { status: 'UnknownVendorId' }),
     FirmwareStatusNotification: () => ({}),
     DiagnosticsStatusNotification: () => ({}),
+    // the 1.6 security extension (Security whitepaper)
     SecurityEventNotification: () => ({}),
+    LogStatusNotification: () => ({}),
+    SignedFirmwareStatusNotification: () => ({}),
+    SignCertificate: () => ({ status: 'Accepted' }),
 };
 
 const server = new RPCServer({

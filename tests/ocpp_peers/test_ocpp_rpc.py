@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 import websockets
-from aiohttp import web
 from websockets.typing import Subprotocol
 
 from ..ocpp.certs import make_pki
 from ..ocpp.sil import StationProcess, sil_ocpp_config
 from ..ocpp.station import wait_file
-from .conftest import peer_station
-from .peers import WAIT_S, OcppRpcCsms, PeerCallError
+from .conftest import FileServer, peer_station
+from .peers import WAIT_S, OcppRpcCsms
 
 
 async def test_boot_heartbeat_and_status_of_every_connector(tmp_path: Path, rpc_csms: OcppRpcCsms):
@@ -242,43 +241,24 @@ async def test_security_profile_1_wrong_password_is_refused_and_retried(tmp_path
             assert not [e for e in csms.events if e["event"] in ("connected", "call")]
 
 
-async def test_firmware_update_and_diagnostics_upload_report_their_status(tmp_path: Path, rpc_csms: OcppRpcCsms):
-    uploads: dict[str, bytes] = {}
-
-    async def firmware(request: web.Request) -> web.Response:
-        return web.Response(body=b"everpy firmware image 1.2.3")
-
-    async def upload(request: web.Request) -> web.Response:
-        uploads[request.match_info["name"]] = await request.read()
-        return web.Response(status=201)
-
-    app = web.Application()
-    app.router.add_get("/firmware/image.bin", firmware)
-    app.router.add_put("/diagnostics/{name}", upload)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    http = f"http://127.0.0.1:{runner.addresses[0][1]}"
+async def test_firmware_update_and_diagnostics_upload_report_their_status(tmp_path: Path, rpc_csms: OcppRpcCsms,
+                                                                         file_server: FileServer):
     (tmp_path / "logs").mkdir(exist_ok=True)
     (tmp_path / "logs" / "ocpp.log").write_text("a log line to upload\n")
     system = {"firmware_installer_command": "{python} -m everpy_modules.System.sil_installer",
               "default_retry_interval_s": 0}
-    try:
-        async with peer_station(tmp_path, rpc_csms.url, system=system):
-            await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
-            mark = rpc_csms.mark()
-            assert await rpc_csms.call("UpdateFirmware", location=f"{http}/firmware/image.bin",
-                                       retrieveDate="2020-01-01T00:00:00Z", retries=1) == {}
-            await rpc_csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Installed", after=mark)
-            statuses = [c.params["status"] for c in rpc_csms.calls("FirmwareStatusNotification") if c.index > mark]
-            assert statuses == ["Downloading", "Downloaded", "Installing", "Installed"]
-            mark = rpc_csms.mark()
-            answer = await rpc_csms.call("GetDiagnostics", location=f"{http}/diagnostics", retries=1)
-            await rpc_csms.wait_call("DiagnosticsStatusNotification", lambda p: p["status"] == "Uploaded", after=mark)
-            assert list(uploads) == [answer["fileName"]] and uploads[answer["fileName"]]
-    finally:
-        await runner.cleanup()
+    async with peer_station(tmp_path, rpc_csms.url, system=system):
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        mark = rpc_csms.mark()
+        assert await rpc_csms.call("UpdateFirmware", location=f"{file_server.url}/firmware/image.bin",
+                                   retrieveDate="2020-01-01T00:00:00Z", retries=1) == {}
+        await rpc_csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Installed", after=mark)
+        statuses = [c.params["status"] for c in rpc_csms.calls("FirmwareStatusNotification") if c.index > mark]
+        assert statuses == ["Downloading", "Downloaded", "Installing", "Installed"]
+        mark = rpc_csms.mark()
+        answer = await rpc_csms.call("GetDiagnostics", location=f"{file_server.url}/uploads", retries=1)
+        await rpc_csms.wait_call("DiagnosticsStatusNotification", lambda p: p["status"] == "Uploaded", after=mark)
+        assert list(file_server.uploads) == [answer["fileName"]] and file_server.uploads[answer["fileName"]]
 
 
 async def test_the_peer_reports_schema_invalid_frames(tmp_path: Path, ocpp_rpc_node_modules: Path):
@@ -430,17 +410,30 @@ async def test_csms_certificate_from_an_unknown_ca_is_refused(tmp_path: Path, oc
             assert not [e for e in csms.events if e["event"] in ("auth", "connected")]  # no password was sent
 
 
-async def test_security_extension_requests_are_answered_not_supported(tmp_path: Path, rpc_csms: OcppRpcCsms):
-    """Certificates come from configuration here: the 1.6 security extension's messages are known but not
-    supported, which OCPP-J 1.6 §4.2.3 answers NotSupported (NotImplemented = action not known)."""
-    async with peer_station(tmp_path, rpc_csms.url):
+async def test_security_extension_trigger_and_log_upload(tmp_path: Path, rpc_csms: OcppRpcCsms,
+                                                         file_server: FileServer):
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    (tmp_path / "logs" / "ocpp.log").write_text("a log line to upload\n")
+    async with peer_station(tmp_path, rpc_csms.url, system={"default_retry_interval_s": 0}):
         await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
-        for action, params in (("ExtendedTriggerMessage", {"requestedMessage": "Heartbeat"}),
-                               ("GetInstalledCertificateIds", {"certificateType": "CentralSystemRootCertificate"})):
-            with pytest.raises(PeerCallError) as refused:
-                await rpc_csms.call(action, **params)
-            assert refused.value.code == "NotSupported"
-        assert await rpc_csms.call("ClearCache") == {"status": "Accepted"}  # the connection stayed up
+        mark = rpc_csms.mark()
+        assert await rpc_csms.call("ExtendedTriggerMessage", requestedMessage="StatusNotification", connectorId=1) \
+            == {"status": "Accepted"}
+        await rpc_csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=mark)
+        assert await rpc_csms.call("ExtendedTriggerMessage", requestedMessage="MeterValues", connectorId=7) \
+            == {"status": "Rejected"}
+        mark = rpc_csms.mark()
+        answer = await rpc_csms.call("GetLog", logType="DiagnosticsLog", requestId=42, retries=1,
+                                     log={"remoteLocation": f"{file_server.url}/uploads"})
+        assert answer["status"] == "Accepted"
+        await rpc_csms.wait_call("LogStatusNotification", lambda p: p["status"] == "Uploaded", after=mark)
+        assert [c.params for c in rpc_csms.calls("LogStatusNotification") if c.index > mark] == [
+            {"status": "Uploading", "requestId": 42}, {"status": "Uploaded", "requestId": 42}]
+        assert list(file_server.uploads) == [answer["filename"]]
+        mark = rpc_csms.mark()
+        assert await rpc_csms.call("ExtendedTriggerMessage", requestedMessage="LogStatusNotification") \
+            == {"status": "Accepted"}
+        assert (await rpc_csms.wait_call("LogStatusNotification", after=mark))["status"] in ("Idle", "Uploaded")
 
 
 async def test_sil_demo_as_its_own_process(tmp_path: Path, rpc_csms: OcppRpcCsms):
