@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ..ocpp.station import wait_file
-from .conftest import peer_station
+from .conftest import FileServer, peer_station
 from .peers import WAIT_S, OcppCsmsCli, OcppCsmsDriver, PeerCallError
 
 CP1 = "(charge_point_id='CP1'"
@@ -175,3 +175,22 @@ async def test_offline_transaction_reaches_ocpp_csms_whole_after_reconnect(tmp_p
             assert stopped["transaction_id"] == started["transaction_id"] and stopped["id_tag"] == "OFFLINE1"
             assert stopped["stop_reason"] == "EVDisconnected" and stopped["meter_stop"] >= started["meter_start"]
             assert [e["event"] for e in csms.events].count("BootEvent") == 1
+
+
+async def test_firmware_and_diagnostics_status_reach_ocpp_csms(tmp_path: Path, ocpp_csms_executable: Path,
+                                                               file_server: FileServer):
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    (tmp_path / "logs" / "ocpp.log").write_text("a log line to upload\n")
+    system = {"firmware_installer_command": "{python} -m everpy_modules.System.sil_installer",
+              "default_retry_interval_s": 0}
+    async with OcppCsmsDriver(ocpp_csms_executable, tmp_path / "driver.log") as csms:
+        async with peer_station(tmp_path, csms.url, system=system):
+            await csms.wait_for("StatusEvent", lambda e: e["connector"]["connector_id"] == 1)
+            await csms.request("UpdateFirmware", location=f"{file_server.url}/firmware/image.bin",
+                               retrieve_date="2020-01-01T00:00:00Z", retries=1)
+            await csms.wait_for("FirmwareStatusEvent", lambda e: e["status"] == "Installed")
+            assert [e["status"] for e in csms.events if e["event"] == "FirmwareStatusEvent"] == [
+                "Downloading", "Downloaded", "Installing", "Installed"]
+            answer = await csms.request("GetDiagnostics", location=f"{file_server.url}/uploads", retries=1)
+            await csms.wait_for("DiagnosticsStatusEvent", lambda e: e["status"] == "Uploaded")
+            assert list(file_server.uploads) == [answer["file_name"]]
