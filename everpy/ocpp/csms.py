@@ -200,6 +200,11 @@ class _Session(ChargePoint):
         log.info("%s log upload (request %s): %s", self.id, kwargs.get("request_id"), status)
         return call_result.LogStatusNotification()
 
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str) -> Any:
+        log.info("%s asks to sign a station certificate", self.id)
+        return call_result.SignCertificate(status="Accepted")
+
     @on(Action.security_event_notification)
     def on_security_event(self, type: str, timestamp: str, **kwargs: Any) -> Any:
         log.info("%s security event %s", self.id, type)

@@ -134,7 +134,8 @@ class OCPP(Module):
             response_timeout_s=config["response_timeout_s"], boot_retry_default_s=config["boot_retry_s"],
             reset_drain_timeout_s=config["reset_drain_timeout_s"], csms_ca_file=config["csms_ca_file"],
             client_cert_file=config["client_cert_file"], client_key_file=config["client_key_file"],
-            basic_auth_raw_key=config["basic_auth_raw_key"])
+            basic_auth_raw_key=config["basic_auth_raw_key"],
+            certificate_store_dir=config["certificate_store_dir"].replace("{id}", self.id))
         self.station = BusStation(self)
         self.cp = ChargePoint16(self.station, self.store, settings, self.clock, self.log)
         core = self.cp.core

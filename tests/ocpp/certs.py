@@ -16,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 @dataclass
 class Pki:
+    ca_key: ec.EllipticCurvePrivateKey
     ca: Path
     server_cert: Path
     server_key: Path
@@ -75,8 +76,8 @@ def make_pki(directory: Path, ca_name: str = "everpy test root",
 
     leaf(server_names[0], ExtendedKeyUsageOID.SERVER_AUTH, "server.pem")
     leaf("SIL-0001", ExtendedKeyUsageOID.CLIENT_AUTH, "client.pem")  # CN = station serial (SP3)
-    return Pki(directory / "ca.pem", directory / "server.pem", directory / "server.key", directory / "client.pem",
-               directory / "client.key")
+    return Pki(ca_key, directory / "ca.pem", directory / "server.pem", directory / "server.key",
+               directory / "client.pem", directory / "client.key")
 
 
 def make_firmware_signer(directory: Path, image: bytes, ca_name: str = "everpy firmware CA") -> tuple[Path, str, str]:
@@ -100,3 +101,16 @@ def make_firmware_signer(directory: Path, image: bytes, ca_name: str = "everpy f
     _write(directory / "firmware-ca.pem", ca)
     signature = base64.b64encode(key.sign(image, ec.ECDSA(hashes.SHA256()))).decode()
     return directory / "firmware-ca.pem", signer.public_bytes(serialization.Encoding.PEM).decode(), signature
+
+
+def sign_csr(pki: Pki, csr_pem: str) -> str:
+    """What a CSMS's CA does with a SignCertificate CSR: a client certificate, PEM."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.subject)
+                   .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                   .sign(pki.ca_key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()

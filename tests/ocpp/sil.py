@@ -38,7 +38,8 @@ def sil_ocpp_config(tmp_path: Path, csms_url: str, *, car_script: str | None = N
     ocpp_config = modules["ocpp"]["config_module"]
     base_keys = json.loads(ocpp_config["configuration"])
     ocpp_config.update({
-        "central_system_uri": csms_url, "database_path": str(tmp_path / "ocpp.db"), "reconnect_min_s": 0.05,
+        "central_system_uri": csms_url, "database_path": str(tmp_path / "ocpp.db"),
+        "certificate_store_dir": str(tmp_path / "certificates"), "reconnect_min_s": 0.05,
         "reconnect_max_s": 0.5, "response_timeout_s": 5.0, "boot_retry_s": 0.5, "reset_drain_timeout_s": 5.0,
         "configuration": json.dumps({**base_keys, "TransactionMessageRetryInterval": "0", **(keys or {})}),
         **(ocpp or {})})

@@ -51,6 +51,7 @@ class Settings:
     client_cert_file: str = ""
     client_key_file: str = ""
     basic_auth_raw_key: bool = False  # OCPP-J 6.2.2 example encodes the key bytes; most CSMS use the string
+    certificate_store_dir: str = "run/ocpp-certificates"
 
 
 def rfc3339(timestamp: float) -> str:

@@ -174,6 +174,9 @@ KEYS: tuple[ConfigKey, ...] = (
               minimum=0, maximum=3),
     ConfigKey("CpoName", S, "", RW, "Security", "Operator name (O of the station certificate)"),
     ConfigKey("AdditionalRootCertificateCheck", B, "false", R, "Security", "Extra root certificate check"),
+    ConfigKey("CertificateSignedMaxChainSize", N, "10000", R, "Security",
+              "Longest certificate chain (characters) accepted by CertificateSigned"),
+    ConfigKey("CertificateStoreMaxLength", N, "20", R, "Security", "Most root certificates installed"),
 )  # fmt: skip
 
 BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}

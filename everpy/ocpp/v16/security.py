@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from everpy.ocpp.rpc import Reply
+from everpy.ocpp.v16.certificates import CertificateStore, hash_data
 from everpy.ocpp.v16.chargepoint import rfc3339
 from everpy.ocpp.v16.firmware import firmware_request, log_request
 
@@ -44,11 +45,63 @@ class Security:
         self.cp = cp
         self._previous_profile: int | None = None  # set while trying a freshly raised profile
         self._failures_with_new_profile = 0
+        self.certificates = CertificateStore(Path(cp.settings.certificate_store_dir),
+                                             cp.config.int("CertificateStoreMaxLength"))
+        for action, handler in {
+            "InstallCertificate": self.on_install_certificate, "DeleteCertificate": self.on_delete_certificate,
+            "GetInstalledCertificateIds": self.on_get_installed_certificate_ids,
+            "CertificateSigned": self.on_certificate_signed,
+        }.items():
+            cp.handle(action, handler)
         cp.handle("SignedUpdateFirmware", self.on_signed_update_firmware)
         cp.handle("GetLog", self.on_get_log)
         cp.handle("ExtendedTriggerMessage", self.on_extended_trigger_message)
 
     # -- security extension messages (Security whitepaper edition 2, for OCPP 1.6) ------------------------
+    async def on_install_certificate(self, payload: dict[str, Any]) -> Reply:
+        status = self.certificates.install(payload["certificateType"], payload["certificate"], self.cp.clock.utcnow())
+        if status == "Accepted":
+            self.record_event("ReconfigurationOfSecurityParameters", f"{payload['certificateType']} installed")
+        return Reply({"status": status})
+
+    async def on_delete_certificate(self, payload: dict[str, Any]) -> Reply:
+        deleted = self.certificates.delete(payload["certificateHashData"])
+        return Reply({"status": "Accepted" if deleted else "NotFound"})
+
+    async def on_get_installed_certificate_ids(self, payload: dict[str, Any]) -> Reply:
+        found = [hash_data(c) for c in self.certificates.installed(payload["certificateType"])]
+        if not found:
+            return Reply({"status": "NotFound"})
+        return Reply({"status": "Accepted", "certificateHashData": found})
+
+    def station_certificate_files(self) -> tuple[Path, Path]:
+        settings = self.cp.settings
+        store = Path(settings.certificate_store_dir)
+        return (Path(settings.client_cert_file or store / "charge-point.pem"),
+                Path(settings.client_key_file or store / "charge-point.key"))
+
+    async def sign_certificate(self) -> None:
+        """New key pair and CSR (CN = serial number, O = CpoName) sent with SignCertificate."""
+        settings = self.cp.settings
+        common_name = settings.serial_number or settings.charge_point_id
+        csr = self.certificates.new_csr(common_name, self.cp.config.str("CpoName"))
+        answer = await self.cp.call_or_log("SignCertificate", {"csr": csr})
+        if answer is not None and answer["status"] != "Accepted":
+            self.cp.log.warning("the CSMS refused to sign the station certificate")
+
+    async def on_certificate_signed(self, payload: dict[str, Any]) -> Reply:
+        chain = payload["certificateChain"]
+        cert_file, key_file = self.station_certificate_files()
+        if len(chain) > self.cp.config.int("CertificateSignedMaxChainSize") or not self.certificates.accept_signed(
+                chain, cert_file, key_file, self.cp.clock.utcnow()):
+            self.record_event("InvalidChargePointCertificate", "CertificateSigned does not match the pending key")
+            return Reply({"status": "Rejected"})
+        self.cp.settings.client_cert_file, self.cp.settings.client_key_file = str(cert_file), str(key_file)
+        self.cp.log.warning("new station certificate installed")
+        if self.cp.config.int("SecurityProfile") == 3:
+            self.cp.clock.call_later(0.5, self.cp.request_reconnect)  # use it from the next connection on
+        return Reply({"status": "Accepted"})
+
     async def on_signed_update_firmware(self, payload: dict[str, Any]) -> Reply:
         firmware = payload["firmware"]
         request = firmware_request(payload["requestId"], firmware["location"], firmware["retrieveDateTime"],
@@ -89,7 +142,7 @@ class Security:
 
             return Reply({"status": "Accepted"}, send)
         if requested == "SignChargePointCertificate":
-            return Reply({"status": "NotImplemented"})  # certificate signing is not implemented
+            return Reply({"status": "Accepted"}, self.sign_certificate)
         # the messages TriggerMessage knows too: same behaviour
         return await self.cp.trigger.on_trigger_message(payload)
 
@@ -107,20 +160,25 @@ class Security:
             headers["Authorization"] = f"Basic {token}"
         context = None
         if profile >= 2:
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.csms_ca_file or None)
+            installed_roots = self.certificates.csms_roots_pem()
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.csms_ca_file or None,
+                                                 cadata=installed_roots or None)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.set_ciphers(TLS12_CIPHERS)  # TLS 1.3 suites are not affected by this list
             if profile == 3:
-                context.load_cert_chain(settings.client_cert_file, settings.client_key_file)
+                context.load_cert_chain(*self.station_certificate_files())
         return ConnectionParameters(url, headers, context)
 
     def _prerequisites_met(self, profile: int) -> bool:
         settings = self.cp.settings
         if profile in (1, 2) and not self.cp.config.str("AuthorizationKey"):
             return False
-        if profile >= 2 and not (settings.csms_ca_file and Path(settings.csms_ca_file).is_file()):
+        has_root = bool(settings.csms_ca_file and Path(settings.csms_ca_file).is_file()) or bool(
+            self.certificates.installed("CentralSystemRootCertificate"))
+        if profile >= 2 and not has_root:
             return False
-        return profile != 3 or (Path(settings.client_cert_file).is_file() and Path(settings.client_key_file).is_file())
+        cert_file, key_file = self.station_certificate_files()
+        return profile != 3 or (cert_file.is_file() and key_file.is_file())
 
     def change_profile(self, profile: int) -> str:
         """ChangeConfiguration SecurityProfile: only upwards, only with prerequisites; then reconnect."""
