@@ -29,13 +29,28 @@ def satellite_serial(index: int) -> str:
     return f"SAT-{index:04d}"
 
 
+def rename_module(config: dict[str, Any], old: str, new: str) -> None:
+    """Renames a module id in a run config, connections to it included."""
+    modules = config["active_modules"]
+    modules[new] = modules.pop(old)
+    for entry in modules.values():
+        for connections in entry.get("connections", {}).values():
+            for connection in connections:
+                if connection["module_id"] == old:
+                    connection["module_id"] = new
+
+
 def satellite_config(template: dict[str, Any], index: int, workdir: Path, serial: str = "") -> dict[str, Any]:
     config = copy.deepcopy(template)
     modules = config["active_modules"]
+    # Module ids of EVSEs must be unique across the charger: the energy tree keys requests by them.
+    evse = next(module_id for module_id, entry in modules.items() if entry["module"] == "EvseManager")
+    rename_module(config, evse, f"evse{index + 1}")
     modules["agent"]["config_module"].update({"serial": serial or satellite_serial(index), "port": 0,
                                               "bind_host": "127.0.0.1", **LOOPBACK})
     # EVSE numbers are charger-wide (Auth and OCPP address EVSEs by them): main board 1, satellite i -> i + 1
-    modules["evse"]["config_module"].update({"connector_id": index + 1, "evse_id": f"DE*PNX*E{index + 1:05d}*1"})
+    modules[f"evse{index + 1}"]["config_module"].update({"connector_id": index + 1,
+                                                        "evse_id": f"DE*PNX*E{index + 1:05d}*1"})
     board_dir = workdir / f"sat{index}"
     modules["system"]["config_module"].update({"state_dir": str(board_dir / "system"),
                                                "work_dir": str(board_dir / "system-work"),
@@ -65,6 +80,9 @@ def main_config(template: dict[str, Any], count: int, workdir: Path,
         *({"module_id": s, "implementation_id": "system"} for s in sats)]
     modules["system_aggregator"]["connections"]["satellites"] = [
         {"module_id": s, "implementation_id": "satellite"} for s in sats]
+    modules["grid_connection"]["connections"]["energy_consumer"] = [
+        {"module_id": "evse", "implementation_id": "energy_grid"},
+        *({"module_id": s, "implementation_id": "energy"} for s in sats)]
     main_dir = workdir / "main"
     modules["system"]["config_module"].update({"state_dir": str(main_dir / "system"),
                                                "work_dir": str(main_dir / "system-work"),

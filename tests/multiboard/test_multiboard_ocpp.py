@@ -105,7 +105,7 @@ async def test_session_that_ends_during_a_link_outage_reaches_the_csms_afterward
             await csms.wait_for("StatusNotification", status(2, "Faulted"), timeout=15, after=mark)
             # meanwhile the driver unplugs at the satellite: it ends the transaction on its own
             assert await sat.probe.call("car", "main", "execute_charging_session", value="unplug")
-            finished = sat.probe.watch("evse", "evse", "session_event")
+            finished = sat.probe.watch("evse2", "evse", "session_event")
             await sat.probe.flush()
             await finished.wait_for(lambda e: e["event"] == "SessionFinished", timeout=15)
             assert not csms.messages("StopTransaction")  # the main board cannot know yet
