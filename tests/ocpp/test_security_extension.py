@@ -97,7 +97,8 @@ async def test_get_log_security_log_to_ftp_and_extended_trigger(tmp_path: Path, 
                 == "Accepted"
             await csms.wait_for("Heartbeat", after=mark)
             assert (await station.call("ExtendedTriggerMessage", requestedMessage="SignChargePointCertificate")) \
-                == {"status": "NotImplemented"}
+                == {"status": "Accepted"}
+            assert "CERTIFICATE REQUEST" in (await csms.wait_for("SignCertificate", after=mark)).payload["csr"]
     finally:
         server.close_all()
         thread.join(5)
