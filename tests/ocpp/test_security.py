@@ -86,3 +86,15 @@ async def test_sp2_server_certificate_for_another_host_is_refused(tmp_path):
                 lambda e: e["type"] == "InvalidCentralSystemCertificate", WAIT_S)
             assert "127.0.0.1" in event["info"] or "match" in event["info"].lower()
             assert csms.connections == 0
+
+
+async def test_a_raised_profile_that_cannot_connect_falls_back_to_the_old_one(tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    keys = {"SecurityProfile": "1", "AuthorizationKey": KEY}
+    async with Csms(passwords={"CP1": KEY}) as plain:  # stays plain: wss:// to it must fail
+        async with sil_station(tmp_path, plain, keys=keys, ocpp={"csms_ca_file": str(pki.ca)}) as station:
+            assert (await station.call("ChangeConfiguration", key="SecurityProfile", value="2"))["status"] \
+                == "Accepted"
+            await plain.wait_disconnected("CP1")
+            await plain.wait_connected("CP1")  # after 3 failed TLS attempts, back on profile 1
+            assert await station.config_key("SecurityProfile") == "1"
