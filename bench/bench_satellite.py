@@ -8,6 +8,9 @@ notification -> controller -> main MQTT. Floor: the same publish -> receive over
 
     python bench/bench_satellite.py [--samples 200] [--satellites 8]
 
+Also: a command (get_evse) from the main board's bus through the controller to the satellite, against the
+same command on the satellite's own bus.
+
 Target: satellite -> main p50 <= 5 ms (remotechargeport polls every 25 ms).
 """
 
@@ -67,6 +70,16 @@ async def satellite_to_main(sats: list[Board], main: Board, samples: int, burst:
     return out
 
 
+async def command_round_trips(probe, module_id: str, impl_id: str, samples: int) -> list[float]:
+    """get_evse from a probe on a board's bus: local (floor) or through a controller to a satellite."""
+    out = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        await probe.call(module_id, impl_id, "get_evse")
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
 async def run(samples: int, count: int) -> None:
     with tempfile.TemporaryDirectory(prefix="everpy-bench-sat-") as tmp:
         serials = [new_serial() for _ in range(count)]
@@ -86,18 +99,23 @@ async def run(samples: int, count: int) -> None:
                 f"satellite -> main, 1 of {count}": await satellite_to_main(sats, main, samples, burst=False),
                 f"satellite -> main, {count} at once": await satellite_to_main(sats, main, max(1, samples // count),
                                                                           burst=True),
+                "command on the satellite's bus": await command_round_trips(sats[0].probe, "evse", "evse", samples),
+                "command main -> satellite": await command_round_trips(main.probe, "sat0", "evse_manager", samples),
             }
         finally:
             await main.close()
             for sat in sats:
                 await sat.close()
-    floor_p50, floor_p99 = summary(results["local MQTT hop (floor)"])
+    var_floor, command_floor = summary(results["local MQTT hop (floor)"]), summary(results["command on the satellite's bus"])
+    floors = {name: command_floor if name.startswith("command") else var_floor for name in results}
     print(f"{count} satellites started in {t1 - t0:.1f} s (parallel); main board ready with all of them "
           f"connected {t2 - t1:.1f} s later")
     print(f"{'path':<32} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'p50 ratio':>10} {'p99 ratio':>10}")
     for name, values in results.items():
         p50, p99 = summary(values)
+        floor_p50, floor_p99 = floors[name]
         print(f"{name:<32} {len(values):>5} {p50:>8.2f} {p99:>8.2f} {p50 / floor_p50:>9.2f}x {p99 / floor_p99:>9.2f}x")
+    print("(var rows: ratio to the local MQTT hop; command rows: ratio to the same command on the satellite's bus)")
     p50, _ = summary(results[f"satellite -> main, {count} at once"])
     print(f"target p50 <= 5 ms with {count} satellites at once: {'meets' if p50 <= 5 else 'MISSES'} ({p50:.2f} ms)")
 
