@@ -106,7 +106,8 @@ async def run(samples: int, count: int) -> None:
             await main.close()
             for sat in sats:
                 await sat.close()
-    var_floor, command_floor = summary(results["local MQTT hop (floor)"]), summary(results["command on the satellite's bus"])
+    var_floor = summary(results["local MQTT hop (floor)"])
+    command_floor = summary(results["command on the satellite's bus"])
     floors = {name: command_floor if name.startswith("command") else var_floor for name in results}
     print(f"{count} satellites started in {t1 - t0:.1f} s (parallel); main board ready with all of them "
           f"connected {t2 - t1:.1f} s later")
