@@ -4,6 +4,7 @@ bus, against the in-repo CSMS."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,11 @@ async def test_tc_013_014_reset_without_a_transaction(tmp_path: Path, csms: Csms
         assert (await station.call("Reset", type=kind))["status"] == "Accepted"
         await wait_file(tmp_path / f"{kind.lower()}-reset")
         assert not csms.messages("StopTransaction")
+
+
+async def test_get_configuration_with_more_keys_than_allowed(tmp_path, csms: Csms):
+    async with sil_station(tmp_path, csms):
+        keys = [f"Key{n}" for n in range(101)]  # GetConfigurationMaxKeys is 100
+        await csms.send_raw("CP1", json.dumps([2, "many", "GetConfiguration", {"key": keys}]))
+        reply = await csms.wait_raw_reply("CP1", "many")
+        assert reply[0] == 4 and reply[2] == "OccurenceConstraintViolation"

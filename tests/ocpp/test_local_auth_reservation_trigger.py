@@ -124,3 +124,14 @@ async def test_tc_053_reservation_used_by_a_tag_of_the_same_group(tmp_path, csms
         result = await station.system.call("ocpp", "auth_validator", "validate_token", provided_token=_token("MEMBER"))
         assert result["authorization_status"] == "Accepted" and result["reservation_id"] == 8
         assert result["parent_id_token"]["value"] == "GROUP"
+
+
+async def test_lists_longer_than_allowed_fail_and_leave_the_old_list(tmp_path, csms: Csms):
+    async with sil_station(tmp_path, csms) as station:
+        await station.call("SendLocalList", listVersion=1, updateType="Full",
+                           localAuthorizationList=[{"idTag": "KEEP", "idTagInfo": {"status": "Accepted"}}])
+        too_many = [{"idTag": f"T{n}", "idTagInfo": {"status": "Accepted"}} for n in range(101)]  # max 100
+        answer = await station.call("SendLocalList", listVersion=2, updateType="Full", localAuthorizationList=too_many)
+        assert answer["status"] == "Failed"
+        assert (await station.call("GetLocalListVersion"))["listVersion"] == 1
+        assert station.ocpp.cp.local_auth.info("KEEP") == {"status": "Accepted"}
