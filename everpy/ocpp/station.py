@@ -39,6 +39,10 @@ class Station(Protocol):
         """Enforce a composite schedule: energy ScheduleReqEntry list (empty = no external limit)."""
         ...
 
+    async def set_system_time(self, timestamp: str) -> bool:
+        """Set the system clock (RFC 3339); True if it was set."""
+        ...
+
     async def reset(self, kind: str) -> None:
         """Soft or Hard reset of the whole station (the process ends)."""
         ...

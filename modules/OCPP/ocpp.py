@@ -89,6 +89,9 @@ class BusStation:
             await self._call(self.sinks[connector - 1], "set_external_limits", None,
                              value={"schedule_import": schedule, "schedule_export": []})
 
+    async def set_system_time(self, timestamp: str) -> bool:
+        return bool(await self._call(self.module.require("system"), "set_system_time", False, timestamp=timestamp))
+
     async def reset(self, kind: str) -> None:
         await self._call(self.module.require("system"), "reset", None, type=kind, scheduled=False)
 
@@ -135,7 +138,8 @@ class OCPP(Module):
             reset_drain_timeout_s=config["reset_drain_timeout_s"], csms_ca_file=config["csms_ca_file"],
             client_cert_file=config["client_cert_file"], client_key_file=config["client_key_file"],
             basic_auth_raw_key=config["basic_auth_raw_key"],
-            certificate_store_dir=config["certificate_store_dir"].replace("{id}", self.id))
+            certificate_store_dir=config["certificate_store_dir"].replace("{id}", self.id),
+            time_from_csms=config["time_from_csms"])
         self.station = BusStation(self)
         self.cp = ChargePoint16(self.station, self.store, settings, self.clock, self.log)
         core = self.cp.core

@@ -3,10 +3,13 @@ TC_071), the transaction message retry interval."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from everpy.core.clock import FakeClock
 from everpy.ocpp.csms import Behaviour, Csms
 
-from .station import WAIT_S, Address, Station, sil_station
+from .station import WAIT_S, Address, Station, sil_station, wait_file
 
 
 async def advance(station: Station, clock: FakeClock, seconds: float, step: float = 1.0) -> None:
@@ -148,3 +151,15 @@ async def test_a_shorter_heartbeat_interval_applies_at_once(tmp_path):
                 == "Accepted"
             await advance(station, clock, 40, step=10)
             await csms.wait_for("Heartbeat", timeout=WAIT_S)
+
+
+async def test_system_clock_set_from_the_csms_when_configured(tmp_path):
+    clock = FakeClock()  # 2026-01-01, far from the CSMS's real time
+    system = {"set_system_time_command": f"sh -c 'echo \"$0\" > {tmp_path}/time-set'"}
+    async with Csms() as csms:
+        async with sil_station(tmp_path, csms, clock=clock, system=system, ocpp={"time_from_csms": True}):
+            await wait_file(tmp_path / "time-set")
+            async with asyncio.timeout(WAIT_S):  # the file exists before the shell has written into it
+                while not (written := (tmp_path / "time-set").read_text().strip()):
+                    await asyncio.sleep(0.05)
+            assert written[:10] == datetime.now(UTC).strftime("%Y-%m-%d")

@@ -52,6 +52,7 @@ class Settings:
     client_key_file: str = ""
     basic_auth_raw_key: bool = False  # OCPP-J 6.2.2 example encodes the key bytes; most CSMS use the string
     certificate_store_dir: str = "run/ocpp-certificates"
+    time_from_csms: bool = False  # set the system clock from BootNotification/Heartbeat answers
 
 
 def rfc3339(timestamp: float) -> str:
@@ -239,6 +240,7 @@ class ChargePoint16:
                 "status": result["status"], "current_time": result["currentTime"], "interval": result["interval"]})
             if result["status"] == "Accepted":
                 self.accepted = True
+                await self.take_time(result["currentTime"])
                 if result["interval"] > 0:
                     self.config.set("HeartbeatInterval", str(result["interval"]))
                 self.log.info("BootNotification accepted, heartbeat every %s s", self.config.int("HeartbeatInterval"))
@@ -275,7 +277,14 @@ class ChargePoint16:
             if due > 0:
                 await self.sleep_unless_changed(due, "HeartbeatInterval")
                 continue
-            await self._send(rpc, "Heartbeat", {})
+            answer = await self._send(rpc, "Heartbeat", {})
+            await self.take_time(answer["currentTime"])
+
+    async def take_time(self, current_time: str) -> None:
+        """With time_from_csms: set the system clock when it is more than a second off the CSMS's time."""
+        if self.settings.time_from_csms and abs(parse_time(current_time) - self.clock.time()) > 1.0:
+            if await self.station.set_system_time(current_time):
+                self.log.warning("system clock set to the CSMS's time %s", current_time)
 
     # -- sending --------------------------------------------------------------------------------------
     async def _send(self, rpc: RpcPeer, action: str, payload: dict[str, Any], unique_id: str | None = None
