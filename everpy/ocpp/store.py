@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     transaction_id INTEGER,
     last_meter_wh INTEGER NOT NULL,
     last_meter_time TEXT NOT NULL,
-    open INTEGER NOT NULL DEFAULT 1
+    open INTEGER NOT NULL DEFAULT 1,
+    stop_samples TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS id_tags (
     list TEXT NOT NULL,
@@ -68,6 +69,7 @@ class OpenTransaction:
     transaction_id: int | None
     last_meter_wh: int
     last_meter_time: str
+    stop_samples: list[dict[str, Any]]
 
 
 class OcppStore:
@@ -78,6 +80,9 @@ class OcppStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(transactions)")}
+        if "stop_samples" not in columns:  # a database from before StopTxn samples were persisted
+            self._db.execute("ALTER TABLE transactions ADD COLUMN stop_samples TEXT NOT NULL DEFAULT '[]'")
 
     def close(self) -> None:
         self._db.close()
@@ -157,6 +162,13 @@ class OcppStore:
         finally:
             self._db.execute("PRAGMA synchronous=FULL")
 
+    def add_stop_samples(self, tx_key: str, samples: list[dict[str, Any]]) -> None:
+        """Meter values for StopTransaction.transactionData, kept so a crash does not lose them."""
+        row = self._db.execute("SELECT stop_samples FROM transactions WHERE tx_key = ?", (tx_key,)).fetchone()
+        if row is not None and samples:
+            self._db.execute("UPDATE transactions SET stop_samples = ? WHERE tx_key = ?",
+                             (json.dumps(json.loads(row[0]) + samples), tx_key))
+
     def close_transaction(self, tx_key: str) -> None:
         self._db.execute("UPDATE transactions SET open = 0 WHERE tx_key = ?", (tx_key,))
 
@@ -166,9 +178,9 @@ class OcppStore:
     def open_transactions(self) -> list[OpenTransaction]:
         rows = self._db.execute(
             "SELECT tx_key, connector, id_tag, meter_start, start_time, transaction_id, last_meter_wh,"
-            " last_meter_time FROM transactions WHERE open = 1 ORDER BY rowid"
+            " last_meter_time, stop_samples FROM transactions WHERE open = 1 ORDER BY rowid"
         )
-        return [OpenTransaction(*row) for row in rows]
+        return [OpenTransaction(*row[:8], json.loads(row[8])) for row in rows]
 
     # -- id tag lists (authorisation cache, local authorisation list) -------------------------------
     def id_tag_info(self, list_name: str, id_tag: str) -> dict[str, Any] | None:

@@ -37,6 +37,10 @@ async def test_tc_034_kill_mid_transaction_stops_it_with_power_loss_after_restar
         finally:
             station.stop()
         assert stop.payload["reason"] == "PowerLoss"
+        # StopTxnSampledData collected before the crash survives it; the end sample is the last reading
+        contexts = [v["sampledValue"][0]["context"] for v in stop.payload["transactionData"]]
+        assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
+        assert stop.payload["transactionData"][-1]["sampledValue"][0]["value"] == str(stop.payload["meterStop"])
         _, meter_values, _ = check_transaction(csms, 1)
         assert len(meter_values) >= delivered_before
         last_energy = energy(meter_values[-1])

@@ -103,10 +103,16 @@ class Core:
         for tx in self.store.open_transactions():
             self.cp.log.warning("transaction %s on connector %d was open at power loss; stopping it",
                                 tx.tx_key, tx.connector)
+            payload: dict[str, Any] = {"meterStop": tx.last_meter_wh, "timestamp": tx.last_meter_time,
+                                       "reason": "PowerLoss"}
+            end = self._meter_value({"energy_Wh_import": {"total": tx.last_meter_wh}},
+                                    self.config.csl("StopTxnSampledData"), "Transaction.End")
+            for value in end:
+                value["timestamp"] = tx.last_meter_time  # the last reading, not now
+            if tx.stop_samples or end:
+                payload["transactionData"] = tx.stop_samples + end
             with self.store.atomic():
-                self.cp.queue_persistent("StopTransaction", {
-                    "meterStop": tx.last_meter_wh, "timestamp": tx.last_meter_time, "reason": "PowerLoss",
-                }, tx.tx_key)
+                self.cp.queue_persistent("StopTransaction", payload, tx.tx_key)
                 self.store.close_transaction(tx.tx_key)
         for connector in self.connectors.values():
             await self.cp.station.set_available(connector.id, connector.operative and self.station_operative)
@@ -241,7 +247,8 @@ class Core:
             self.cp.queue_persistent("StartTransaction", payload, tx_key)
         tx = Transaction(tx_key, id_tag, parse_time(timestamp), meter_start)
         if reading is not None:
-            tx.stop_samples += self._meter_value(reading, self.config.csl("StopTxnSampledData"), "Transaction.Begin")
+            self._add_stop_samples(tx, self._meter_value(reading, self.config.csl("StopTxnSampledData"),
+                                                         "Transaction.Begin"))
         c.transaction = tx
         tx.sampler = self.cp.spawn(self._sample_loop(c, tx))
         if reservation_id is not None:
@@ -315,6 +322,10 @@ class Core:
                     self.cp.spawn(self.cp.station.pause_charging(c.id))
 
     # -- meter values -----------------------------------------------------------------------------------
+    def _add_stop_samples(self, tx: Transaction, samples: list[dict[str, Any]]) -> None:
+        tx.stop_samples += samples
+        self.store.add_stop_samples(tx.tx_key, samples)
+
     def _meter_value(self, reading: dict[str, Any], measurands: list[str], context: str) -> list[dict[str, Any]]:
         values = sampled_values(reading, measurands, context)
         if not values:
@@ -330,7 +341,8 @@ class Core:
             if not await self.cp.sleep_unless_changed(interval, "MeterValueSampleInterval") or c.reading is None:
                 continue
             meter_value = self._meter_value(c.reading, self.config.csl("MeterValuesSampledData"), "Sample.Periodic")
-            tx.stop_samples += self._meter_value(c.reading, self.config.csl("StopTxnSampledData"), "Sample.Periodic")
+            self._add_stop_samples(tx, self._meter_value(c.reading, self.config.csl("StopTxnSampledData"),
+                                                         "Sample.Periodic"))
             if meter_value:
                 with self.store.atomic():
                     self.cp.queue_persistent(
@@ -353,8 +365,8 @@ class Core:
                     continue
                 meter_value = self._meter_value(c.reading, self.config.csl("MeterValuesAlignedData"), "Sample.Clock")
                 if c.transaction is not None:
-                    c.transaction.stop_samples += self._meter_value(
-                        c.reading, self.config.csl("StopTxnAlignedData"), "Sample.Clock")
+                    self._add_stop_samples(c.transaction, self._meter_value(
+                        c.reading, self.config.csl("StopTxnAlignedData"), "Sample.Clock"))
                     if meter_value:
                         with self.store.atomic():
                             self.cp.queue_persistent(
