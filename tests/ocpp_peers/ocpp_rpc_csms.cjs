@@ -9,7 +9,8 @@
 //              "registration": ["Rejected", "Pending"] (answers to the first BootNotifications, then Accepted),
 //              "bootRetryInterval": 1 (interval sent with Pending/Rejected),
 //              "firstTransactionId": 1, "pingIntervalMs": 1000,
-//              "tls": {"cert", "key", "ca": PEM paths, "requireClientCertificate": false, "maxVersion": "TLSv1.3"}}
+//              "tls": {"cert", "key", "ca": PEM paths, "requireClientCertificate": false,
+//                      "requestClientCertificate": false, "maxVersion": "TLSv1.3"}}
 //   (with "tls": wss://, and the auth event reports the negotiated protocol, cipher and client certificate)
 // Standard output: one JSON object per line, {"event": ...}:
 //   listening {port} | auth {identity, accepted, reason} | connected {identity, protocol}
@@ -92,6 +93,7 @@ function tlsDetails(socket) {
         tls: {
             protocol: socket.getProtocol(), cipher: socket.getCipher().name,
             clientCertificate: peer && peer.subject ? { CN: peer.subject.CN, O: peer.subject.O } : null,
+            clientCertificateTrusted: socket.authorized,
         },
     };
 }
@@ -106,6 +108,11 @@ server.auth((accept, reject, handshake) => {
     }
     if (settings.password === undefined) {
         emit('auth', { identity, accepted: true, reason: 'no password required', ...tls });
+        accept();
+        return;
+    }
+    if (tls.tls && tls.tls.clientCertificateTrusted) { // security profile 3: the certificate is the credential
+        emit('auth', { identity, accepted: true, reason: 'client certificate', ...tls });
         accept();
         return;
     }
@@ -202,7 +209,8 @@ if (settings.tls) {
     const options = {
         cert: fs.readFileSync(settings.tls.cert), key: fs.readFileSync(settings.tls.key),
         ca: fs.readFileSync(settings.tls.ca), minVersion: 'TLSv1.2', maxVersion: settings.tls.maxVersion || 'TLSv1.3',
-        requestCert: Boolean(settings.tls.requireClientCertificate),
+        // requestClientCertificate: ask for one but let profile 2 stations (none) in too
+        requestCert: Boolean(settings.tls.requireClientCertificate || settings.tls.requestClientCertificate),
         rejectUnauthorized: Boolean(settings.tls.requireClientCertificate),
     };
     const httpsServer = https.createServer(options, (request, response) => {

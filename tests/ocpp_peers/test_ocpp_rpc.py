@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.typing import Subprotocol
 
-from ..ocpp.certs import make_pki
+from ..ocpp.certs import make_pki, sign_csr
 from ..ocpp.sil import StationProcess, sil_ocpp_config
 from ..ocpp.station import wait_file
 from .conftest import FileServer, peer_station
@@ -454,3 +454,37 @@ async def test_sil_demo_as_its_own_process(tmp_path: Path, rpc_csms: OcppRpcCsms
     finally:
         station.stop()
     assert "Traceback" not in station.log() and "ERROR" not in station.log()
+
+
+async def test_certificate_management_then_upgrade_to_mutual_tls(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    """Security extension certificate management over strict schemas: the CSMS installs its root, has the
+    station's CSR signed, and the station moves from profile 2 to 3 with the certificate it got."""
+    pki = make_pki(tmp_path / "pki")
+    tls = {"cert": str(pki.server_cert), "key": str(pki.server_key), "ca": str(pki.ca),
+           "requestClientCertificate": True}
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log",
+                           {"password": AUTHORIZATION_KEY, "tls": tls}) as csms:
+        keys = {"SecurityProfile": "2", "AuthorizationKey": AUTHORIZATION_KEY, "CpoName": "everpy test CPO"}
+        async with peer_station(tmp_path, csms.url, keys=keys, ocpp={"csms_ca_file": str(pki.ca)}):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            roots = {"certificateType": "CentralSystemRootCertificate"}
+            assert await csms.call("GetInstalledCertificateIds", **roots) == {"status": "NotFound"}
+            assert await csms.call("InstallCertificate", certificate=pki.ca.read_text(), **roots) \
+                == {"status": "Accepted"}
+            installed = await csms.call("GetInstalledCertificateIds", **roots)
+            assert installed["status"] == "Accepted" and len(installed["certificateHashData"]) == 1
+            mark = csms.mark()
+            assert await csms.call("ExtendedTriggerMessage", requestedMessage="SignChargePointCertificate") \
+                == {"status": "Accepted"}
+            csr = (await csms.wait_call("SignCertificate", after=mark))["csr"]
+            assert await csms.call("CertificateSigned", certificateChain=sign_csr(pki, csr)) == {"status": "Accepted"}
+            mark = csms.mark()
+            assert await csms.call("ChangeConfiguration", key="SecurityProfile", value="3") == {"status": "Accepted"}
+            auth = await csms.wait_event(lambda e: e["event"] == "auth", after=mark)
+            assert auth["accepted"] and auth["reason"] == "client certificate"
+            assert auth["tls"]["clientCertificate"] == {"CN": "SIL-0001", "O": "everpy test CPO"}
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=mark)
+            [root] = installed["certificateHashData"]
+            assert await csms.call("DeleteCertificate", certificateHashData=root) == {"status": "Accepted"}
+            assert await csms.call("DeleteCertificate", certificateHashData=root) == {"status": "NotFound"}
+        assert csms.violations() == []
