@@ -410,12 +410,37 @@ async def _http_api(csms: Csms, host: str, port: int) -> Any:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the real one if 0 was asked
     log.info("remote commands: POST http://%s:%d/stations/<station>/<Action> with a JSON payload", host, port)
     return runner
 
 
+def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(args.cert, args.key or None)
+    if args.client_ca:  # security profile 3: stations must show a certificate from this CA
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(args.client_ca)
+    return context
+
+
+def _passwords(pairs: list[str]) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    passwords = {}
+    for pair in pairs:
+        station, separator, password = pair.partition("=")
+        if not separator:
+            raise SystemExit(f"--password wants STATION=KEY, got {pair!r}")
+        passwords[station] = password
+    return passwords
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    csms = Csms(args.host, args.port)
+    csms = Csms(args.host, args.port, passwords=_passwords(args.password), ssl_context=_server_tls(args))
     await csms.start()
     runner = await _http_api(csms, args.host, args.http_port)
     try:
@@ -431,6 +456,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9000, help="OCPP websocket port (stations connect to "
                         "ws://HOST:PORT/ocpp/<station id>)")
     parser.add_argument("--http-port", type=int, default=8181, help="HTTP port for remote commands")
+    parser.add_argument("--password", action="append", default=[], metavar="STATION=KEY",
+                        help="require HTTP Basic auth (security profiles 1 and 2); repeat per station")
+    parser.add_argument("--cert", help="server certificate chain (PEM): serve wss:// (security profiles 2 and 3)")
+    parser.add_argument("--key", help="private key of --cert (PEM), if not in the same file")
+    parser.add_argument("--client-ca", help="CA (PEM) whose station certificates are required (security profile 3)")
     parser.add_argument("-v", "--verbose", action="store_true", help="also log every OCPP frame")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
