@@ -25,8 +25,8 @@ RUN_EVERPY = "import sys; from everpy.cli import main; sys.exit(main())"
 LOOPBACK = {"mdns_interfaces": "lo", "mdns_allow_loopback": True, "mdns_deny_interfaces": ""}
 
 
-def satellite_serial(index: int) -> str:
-    return f"SAT-{index:04d}"
+def satellite_serial(index: int, prefix: str = "SAT") -> str:
+    return f"{prefix}-{index:04d}"
 
 
 def rename_module(config: dict[str, Any], old: str, new: str) -> None:
@@ -100,7 +100,7 @@ async def relay(name: str, stream: asyncio.StreamReader) -> None:
         sys.stdout.flush()
 
 
-async def run(count: int, workdir: Path, csms: bool) -> int:
+async def run(count: int, workdir: Path, csms: bool, serial_prefix: str = "SAT") -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     sat_template = yaml.safe_load((REPO_CONFIG / "satellite.yaml").read_text())
     main_template = yaml.safe_load((REPO_CONFIG / "main-with-satellites.yaml").read_text())
@@ -109,10 +109,11 @@ async def run(count: int, workdir: Path, csms: bool) -> int:
         boards.append(("csms", ["csms"]))
     for i in range(1, count + 1):
         path = workdir / f"sat{i}.yaml"
-        path.write_text(yaml.safe_dump(satellite_config(sat_template, i, workdir)))
+        path.write_text(yaml.safe_dump(satellite_config(sat_template, i, workdir, satellite_serial(i, serial_prefix))))
         boards.append((f"sat{i}", ["run", str(path)]))
     path = workdir / "main.yaml"
-    path.write_text(yaml.safe_dump(main_config(main_template, count, workdir)))
+    serials = [satellite_serial(i, serial_prefix) for i in range(1, count + 1)]
+    path.write_text(yaml.safe_dump(main_config(main_template, count, workdir, serials)))
     boards.append(("main", ["run", str(path)]))
     processes = []
     relays = []
@@ -145,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--satellites", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("run/multi-board"))
     parser.add_argument("--csms", action="store_true", help="also start the development CSMS (everpy csms)")
+    parser.add_argument("--serial-prefix", default="SAT",
+                        help="satellite serials are <prefix>-0001, ...; use another prefix for a second demo")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.satellites, args.workdir, args.csms))
+    return asyncio.run(run(args.satellites, args.workdir, args.csms, args.serial_prefix))
 
 
 if __name__ == "__main__":
