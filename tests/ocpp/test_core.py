@@ -35,8 +35,15 @@ async def test_tc_002_boot_pending_answers_csms_requests_sends_nothing(tmp_path,
         await csms.wait_for("BootNotification")
         await csms.call("CP1", call.GetConfiguration(key=["HeartbeatInterval"]))  # allowed while Pending
         assert station.csms.last_answer("CP1", "GetConfiguration")["configurationKey"][0]["key"] == "HeartbeatInterval"
-        await csms.wait_for("StatusNotification", lambda p: p["connectorId"] == 1, WAIT_S)
-        assert [r.action for r in csms.received[:2]] == ["BootNotification", "BootNotification"]
+        assert (await station.call("RemoteStartTransaction", idTag="EARLY", connectorId=1))["status"] == "Rejected"
+        assert (await station.call("TriggerMessage", requestedMessage="StatusNotification", connectorId=1))[
+            "status"] == "Accepted"
+        triggered = await csms.wait_for("StatusNotification", timeout=WAIT_S)  # sent although still Pending
+        assert triggered.payload["connectorId"] == 1
+        assert not csms.messages("Heartbeat")
+        second_boot = await csms.wait_for("BootNotification", after=1, timeout=WAIT_S)
+        before_accepted = [r.action for r in csms.received[:csms.received.index(second_boot)]]
+        assert before_accepted == ["BootNotification", "StatusNotification"]  # only what was triggered
 
 
 async def test_tc_003_plug_in_first_then_swipe_charge_and_unplug(tmp_path, csms: Csms):

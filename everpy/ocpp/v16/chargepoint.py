@@ -8,6 +8,7 @@ Transaction and transaction MeterValues: persisted first, delivered in order, re
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import uuid
@@ -24,6 +25,8 @@ from everpy.ocpp.store import OcppStore, QueuedMessage
 from everpy.ocpp.v16.configuration import Configuration
 
 SCHEMAS = Schemas("v16")
+# set while a message requested by TriggerMessage/ExtendedTriggerMessage is being sent
+TRIGGERED: contextvars.ContextVar[bool] = contextvars.ContextVar("ocpp_triggered", default=False)
 SUBPROTOCOL = "ocpp1.6"
 
 
@@ -300,7 +303,8 @@ class ChargePoint16:
         """Send a non-transaction message now. Raises NotOnline when offline or not yet accepted, and
         OcppCallError / CallTimeout / InvalidResponse as RpcPeer.call does."""
         rpc = self._rpc
-        if rpc is None or not self._online_event.is_set():
+        # before Accepted, only what the CSMS asked for with a TriggerMessage may be sent (1.6 §4.2)
+        if rpc is None or not (self._online_event.is_set() or TRIGGERED.get()):
             raise NotOnline(action)
         try:
             return await self._send(rpc, action, payload)

@@ -462,6 +462,8 @@ class Core:
         return None
 
     async def on_remote_start(self, payload: dict[str, Any]) -> Reply:
+        if not self.cp.accepted:  # not allowed before the BootNotification is Accepted (1.6 §4.2)
+            return Reply({"status": "Rejected"})
         connector_id = payload.get("connectorId")
         if connector_id is not None:
             c = self.connectors.get(connector_id)
@@ -483,7 +485,7 @@ class Core:
 
     async def on_remote_stop(self, payload: dict[str, Any]) -> Reply:
         c = self._connector_for_transaction(payload["transactionId"])
-        if c is None:
+        if c is None or not self.cp.accepted:
             return Reply({"status": "Rejected"})
         connector_id = c.id
 

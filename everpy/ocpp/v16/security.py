@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v16.certificates import CertificateStore, hash_data
-from everpy.ocpp.v16.chargepoint import rfc3339
+from everpy.ocpp.v16.chargepoint import TRIGGERED, rfc3339
 from everpy.ocpp.v16.firmware import firmware_request, log_request
 
 if TYPE_CHECKING:
@@ -138,6 +138,7 @@ class Security:
             sender = senders[requested]
 
             async def send() -> None:
+                TRIGGERED.set(True)  # this task only: allowed even while the boot is Pending
                 await sender()
 
             return Reply({"status": "Accepted"}, send)

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from everpy.ocpp.rpc import Reply
+from everpy.ocpp.v16.chargepoint import TRIGGERED
 
 if TYPE_CHECKING:
     from everpy.ocpp.v16.chargepoint import ChargePoint16
@@ -33,6 +34,7 @@ class Trigger:
             return Reply({"status": "NotImplemented"})
 
         async def send() -> None:
+            TRIGGERED.set(True)  # this task only: allowed even while the boot is Pending
             await sender()
 
         return Reply({"status": "Accepted"}, send)
