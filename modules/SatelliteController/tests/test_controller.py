@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from everpy import PeerUnavailable, SchemaValidationError
 from everpy.rpc import MethodRegistry, RpcError, RpcPeer, RpcServer, load_key
+from everpy.rpc.mdns import SatelliteAdvertiser
 from everpy.testing import run_system
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -29,6 +31,7 @@ class ScriptedSatellite:
         self.snapshot: dict[str, Any] = {"seq": 0, "vars": {"evse_manager": {"evse_id": "DE*X*1"}}, "errors": {}}
         self.answer_pings = True
         self.hello_answer: Any = None  # None: a proper answer
+        self.hello_serial = SERIAL
         self.pushes_before_answer: list[tuple[Any, ...]] = []
         self.peers: list[RpcPeer] = []
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
@@ -42,7 +45,8 @@ class ScriptedSatellite:
     def hello(self, protocol: int, controller: dict[str, Any]) -> Any:
         if self.hello_answer is not None:
             return self.hello_answer
-        return {"protocol": 1, "serial": SERIAL, "boot_id": self.boot_id, "version": "test", "tunnels": self.tunnels}
+        return {"protocol": 1, "serial": self.hello_serial, "boot_id": self.boot_id, "version": "test",
+                "tunnels": self.tunnels}
 
     def subscribe(self, resume: Any = None) -> dict[str, Any]:
         for push in self.pushes_before_answer:  # a real agent's pushes may overtake its answer too
@@ -187,3 +191,25 @@ async def test_pushes_that_overtake_the_subscribe_answer_are_applied_after_it(sa
         controller = system.instances["sat"]
         assert controller.last_vars[("evse_manager", "evse_id")] == "NEWER"
         assert controller._resume["seq"] == 6
+
+
+async def test_new_boot_id_in_the_mdns_advertisement_forces_a_reconnect(satellite: ScriptedSatellite) -> None:
+    serial = f"SAT-{uuid.uuid4().hex[:8]}"  # unique: other runs may browse the same loopback
+    satellite.hello_serial = serial
+    advertiser = SatelliteAdvertiser(serial, satellite.server.port, ["127.0.0.1"],
+                                     {"boot_id": satellite.boot_id, "proto": "1"})
+    await advertiser.start()
+    config = controller_config(0, serial=serial, host="", mdns_interfaces="lo", mdns_allow_loopback=True,
+                               heartbeat_interval_s=5, heartbeat_timeout_s=5)  # only mDNS can tell quickly
+    del config["active_modules"]["sat"]["config_module"]["port"]
+    try:
+        async with run_system(config) as system:
+            states = system.watch("sat", "satellite", "connection_state")
+            await system.flush()
+            assert await system.call("sat", "satellite", "is_connected") is True
+            satellite.boot_id = "c" * 32  # the board restarted behind a link that still looks open
+            await advertiser.update(boot_id=satellite.boot_id)
+            connected = await states.wait_for(lambda s: s["state"] == "Connected" and s["rebooted"])
+            assert connected["boot_id"] == "c" * 32
+    finally:
+        await advertiser.stop()
