@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 import logging
 import time
 import uuid
@@ -33,7 +34,7 @@ from everpy.core.exceptions import (
     ShutdownError,
     UnknownCommandError,
 )
-from everpy.core.module import Module, Remote, call_maybe_async
+from everpy.core.module import Module, Remote
 from everpy.core.plugins import PluginError
 
 if TYPE_CHECKING:
@@ -237,57 +238,53 @@ class ModuleHost:
         return receive
 
     def _start_handler(self, slot: _Slot, impl_id: str, cmd: str, data: dict[str, Any]) -> None:
-        task = asyncio.ensure_future(self._handle(slot, impl_id, cmd, data))
-        slot.handler_tasks.add(task)
-        task.add_done_callback(slot.handler_tasks.discard)
-
-    async def _handle(self, slot: _Slot, impl_id: str, cmd: str, data: dict[str, Any]) -> None:
-        call_id, origin, args = data["id"], data["origin"], data.get("args") or {}
+        """Validate and run a handler. A plain function runs at once and replies without an extra loop
+        turn; a coroutine continues in a task owned by the slot (cancelled if the module stops)."""
+        reply = _Reply(self, self.topics.cmd_response(slot.module_id, impl_id, cmd, data["origin"]),
+                       data["id"], slot.module_id)
         instance = slot.instance
         assert instance is not None
-        interface = instance.manifest.provides[impl_id].interface
         handler = instance.command_handler(impl_id, cmd)
         if handler is None:
-            self._reply_error(slot, impl_id, cmd, call_id, origin, UnknownCommandError(cmd))
+            reply.error(UnknownCommandError(cmd))
             return
-        check_args, check_result = self._validators(interface, cmd)
+        check_args, check_result = self._validators(instance.manifest.provides[impl_id].interface, cmd)
+        args = data.get("args") or {}
         try:
             check_args(args)
         except SCHEMA_ERRORS as exc:
-            self._reply_error(slot, impl_id, cmd, call_id, origin, SchemaValidationError(f"arguments: {exc}"))
+            reply.error(SchemaValidationError(f"arguments: {exc}"))
             return
         try:
-            result = await call_maybe_async(handler, **args)
-        except asyncio.CancelledError:
-            self._reply_error(slot, impl_id, cmd, call_id, origin, NotReadyError("module stopped"))
-            raise
-        except CommandError as exc:  # e.g. a proxy passing on PeerUnavailable: keep its type
-            self._reply_error(slot, impl_id, cmd, call_id, origin, exc)
-            return
+            result = handler(**args)
         except Exception as exc:
-            instance.log.warning("command %s.%s failed: %s: %s", impl_id, cmd, type(exc).__name__, exc)
-            instance.log.debug("handler traceback", exc_info=True)
-            self._reply_error(slot, impl_id, cmd, call_id, origin, HandlerError(f"{type(exc).__name__}: {exc}"))
+            _handler_failed(instance, f"{impl_id}.{cmd}", reply, exc)
             return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(self._finish(instance, f"{impl_id}.{cmd}", reply, result, check_result))
+            slot.handler_tasks.add(task)
+            task.add_done_callback(slot.handler_tasks.discard)
+        else:
+            reply.result(instance, f"{impl_id}.{cmd}", result, check_result)
+
+    async def _finish(
+        self, instance: Module, name: str, reply: _Reply, pending: Awaitable[Any], check_result: Callable[[Any], None]
+    ) -> None:
         try:
-            check_result(result)
-        except SCHEMA_ERRORS as exc:
-            instance.log.error("command %s.%s returned a result outside its schema: %s", impl_id, cmd, exc)
-            self._reply_error(slot, impl_id, cmd, call_id, origin, SchemaValidationError(f"result: {exc}"))
+            result = await pending
+        except asyncio.CancelledError:
+            reply.error(NotReadyError("module stopped"))
+            raise
+        except Exception as exc:
+            _handler_failed(instance, name, reply, exc)
             return
-        topic = self.topics.cmd_response(slot.module_id, impl_id, cmd, origin)
-        try:
-            payload = wire.cmd_result(call_id, slot.module_id, result)
-        except (TypeError, ValueError) as exc:
-            self._reply_error(slot, impl_id, cmd, call_id, origin, HandlerError(f"result not JSON: {exc}"))
-            return
-        self.bus.publish(topic, payload)
+        reply.result(instance, name, result, check_result)
 
     def _reply_error(
         self, slot: _Slot, impl_id: str, cmd: str, call_id: str, origin: str, error: CommandError
     ) -> None:
         topic = self.topics.cmd_response(slot.module_id, impl_id, cmd, origin)
-        self.bus.publish(topic, wire.cmd_error(call_id, slot.module_id, error.wire_name, error.message))
+        _Reply(self, topic, call_id, slot.module_id).error(error)
 
     def _validators(self, interface: str, cmd: str) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
         if not self.validate:
@@ -620,6 +617,42 @@ class ModuleHost:
         if instance is None:
             raise KeyError(module_id)
         return instance
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """Where and how the answer to one command goes."""
+
+    host: ModuleHost
+    topic: str
+    call_id: str
+    callee: str
+
+    def error(self, error: CommandError) -> None:
+        self.host.bus.publish(self.topic, wire.cmd_error(self.call_id, self.callee, error.wire_name, error.message))
+
+    def result(self, instance: Module, name: str, value: Any, check: Callable[[Any], None]) -> None:
+        try:
+            check(value)
+        except SCHEMA_ERRORS as exc:
+            instance.log.error("command %s returned a result outside its schema: %s", name, exc)
+            self.error(SchemaValidationError(f"result: {exc}"))
+            return
+        try:
+            payload = wire.cmd_result(self.call_id, self.callee, value)
+        except (TypeError, ValueError) as exc:
+            self.error(HandlerError(f"result not JSON: {exc}"))
+            return
+        self.host.bus.publish(self.topic, payload)
+
+
+def _handler_failed(instance: Module, name: str, reply: _Reply, exc: Exception) -> None:
+    if isinstance(exc, CommandError):  # e.g. a proxy passing on PeerUnavailable: keep its type
+        reply.error(exc)
+        return
+    instance.log.warning("command %s failed: %s: %s", name, type(exc).__name__, exc)
+    instance.log.debug("handler traceback", exc_info=exc)
+    reply.error(HandlerError(f"{type(exc).__name__}: {exc}"))
 
 
 class ModuleInitFailed(Exception):
