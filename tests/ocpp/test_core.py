@@ -208,6 +208,15 @@ async def test_tc_041_fault_reported_with_error_code(tmp_path, csms: Csms):
         assert answer["status"] == "Faulted"  # TC_048_1
 
 
+async def test_tc_041_board_fault_reaches_the_csms_as_ground_failure(tmp_path, csms: Csms):
+    async with sil_station(tmp_path, csms) as station:
+        await station.charging()
+        mark = len(csms.received)
+        await station.car("rcd_current 30;sleep 36000")  # residual current: the board's RCD trips
+        faulted = await station.status("Faulted", after=mark)
+        assert faulted["errorCode"] == "GroundFailure"
+
+
 async def test_tc_061_clear_cache_and_tc_062_data_transfer(tmp_path, csms: Csms):
     async with sil_station(tmp_path, csms) as station:
         assert (await station.call("ClearCache"))["status"] == "Accepted"
