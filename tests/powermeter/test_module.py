@@ -181,6 +181,8 @@ async def test_polls_follow_the_module_clock(sdm630: tuple) -> None:
             readings, _errors = await watch_meter(system)
             requests_per_poll = len(load_register_map("sdm630_v2").blocks)
             await image.wait_for_requests(requests_per_poll)  # the poll at ready
+            first = await readings.next(timeout=15)  # its reading, before time moves
+            assert first["timestamp"] == "2026-01-01T00:00:00.000Z"
             await clock.advance(59.0)
             await system.flush()
             assert image.requests == requests_per_poll  # nothing until the interval is over
