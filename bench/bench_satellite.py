@@ -44,7 +44,7 @@ async def one_hop(board: Board, samples: int) -> list[float]:
     for n in range(samples):
         value = f"floor-{n}"
         start = time.perf_counter()
-        probe.publish_var("evse", "evse", "evse_id", value)
+        await probe.publish_var("evse", "evse", "evse_id", value)
         await seen.wait_for(lambda v, value=value: v == value, timeout=10)
         out.append((time.perf_counter() - start) * 1000)
     return out
@@ -58,7 +58,7 @@ async def satellite_to_main(sats: list[Board], main: Board, samples: int, burst:
     async def measure(i: int, n: int) -> None:
         value = f"{'burst' if burst else 'seq'}-{i}-{n}"
         start = time.perf_counter()
-        sats[i].probe.publish_var("evse", "evse", "evse_id", value)
+        await sats[i].probe.publish_var("evse", "evse", "evse_id", value)
         await watchers[i].wait_for(lambda v, value=value: v == value, timeout=10)
         out.append((time.perf_counter() - start) * 1000)
 

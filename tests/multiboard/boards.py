@@ -17,11 +17,9 @@ from typing import Any
 
 import yaml
 
-from everpy.core import wire
 from everpy.core.broker import PrivateBroker
 from everpy.core.bus import BrokerAddress, Bus, BusError
-from everpy.core.exceptions import CommandError, CommandTimeout
-from everpy.testing import Recorder
+from everpy.testing import Probe
 
 PSK = "6576657270792d746573742d6b65792d3031323334353637383961626364656630"
 RUN_EVERPY = "import sys; from everpy.cli import main; sys.exit(main())"
@@ -68,76 +66,6 @@ def controller_entry(serial: str, *, psk: str = PSK, **config: Any) -> dict[str,
 
 def main_config(controllers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"settings": {"heartbeat_interval_s": 1, "ready_timeout_s": 60}, "active_modules": controllers}
-
-
-class Probe:
-    """A test client on one board's bus (call, watch, publish as a module would)."""
-
-    def __init__(self, bus: Bus, prefix: str = "everest") -> None:
-        self.bus = bus
-        self.topics = wire.Topics(prefix)
-        self.id = f"probe{uuid.uuid4().hex[:8]}"
-        self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._subscribed: set[str] = set()
-
-    async def call(self, module_id: str, impl_id: str, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
-        response = self.topics.cmd_response(module_id, impl_id, cmd, self.id)
-        if response not in self._subscribed:
-            self._subscribed.add(response)
-            self.bus.subscribe(response, self._on_response)
-            await self.flush()
-        call_id = str(uuid.uuid4())
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[call_id] = future
-        self.bus.publish(self.topics.cmd(module_id, impl_id, cmd), wire.cmd_request(call_id, args, self.id))
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise CommandTimeout(f"no reply within {timeout:g} s", target=f"{module_id}.{impl_id}.{cmd}") from None
-        finally:
-            self._pending.pop(call_id, None)
-
-    def _on_response(self, topic: str, payload: bytes) -> None:
-        _, data = wire.decode(payload, wire.CMD_RESULT)
-        result = data["data"]
-        future = self._pending.get(result["id"])
-        if future is None or future.done():
-            return
-        if "error" in result:
-            err = result["error"]
-            future.set_exception(CommandError.from_wire(err[wire.ERROR_TYPE_KEY], err[wire.ERROR_MSG_KEY]))
-        else:
-            future.set_result(result.get("retval"))
-
-    def watch(self, module_id: str, impl_id: str, var: str) -> Recorder:
-        recorder = Recorder(lambda p: wire.decode(p, wire.VAR)[1]["data"])
-        self.bus.subscribe(self.topics.var(module_id, impl_id, var), recorder._add)
-        return recorder
-
-    def watch_errors(self, module_id: str, impl_id: str) -> Recorder:
-        recorder = Recorder(lambda p: wire.decode(p, (wire.RAISE_ERROR, wire.CLEAR_ERROR))[1])
-        self.bus.subscribe(self.topics.impl(module_id, impl_id) + "/error/#", recorder._add)
-        return recorder
-
-    def publish_var(self, module_id: str, impl_id: str, var: str, value: Any) -> None:
-        self.bus.publish(self.topics.var(module_id, impl_id, var), wire.encode(wire.VAR, {"data": value}))
-
-    def publish_error(self, module_id: str, impl_id: str, error_type: str, state: str, **fields: Any) -> None:
-        """An error event as the module ``module_id`` would publish it (for driving the satellite side)."""
-        error = {"type": error_type, "sub_type": "", "message": "", "severity": "High", "vendor_id": "test",
-                 "origin": {"module_id": module_id, "implementation_id": impl_id},
-                 "uuid": str(uuid.uuid4()), "state": state, **fields}
-        kind = wire.RAISE_ERROR if state == "Active" else wire.CLEAR_ERROR
-        self.bus.publish(self.topics.error(module_id, impl_id, error_type), wire.encode(kind, error))
-
-    async def flush(self, timeout: float = 10.0) -> None:
-        """Waits until the broker has processed everything sent so far (subscriptions included)."""
-        topic = f"{self.topics.prefix}everpy/probe/{uuid.uuid4().hex}"
-        seen = asyncio.Event()
-        sub = self.bus.subscribe(topic, lambda t, p: seen.set())
-        self.bus.publish(topic, b"1")
-        await asyncio.wait_for(seen.wait(), timeout)
-        self.bus.unsubscribe(sub)
 
 
 class UnixSocketBroker:

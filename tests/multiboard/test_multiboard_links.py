@@ -55,7 +55,7 @@ async def test_dropped_tcp_connection_replays_what_the_main_board_missed(boards)
         # meanwhile the satellite's state changes: an error is raised and a var changes
         sat.probe.publish_error("evse", "evse", "evse_manager/MREC4OverCurrentFailure", "Active", message="sag")
         for n in range(3):  # several changes: the main board must get every one, in order
-            sat.probe.publish_var("evse", "evse", "evse_id", f"DE*TST*E4{n}")
+            await sat.probe.publish_var("evse", "evse", "evse_id", f"DE*TST*E4{n}")
         await sat.probe.flush()
         proxy.silent = False
         proxy.drop_all()  # the stale connection goes; the controller reconnects through the proxy

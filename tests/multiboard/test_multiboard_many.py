@@ -42,7 +42,7 @@ async def test_eight_satellites_at_once(boards) -> None:
     watchers = [probe.watch(f"sat{i}", "evse_manager", "evse_id") for i in range(8)]
     await probe.flush()
     for i, sat in enumerate(sats):  # every satellite's var reaches the main board, each on its own proxy
-        sat.probe.publish_var("evse", "evse", "evse_id", f"DE*SAT*E{i}")
+        await sat.probe.publish_var("evse", "evse", "evse_id", f"DE*SAT*E{i}")
     for i, watcher in enumerate(watchers):
         assert await watcher.wait_for(lambda v, i=i: v == f"DE*SAT*E{i}", timeout=10)
     infos = await asyncio.gather(*(probe.call(f"sat{i}", "satellite", "get_satellite_info") for i in range(8)))
