@@ -9,9 +9,11 @@ main board are checked against the tunnel's interface (the allow-list) and passe
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections import deque
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -32,10 +34,29 @@ COMMUNICATION_FAULT = "generic/CommunicationFault"
 MAX_UNSENT_BYTES = 4 << 20  # a main board that stops reading is dropped instead of buffering forever
 
 
+SERIAL_PATTERN = re.compile(r"[A-Za-z0-9-]{1,48}")
+
+
+def read_serial(configured: str) -> str:
+    """The board's serial: given directly, or ``file:<path>`` (first line of a file written at production
+    or exposed by the device tree), so one satellite image serves every board of a product line."""
+    if not configured.startswith("file:"):
+        return configured
+    path = Path(configured[5:])
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").replace("\0", "").splitlines()
+    except OSError as exc:
+        raise ValueError(f"serial: cannot read {path}: {exc.strerror}") from None
+    serial = lines[0].strip() if lines else ""
+    if not SERIAL_PATTERN.fullmatch(serial):
+        raise ValueError(f"serial: {path} holds {serial[:60]!r}; expected 1-48 letters, digits or '-'")
+    return serial
+
+
 class SatelliteAgent(Module):
     async def init(self) -> None:
         self.boot_id = uuid.uuid4().hex
-        self.serial: str = self.config["serial"]
+        self.serial: str = read_serial(self.config["serial"])
         self.tunnels: dict[str, Remote] = {
             req_id: remotes[0] for req_id in self.manifest.requires if (remotes := self.connections(req_id))
         }

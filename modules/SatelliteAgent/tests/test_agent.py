@@ -193,3 +193,25 @@ async def test_a_returning_main_board_gets_exactly_what_it_missed() -> None:
             assert "vars" in await peer.call("subscribe", {"boot_id": agent.boot_id, "seq": oldest - 2})
         finally:
             await peer.aclose()
+
+
+async def test_serial_read_from_a_file(tmp_path) -> None:
+    serial_file = tmp_path / "serial"
+    serial_file.write_text("SAT-FROM-FILE\n")
+    async with run_system(satellite_config(serial=f"file:{serial_file}")) as satellite:
+        board = MainBoard()
+        peer = await board.connect(satellite.instances["agent"].port)
+        try:
+            assert (await peer.call("hello", 1, {"serial": "main", "boot_id": "x"}))["serial"] == "SAT-FROM-FILE"
+        finally:
+            peer.close()
+
+
+def test_unreadable_or_malformed_serial_file_is_a_clear_error(tmp_path) -> None:
+    from everpy_modules.SatelliteAgent.agent import read_serial
+
+    with pytest.raises(ValueError, match="cannot read"):
+        read_serial(f"file:{tmp_path / 'missing'}")
+    (tmp_path / "bad").write_text("not a serial!\n")
+    with pytest.raises(ValueError, match="expected 1-48 letters"):
+        read_serial(f"file:{tmp_path / 'bad'}")
