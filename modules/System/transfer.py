@@ -10,6 +10,7 @@ and which OCPP log status describes it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import enum
 import ftplib
 import hashlib
@@ -372,7 +373,7 @@ async def with_retries(
 def _auth_headers(location: Location) -> dict[str, str]:
     if location.username is None:
         return {}
-    return {"Authorization": aiohttp.BasicAuth(location.username, location.password or "").encode()}
+    return {"Authorization": basic_auth(location.username, location.password or "")}
 
 
 def _check_http_status(status: int, location: Location) -> None:
@@ -439,3 +440,8 @@ def _ftp_step(operation: Callable[..., T], *args: object) -> T:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def basic_auth(user: str, password: str) -> str:
+    """An HTTP Basic Authorization value (aiohttp's helper for it moved between 3.9 and 3.12)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")

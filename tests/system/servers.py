@@ -137,7 +137,7 @@ class HttpServer:
         self.root = root
         self.tls = tls
         root.mkdir(parents=True, exist_ok=True)
-        self.authorization = authorization  # expected Authorization header, e.g. BasicAuth(...).encode()
+        self.authorization = authorization  # expected Authorization header, e.g. basic_auth(...)
         self.fail_next = 0  # answer this many requests with 503 first
         self.cut_next = 0  # send only half of the body of this many GETs, then drop the connection
         self.ranges: list[str | None] = []  # the Range header of every GET

@@ -10,12 +10,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from aiohttp import BasicAuth
 from everpy_modules.System.archive import pack_logs
 from everpy_modules.System.transfer import (
     Location,
     TransferError,
     TransferOutcome,
+    basic_auth,
     download,
     redact,
     upload,
@@ -141,7 +141,7 @@ async def test_http_put_and_post_uploads(http: HttpServer, tmp_path: Path):
 async def test_http_basic_auth_from_url(tmp_path: Path):
     source = tmp_path / "logs.tar.gz"
     source.write_bytes(b"log")
-    async with HttpServer(tmp_path / "http", authorization=BasicAuth("cp1", "pw").encode()) as http:
+    async with HttpServer(tmp_path / "http", authorization=basic_auth("cp1", "pw")) as http:
         await upload(source, f"http://cp1:pw@127.0.0.1:{http.port}/upload/", file_name="a.tar.gz")
         assert await http.wait_for_upload("a.tar.gz") == b"log"
         with pytest.raises(TransferError) as caught:
@@ -165,7 +165,7 @@ async def test_retries_until_success_and_not_after_permission_denied(http: HttpS
     assert failures == [1, 2] and clock.slept == 60
     assert await http.wait_for_upload("x.tar.gz") == b"log"
 
-    http.authorization = BasicAuth("someone", "else").encode()
+    http.authorization = basic_auth("someone", "else")
     attempts: list[int] = []
     with pytest.raises(TransferError):
         await with_retries(
