@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from everpy.testing import RunningSystem
+
 REPO = Path(__file__).resolve().parents[2]
 SIL_OCPP = REPO / "config" / "sil-ocpp.yaml"
 CHARGE_FOREVER = "iec_wait_pwr_ready;draw_power_regulated 16,3;sleep 36000"
@@ -79,3 +81,26 @@ class StationProcess:
     def log(self) -> str:
         return "\n".join((self.workdir / f"station-{n}.log").read_text(errors="replace")
                          for n in range(1, self.runs + 1))
+
+
+class SilDriver:
+    """Drives the SIL charger's car and RFID reader over the bus (shared by the OCPP and the peer tests)."""
+
+    wait_s = 20.0  # other suites share the two cores
+
+    def __init__(self, system: RunningSystem) -> None:
+        self.system = system
+        self.evse_events = system.watch("evse", "evse", "session_event")
+
+    async def car(self, script: str) -> None:
+        assert await self.system.call("car", "main", "execute_charging_session", value=script) is True
+
+    async def plug_in(self) -> None:
+        await self.car(CHARGE_FOREVER)
+        await self.evse_events.wait_for(lambda e: e["event"] == "SessionStarted", self.wait_s)
+
+    async def unplug(self) -> None:
+        await self.car("unplug")
+
+    async def swipe(self, token: str) -> None:
+        await self.system.call("rfid", "control", "present_token", token=token, authorization_type="")

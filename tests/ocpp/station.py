@@ -13,7 +13,7 @@ from everpy.core.clock import Clock
 from everpy.ocpp.csms import Csms
 from everpy.testing import RunningSystem, run_system
 
-from .sil import CHARGE_FOREVER, sil_ocpp_config
+from .sil import SilDriver, sil_ocpp_config
 
 WAIT_S = 20.0  # other engineers' suites share the two cores
 
@@ -32,26 +32,12 @@ class Address:
     url: str
 
 
-class Station:
+class Station(SilDriver):
     def __init__(self, system: RunningSystem, csms: Any) -> None:
-        self.system = system
+        super().__init__(system)
         self.csms = csms
         self.ocpp = system.instances["ocpp"]
-        self.evse_events = system.watch("evse", "evse", "session_event")
         self.transactions = system.watch("ocpp", "main", "ocpp_transaction_event")
-
-    async def car(self, script: str) -> None:
-        assert await self.system.call("car", "main", "execute_charging_session", value=script) is True
-
-    async def plug_in(self) -> None:
-        await self.car(CHARGE_FOREVER)
-        await self.evse_events.wait_for(lambda e: e["event"] == "SessionStarted", WAIT_S)
-
-    async def unplug(self) -> None:
-        await self.car("unplug")
-
-    async def swipe(self, token: str) -> None:
-        await self.system.call("rfid", "control", "present_token", token=token, authorization_type="")
 
     async def wait_event(self, name: str) -> dict[str, Any]:
         return await self.evse_events.wait_for(lambda e: e["event"] == name, WAIT_S)

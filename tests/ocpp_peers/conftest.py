@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from everpy.testing import RunningSystem, run_system
+from everpy.testing import run_system
 
-from ..ocpp.sil import CHARGE_FOREVER, sil_ocpp_config
+from ..ocpp.sil import SilDriver, sil_ocpp_config
 from .peers import WAIT_S, OcppRpcCsms, ocpp_csms_command, ocpp_rpc_modules
 
 
@@ -66,25 +66,10 @@ async def file_server() -> AsyncIterator[FileServer]:
         await runner.cleanup()
 
 
-class PeerStation:
+class PeerStation(SilDriver):
     """What a scenario does with the SIL charger: drive the car and the RFID reader over the bus."""
 
-    def __init__(self, system: RunningSystem) -> None:
-        self.system = system
-        self.evse_events = system.watch("evse", "evse", "session_event")
-
-    async def car(self, script: str) -> None:
-        assert await self.system.call("car", "main", "execute_charging_session", value=script) is True
-
-    async def plug_in(self) -> None:
-        await self.car(CHARGE_FOREVER)
-        await self.evse_events.wait_for(lambda e: e["event"] == "SessionStarted", WAIT_S)
-
-    async def unplug(self) -> None:
-        await self.car("unplug")
-
-    async def swipe(self, token: str) -> None:
-        await self.system.call("rfid", "control", "present_token", token=token, authorization_type="")
+    wait_s = WAIT_S
 
 
 @asynccontextmanager
