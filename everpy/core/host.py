@@ -117,7 +117,8 @@ class ModuleHost:
     async def start(self) -> None:
         self.bus.subscribe(self.topics.global_ready, self._on_global_ready)
         self.bus.subscribe(self.topics.module_state("+"), self._on_module_state)
-        self._spawn(self._heartbeat_loop())
+        if self.on_crash == "exit":  # a child process: the runtime watches its heartbeats for liveness
+            self._spawn(self._heartbeat_loop())
         await asyncio.gather(*(self._start_module(mid) for mid in self.slots))
 
     async def _start_module(self, module_id: str) -> None:
