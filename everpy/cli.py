@@ -202,6 +202,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
         def show(topic: str, payload: bytes) -> None:
             nonlocal count
+            if args.count and count >= args.count:
+                return  # already enough; more may arrive before the loop gets to stop
             print(describe(topic, payload, prefix), flush=True)
             count += 1
             if args.count and count >= args.count:
