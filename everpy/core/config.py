@@ -29,10 +29,9 @@ from everpy.core.config_errors import (
     show_value,
 )
 from everpy.core.definitions import Definitions
-from everpy.core.manifest import ConfigEntry, Manifest, fill_defaults
+from everpy.core.manifest import ID_PATTERN, ConfigEntry, Manifest, fill_defaults
 from everpy.core.yamlsrc import LineMap, empty_line_map, load_yaml
 
-ID_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_.-]*$"
 MODULE_TYPE_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_-]*$"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PROCESS_PLACEMENTS = ("shared", "own")

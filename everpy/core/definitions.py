@@ -31,9 +31,9 @@ from everpy.core.config_errors import (
     one_of,
     show_value,
 )
+from everpy.core.manifest import ID_PATTERN
 from everpy.core.yamlsrc import LineMap, load_yaml
 
-ID_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_.-]*$"
 ERROR_NAME_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
 ERROR_NAMESPACE_PATTERN = r"^[a-z][a-zA-Z0-9_]*$"
 _TYPE_REF = re.compile(r"^/([A-Za-z0-9_.-]+)#/(.+)$")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from everpy.core.config import RawRunConfig, RunConfig, read_run_config, validate_run_config
+from everpy.core.config import RunConfig, read_run_config, validate_run_config
 from everpy.core.config_errors import ConfigError, ConfigIssue
 from everpy.core.definitions import Definitions, load_definitions
 from everpy.core.manifest import Manifest, load_manifest
@@ -29,11 +29,6 @@ class LoadedSystem:
         return self.run_config.settings
 
 
-def _relative_dirs(raw: RawRunConfig, names: Sequence[str], source: Path | dict[str, Any]) -> list[Path]:
-    base = source.parent if isinstance(source, Path) else Path.cwd()
-    return [(base / n).resolve() for n in names]
-
-
 def load_catalog(
     extra_module_dirs: Sequence[Path] = (), extra_definition_dirs: Sequence[Path] = ()
 ) -> tuple[dict[str, ModuleType], Definitions, list[str]]:
@@ -51,8 +46,8 @@ def load_system(
     if isinstance(source, str):
         source = Path(source)
     raw = read_run_config(source, name=str(source) if isinstance(source, Path) else "<dict>")
-    module_dirs = [*map(Path, extra_module_dirs), *_relative_dirs(raw, raw.settings.modules_dirs, source)]
-    def_dirs = [*map(Path, extra_definition_dirs), *_relative_dirs(raw, raw.settings.definitions_dirs, source)]
+    module_dirs = [*map(Path, extra_module_dirs), *raw.modules_dirs]
+    def_dirs = [*map(Path, extra_definition_dirs), *raw.definitions_dirs]
     discovery = discover(module_dirs, def_dirs)
     issues: list[ConfigIssue] = []
     try:

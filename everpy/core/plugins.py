@@ -169,8 +169,6 @@ class _FolderPlugin:
             folder = manifest.parent
             impl = folder / "module.py"
             class_path = f"file:{impl}:" if impl.is_file() else None
-            if (folder / "__init__.py").is_file() and not impl.is_file():
-                class_path = None
             found.append(ModuleType(folder.name, folder, class_path, source=f"folder {self.root}"))
         return found
 

@@ -24,7 +24,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ class _Child:
     ready: bool = False
     crashes: int = 0
     restarting: bool = False
-    started_at: float = field(default_factory=time.monotonic)
 
 
 class Runtime:
@@ -213,7 +212,6 @@ class Runtime:
         for name, level in self.log_levels.items():
             args += ["--log", f"{name}={level}"]
         child.ready = False
-        child.started_at = time.monotonic()
         # A child must never talk to systemd itself: only the runtime notifies and feeds the watchdog.
         env = {k: v for k, v in os.environ.items() if k not in sdnotify.SYSTEMD_ENVIRONMENT}
         child.process = await asyncio.create_subprocess_exec(*args, env=env)
