@@ -3,17 +3,11 @@ real FTP server (pyftpdlib), carried out by the System module, reported with sta
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
-
-from aiohttp import web
-from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
 
 from everpy.ocpp.csms import Csms
 
+from ..system.servers import FtpServer, HttpServer
 from .station import WAIT_S, sil_station
 
 FIRMWARE = b"everpy firmware image 2.0\n" * 100
@@ -24,22 +18,13 @@ def _statuses(csms: Csms, action: str) -> list[str]:
 
 
 async def test_tc_044_update_firmware_download_install(tmp_path: Path, csms: Csms):
-    async def firmware(request: web.Request) -> web.Response:
-        return web.Response(body=FIRMWARE)
-
-    app = web.Application()
-    app.router.add_get("/fw.bin", firmware)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with HttpServer(tmp_path / "http") as http:
+        (http.root / "fw.bin").write_bytes(FIRMWARE)
         installer = {"firmware_installer_command": "{python} -m everpy_modules.System.sil_installer",
                      "wait_for_installation_permission": True}
         async with sil_station(tmp_path, csms, system=installer) as station:
             await station.charging()
-            answer = await station.call("UpdateFirmware", location=f"http://127.0.0.1:{port}/fw.bin",
+            answer = await station.call("UpdateFirmware", location=http.url("/files/fw.bin"),
                                         retrieveDate="2020-01-01T00:00:00Z", retries=2, retryInterval=1)
             assert answer == {}
             await csms.wait_for("FirmwareStatusNotification", lambda p: p["status"] == "Downloaded", WAIT_S)
@@ -51,38 +36,18 @@ async def test_tc_044_update_firmware_download_install(tmp_path: Path, csms: Csm
             stop = csms.messages("StopTransaction")[0]
             installing = csms.messages("FirmwareStatusNotification")[2]
             assert csms.received.index(stop) < csms.received.index(installing)
-    finally:
-        await runner.cleanup()
 
 
 async def test_tc_045_get_diagnostics_uploads_to_ftp(tmp_path: Path, csms: Csms):
-    (tmp_path / "ftp").mkdir()
-    authorizer = DummyAuthorizer()
-    authorizer.add_user("diag", "secret", str(tmp_path / "ftp"), perm="elradfmw")
-    received = threading.Event()
-
-    class Handler(FTPHandler):
-        def on_file_received(self, file: str) -> None:
-            received.set()
-
-    Handler.authorizer = authorizer
-    server = FTPServer(("127.0.0.1", 0), Handler)
-    port = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True)
-    thread.start()
-    try:
+    with FtpServer(tmp_path / "ftp") as ftp:
         async with sil_station(tmp_path, csms) as station:
             (tmp_path / "logs" / "everpy.log").write_text("a log line\n")
-            answer = await station.call("GetDiagnostics", location=f"ftp://diag:secret@127.0.0.1:{port}/",
-                                        retries=1, retryInterval=1)
+            answer = await station.call("GetDiagnostics", location=ftp.url("/"), retries=1, retryInterval=1)
             assert answer["fileName"]
             await csms.wait_for("DiagnosticsStatusNotification", lambda p: p["status"] == "Uploaded", WAIT_S)
-            assert await asyncio.to_thread(received.wait, WAIT_S)
-            assert (tmp_path / "ftp" / answer["fileName"]).stat().st_size > 0
+            stored = await ftp.wait_for_file(answer["fileName"], WAIT_S)
+            assert stored.stat().st_size > 0
             assert _statuses(csms, "DiagnosticsStatusNotification") == ["Uploading", "Uploaded"]
-    finally:
-        server.close_all()
-        thread.join(5)
 
 
 async def test_tc_044_2_download_failure_and_tc_045_2_upload_failure(tmp_path: Path, csms: Csms):
@@ -96,21 +61,9 @@ async def test_tc_044_2_download_failure_and_tc_045_2_upload_failure(tmp_path: P
 
 
 async def test_tc_044_3_installation_failure(tmp_path: Path, csms: Csms):
-    app = web.Application()
-
-    async def firmware(request: web.Request) -> web.Response:
-        return web.Response(body=FIRMWARE)
-
-    app.router.add_get("/fw.bin", firmware)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with HttpServer(tmp_path / "http") as http:
+        (http.root / "fw.bin").write_bytes(FIRMWARE)
         async with sil_station(tmp_path, csms, system={"firmware_installer_command": "false"}):
-            await csms.call_action("CP1", "UpdateFirmware", {"location": f"http://127.0.0.1:{port}/fw.bin",
+            await csms.call_action("CP1", "UpdateFirmware", {"location": http.url("/files/fw.bin"),
                                                              "retrieveDate": "2020-01-01T00:00:00Z"})
             await csms.wait_for("FirmwareStatusNotification", lambda p: p["status"] == "InstallationFailed", WAIT_S)
-    finally:
-        await runner.cleanup()

@@ -3,33 +3,15 @@ really signed image, GetLog to a real FTP server, ExtendedTriggerMessage."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-
-from aiohttp import web
-from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
 
 from everpy.ocpp.csms import Csms
 
+from ..system.servers import FtpServer, HttpServer
 from .certs import make_firmware_signer
 from .station import WAIT_S, sil_station
 
 IMAGE = b"signed everpy firmware 3.0\n" * 200
-
-
-async def _serve_image(image: bytes) -> tuple[web.AppRunner, int]:
-    async def firmware(request: web.Request) -> web.Response:
-        return web.Response(body=image)
-
-    app = web.Application()
-    app.router.add_get("/fw.bin", firmware)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 def _signed_statuses(csms: Csms) -> list[tuple[str, int]]:
@@ -39,19 +21,17 @@ def _signed_statuses(csms: Csms) -> list[tuple[str, int]]:
 
 async def test_signed_update_firmware_verified_and_installed(tmp_path: Path, csms: Csms):
     ca, certificate, signature = make_firmware_signer(tmp_path / "fw", IMAGE)
-    runner, port = await _serve_image(IMAGE)
-    try:
+    async with HttpServer(tmp_path / "http") as http:
+        (http.root / "fw.bin").write_bytes(IMAGE)
         async with sil_station(tmp_path, csms, system={"firmware_signing_ca_file": str(ca)}) as station:
             answer = await station.call("SignedUpdateFirmware", requestId=17, firmware={
-                "location": f"http://127.0.0.1:{port}/fw.bin", "retrieveDateTime": "2020-01-01T00:00:00Z",
+                "location": http.url("/files/fw.bin"), "retrieveDateTime": "2020-01-01T00:00:00Z",
                 "signingCertificate": certificate, "signature": signature})
             assert answer == {"status": "Accepted"}
             await csms.wait_for("SignedFirmwareStatusNotification", lambda p: p["status"] == "Installed", WAIT_S)
             statuses = _signed_statuses(csms)
             assert ("SignatureVerified", 17) in statuses and statuses[-1] == ("Installed", 17)
             assert not csms.messages("FirmwareStatusNotification")  # the plain 1.6 notification is not used
-    finally:
-        await runner.cleanup()
 
 
 async def test_signed_update_with_an_untrusted_certificate_is_refused(tmp_path: Path, csms: Csms):
@@ -67,23 +47,11 @@ async def test_signed_update_with_an_untrusted_certificate_is_refused(tmp_path: 
 
 
 async def test_get_log_security_log_to_ftp_and_extended_trigger(tmp_path: Path, csms: Csms):
-    (tmp_path / "ftp").mkdir()
-    authorizer = DummyAuthorizer()
-    authorizer.add_user("logs", "secret", str(tmp_path / "ftp"), perm="elradfmw")
-
-    class Handler(FTPHandler):
-        pass
-
-    Handler.authorizer = authorizer
-    server = FTPServer(("127.0.0.1", 0), Handler)
-    port = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True)
-    thread.start()
-    try:
+    with FtpServer(tmp_path / "ftp") as ftp:
         async with sil_station(tmp_path, csms) as station:
             (tmp_path / "logs" / "everpy.log").write_text("a log line\n")
             answer = await station.call("GetLog", logType="SecurityLog", requestId=5,
-                                        log={"remoteLocation": f"ftp://logs:secret@127.0.0.1:{port}/"})
+                                        log={"remoteLocation": ftp.url("/")})
             assert answer["status"] == "Accepted" and answer["filename"]
             await csms.wait_for("LogStatusNotification", lambda p: p["status"] == "Uploaded", WAIT_S)
             assert [(r.payload["status"], r.payload["requestId"]) for r in csms.messages("LogStatusNotification")] \
@@ -99,6 +67,3 @@ async def test_get_log_security_log_to_ftp_and_extended_trigger(tmp_path: Path, 
             assert (await station.call("ExtendedTriggerMessage", requestedMessage="SignChargePointCertificate")) \
                 == {"status": "Accepted"}
             assert "CERTIFICATE REQUEST" in (await csms.wait_for("SignCertificate", after=mark)).payload["csr"]
-    finally:
-        server.close_all()
-        thread.join(5)
