@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+from everpy.core.clock import FakeClock
+from everpy.testing import RunningSystem, run_system
+
 TEST_MODULES = Path(__file__).parent / "test_modules"
+
+
+def running(cfg: dict[str, Any], clock: FakeClock | None = None) -> AbstractAsyncContextManager[RunningSystem]:
+    """The system of a test config, with the test-only recorder module available."""
+    return run_system(cfg, clock=clock, extra_module_dirs=[TEST_MODULES])
 
 RECORDING_SCRIPT = """
 import json, os, sys

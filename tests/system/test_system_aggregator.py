@@ -12,9 +12,8 @@ import aiohttp
 import pytest
 
 from everpy.core.clock import FakeClock
-from everpy.testing import run_system
 
-from .helpers import TEST_MODULES, RecordingCommand, recorder_of, system_module_config
+from .helpers import RecordingCommand, recorder_of, running, system_module_config
 from .servers import FtpServer, HttpServer, eventually
 
 IMAGE = b"charger firmware " * 4000
@@ -50,10 +49,6 @@ def config(
 
 def each_board(**overrides: Any) -> dict[str, dict[str, Any]]:
     return {board: dict(overrides) for board in BOARDS}
-
-
-def running(cfg: dict[str, Any], clock: FakeClock | None = None):
-    return run_system(cfg, clock=clock, extra_module_dirs=[TEST_MODULES])
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from everpy.core.clock import FakeClock
-from everpy.testing import run_system
 
-from .helpers import TEST_MODULES, RecordingCommand, power_cycle, recorder_of, system_module_config
+from .helpers import RecordingCommand, power_cycle, recorder_of, running, system_module_config
 from .servers import FtpServer, HttpServer, eventually
 
 IMAGE = b"new firmware " * 5000
@@ -27,10 +26,6 @@ def config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
             "recorder": recorder_of("sys"),
         }
     }
-
-
-def running(cfg: dict[str, Any], clock: FakeClock | None = None):
-    return run_system(cfg, clock=clock, extra_module_dirs=[TEST_MODULES])
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from everpy.testing import run_system
-
-from .helpers import TEST_MODULES, RecordingCommand, recorder_of, system_module_config
+from .helpers import RecordingCommand, recorder_of, running, system_module_config
 from .servers import HttpServer
 
 IMAGE = b"signed firmware " * 3000
@@ -80,7 +78,7 @@ async def test_signed_updates(tmp_path: Path, pki: dict[str, Any]):
         firmware_signing_ca_file=str(tmp_path / "ca.pem"),
     )
     cfg = {"active_modules": {"sys": {"module": "System", "config_module": board}, "recorder": recorder_of("sys")}}
-    async with HttpServer(tmp_path / "http") as http, run_system(cfg, extra_module_dirs=[TEST_MODULES]) as system:
+    async with HttpServer(tmp_path / "http") as http, running(cfg) as system:
         (http.root / "fw.img").write_bytes(IMAGE)
         recorder = system.instances["recorder"]
 
