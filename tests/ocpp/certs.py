@@ -45,25 +45,34 @@ def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey |
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
+def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+    """A test certificate valid from five minutes ago for one day."""
+    now = datetime.now(UTC)
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1)))
+
+
+def _new_ca(name: str, *, signs_only_certificates: bool = False) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = _builder(_name(name), _name(name), key.public_key()).add_extension(
+        x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    if signs_only_certificates:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+    return key, builder.sign(key, hashes.SHA256())
+
+
 def make_pki(directory: Path, ca_name: str = "everpy test root",
              server_names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name(ca_name)).issuer_name(_name(ca_name))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca_key, ca = _new_ca(ca_name, signs_only_certificates=True)
     _write(directory / "ca.pem", ca)
 
     def leaf(common_name: str, usage: x509.ObjectIdentifier, file: str) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
-        builder = (x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(ca.subject)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+        builder = _builder(_name(common_name), ca.subject, key.public_key()).add_extension(
+            x509.ExtendedKeyUsage([usage]), critical=False)
         if usage == ExtendedKeyUsageOID.SERVER_AUTH:
             names: list[x509.GeneralName] = []
             for name in server_names:
@@ -86,18 +95,9 @@ def make_firmware_signer(directory: Path, image: bytes, ca_name: str = "everpy f
     import base64
 
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name(ca_name)).issuer_name(_name(ca_name))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca_key, ca = _new_ca(ca_name)
     key = ec.generate_private_key(ec.SECP256R1())
-    signer = (x509.CertificateBuilder().subject_name(_name("firmware signer")).issuer_name(ca.subject)
-              .public_key(key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-              .sign(ca_key, hashes.SHA256()))
+    signer = _builder(_name("firmware signer"), ca.subject, key.public_key()).sign(ca_key, hashes.SHA256())
     _write(directory / "firmware-ca.pem", ca)
     signature = base64.b64encode(key.sign(image, ec.ECDSA(hashes.SHA256()))).decode()
     return directory / "firmware-ca.pem", signer.public_bytes(serialization.Encoding.PEM).decode(), signature
@@ -107,10 +107,7 @@ def sign_csr(pki: Pki, csr_pem: str) -> str:
     """What a CSMS's CA does with a SignCertificate CSR: a client certificate, PEM."""
     csr = x509.load_pem_x509_csr(csr_pem.encode())
     ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
-    now = datetime.now(UTC)
-    certificate = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.subject)
-                   .public_key(csr.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+    certificate = (_builder(csr.subject, ca.subject, csr.public_key())  # type: ignore[arg-type]
                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
                    .sign(pki.ca_key, hashes.SHA256()))
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
