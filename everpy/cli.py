@@ -88,8 +88,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         task = asyncio.ensure_future(runtime.run_forever())
-        while not task.done() and not runtime.global_ready:
-            await asyncio.wait({task}, timeout=0.05)
+        up = asyncio.ensure_future(runtime.up.wait())
+        await asyncio.wait({task, up}, return_when=asyncio.FIRST_COMPLETED)
+        up.cancel()
         record = state_file(settings.mqtt_everest_prefix)
         if runtime.global_ready:
             record.parent.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,7 @@ class Runtime:
         self.ready_modules: set[str] = set()
         self._all_ready = asyncio.Event()
         self.global_ready = False
+        self.up = asyncio.Event()  # set at global ready, for whoever waits on start-up from outside
         self.bus: Bus | None = None
         self.host: ModuleHost | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -127,6 +128,7 @@ class Runtime:
             ) from None
         self._publish_global_ready()
         self.global_ready = True
+        self.up.set()
         self.started_in = time.monotonic() - t0
         log.info("everpy up and running [%d ms, %d modules]", self.started_in * 1000, len(self.ready_modules))
         sdnotify.notify("READY=1", f"STATUS=running {len(self.ready_modules)} modules")
