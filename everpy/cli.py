@@ -318,7 +318,7 @@ def _mid(module_id: str) -> str:
 
 
 def cmd_csms(args: argparse.Namespace, rest: Sequence[str]) -> int:
-    from everpy.ocpp import csms
+    from everpy import csms
 
     return int(csms.main(list(rest)))
 

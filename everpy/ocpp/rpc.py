@@ -1,54 +1,67 @@
-"""OCPP-J RPC: framing, schema validation and spec-exact CALLERRORs.
+"""OCPP-J RPC, shared by every OCPP version: framing, schema validation, range bounds and CALLERRORs.
 
-The ``ocpp`` package supplies the official JSON schemas and the action list; the routing and error
-mapping are ours because the package's own router answers with the wrong codes for OCPP-J 1.6 (it swaps
-NotImplemented and NotSupported, says FormatViolation where 1.6 says FormationViolation) and cannot tell
-a handler fault from a protocol fault.
+What differs between versions is a :class:`Dialect`: the JSON schemas (and their draft), the table that
+turns a neutral :class:`Fault` into that version's error code, and the rule for frames of an unknown
+message type. The routing and the error mapping are ours because the ``ocpp`` package's own router
+answers with the wrong codes (it swaps NotImplemented and NotSupported and cannot tell a handler fault
+from a protocol fault); the package supplies the official schemas and the action list.
 
-OCPP-J 1.6 §4.2.3 error codes as used here:
-
-==============================  ===============================================================
-NotImplemented                  the action name is not an OCPP action at all
-NotSupported                    an OCPP action this side does not handle
-ProtocolError                   payload incomplete (a required field is missing)
-FormationViolation              payload does not fit the PDU (extra field, not an object, bad frame)
-PropertyConstraintViolation     a field has a value outside its allowed set or range
-OccurenceConstraintViolation    a list has too few or too many elements
-TypeConstraintViolation         a field has the wrong data type (also string too long, bad dateTime)
-InternalError                   the handler failed
-==============================  ===============================================================
-
-Invalid JSON and frames without a usable unique id cannot be answered: they are logged and skipped.
-Frames with an unknown message type id are ignored (OCPP-J 1.6 §4.1.3).
+Range, not just schema: before a handler sees a CALL (and before a CALLRESULT is believed), every
+integer must fit the 32-bit integers OCPP defines, every number must be finite and of a size the
+station can compute with, and the JSON nesting must stay shallow. A value outside gets the dialect's
+PropertyConstraintViolation (or, for an answer, :class:`InvalidResponse`), never an exception that
+drops the link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import decimal
+import enum
 import json
 import logging
+import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-from jsonschema import Draft4Validator
 
 from everpy.ocpp.transport import Connection
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MAX_UNIQUE_ID_LENGTH = 36
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_NUMBER = decimal.Decimal(10) ** 12  # no OCPP quantity (Wh, W, A, s) comes near; multipleOf stays exact
+MAX_DEPTH = 16  # the deepest OCPP 1.6/2.0.1 payload nests 7 levels
+_CALL_ID = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
+
+
+class Fault(enum.Enum):
+    """Why a CALL is refused, independent of the version that names it."""
+
+    NOT_IMPLEMENTED = "the action is not an OCPP action"
+    NOT_SUPPORTED = "an OCPP action this side does not handle"
+    PROTOCOL = "a required field is missing"
+    FORMATION = "the payload does not fit the message (extra field, not an object, bad frame)"
+    PROPERTY = "a value outside its allowed set or range"
+    OCCURRENCE = "a list with too few or too many elements"
+    TYPE = "a field of the wrong type (also string too long, bad dateTime)"
+    INTERNAL = "the handler failed"
+    GENERIC = "any other error"
+    FRAMEWORK = "the frame is not a valid OCPP-J message"
 
 
 class OcppCallError(Exception):
-    """Raised by a handler to answer with a specific CALLERROR, or by ``call`` when the peer sent one."""
+    """Raised by a handler to answer with a CALLERROR (a :class:`Fault`, named by the dialect), or by
+    ``call`` when the peer sent one (then ``code`` is the peer's string)."""
 
-    def __init__(self, code: str, description: str = "", details: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{code}: {description}")
+    def __init__(self, code: str | Fault, description: str = "", details: dict[str, Any] | None = None) -> None:
+        name = code.name if isinstance(code, Fault) else code
+        super().__init__(f"{name}: {description}")
         self.code = code
         self.description = description
         self.details = details or {}
@@ -59,7 +72,7 @@ class CallTimeout(Exception):
 
 
 class InvalidResponse(Exception):
-    """The peer's CALLRESULT did not match the action's response schema."""
+    """The peer's CALLRESULT did not match the action's response schema or bounds."""
 
 
 @dataclass
@@ -78,8 +91,8 @@ def _is_datetime(value: object) -> bool:
     if not isinstance(value, str):
         return True
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError):
         return False
     return True
 
@@ -91,48 +104,90 @@ _FORMATS.checks("date-time")(_is_datetime)
 class Schemas:
     """The official OCPP JSON schemas of one version, as shipped by the ``ocpp`` package."""
 
-    def __init__(self, version_dir: str, request_suffix: str = "") -> None:
+    def __init__(self, version_dir: str, request_suffix: str = "",
+                 draft: type[jsonschema.protocols.Validator] = jsonschema.Draft4Validator) -> None:
         import ocpp
 
         self._dir = Path(ocpp.__file__).parent / version_dir / "schemas"
         self._request_suffix = request_suffix
-        self._cache: dict[str, Draft4Validator] = {}
+        self._draft = draft
+        self._cache: dict[str, jsonschema.protocols.Validator] = {}
         self.actions = frozenset(
             p.stem.removesuffix(request_suffix)
             for p in self._dir.glob("*.json")
             if not p.stem.endswith("Response")
         )
 
-    def validator(self, action: str, response: bool) -> Draft4Validator:
+    def validator(self, action: str, response: bool) -> jsonschema.protocols.Validator:
         name = action + ("Response" if response else self._request_suffix)
         if name not in self._cache:
             # Decimals, so that multipleOf 0.1 on charging limits is checked exactly.
             schema = json.loads((self._dir / f"{name}.json").read_text("utf-8-sig"), parse_float=decimal.Decimal)
-            self._cache[name] = Draft4Validator(schema, format_checker=_FORMATS)
+            schema.pop("$schema", None)  # the dialect's draft decides, not a URL the validator may fetch
+            self._cache[name] = self._draft(schema, format_checker=_FORMATS)
         return self._cache[name]
 
-    def check(self, action: str, payload: Any, response: bool) -> None:
-        """Raise OcppCallError with the OCPP-J 1.6 code for the first schema violation."""
-        as_decimal = json.loads(json.dumps(payload, cls=_Encoder), parse_float=decimal.Decimal)
-        error = jsonschema.exceptions.best_match(self.validator(action, response).iter_errors(as_decimal))
+    def first_error(self, action: str, payload: Any, response: bool) -> jsonschema.ValidationError | None:
+        return jsonschema.exceptions.best_match(self.validator(action, response).iter_errors(payload))
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What one OCPP version's RPC says differently: schemas, error codes, unknown message types."""
+
+    subprotocol: str
+    schemas: Schemas
+    codes: Mapping[Fault, str]
+    # OCPP-J 1.6 §4.1.3 ignores a frame of an unknown message type; 2.0.1 answers MessageTypeNotSupported
+    unknown_message_type_code: str | None = None
+
+    def code(self, fault: Fault) -> str:
+        return self.codes.get(fault, self.codes[Fault.GENERIC])
+
+    def check(self, action: str, payload: Any, response: bool, bounds: bool = True) -> None:
+        """Raise OcppCallError(Fault) for the first violation of the bounds (what the peer sent) or of
+        the schema (both ways)."""
+        if bounds:
+            bounded(payload)
+        error = self.schemas.first_error(action, payload, response)
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "payload"
-            raise OcppCallError(_code_for(error), f"{where}: {error.message}"[:255])
+            raise OcppCallError(fault_for(error), f"{where}: {error.message}"[:255])
 
 
-def _code_for(error: jsonschema.ValidationError) -> str:
+def fault_for(error: jsonschema.ValidationError) -> Fault:
     kind = error.validator
     if kind == "required":
-        return "ProtocolError"
+        return Fault.PROTOCOL
     if kind == "additionalProperties":
-        return "FormationViolation"
+        return Fault.FORMATION
     if kind in ("minItems", "maxItems", "uniqueItems"):
-        return "OccurenceConstraintViolation"
+        return Fault.OCCURRENCE
     if kind in ("type", "maxLength", "minLength", "format"):
         if kind == "type" and not error.absolute_path:
-            return "FormationViolation"  # the payload itself is not an object
-        return "TypeConstraintViolation"
-    return "PropertyConstraintViolation"  # enum, minimum, maximum, multipleOf, pattern
+            return Fault.FORMATION  # the payload itself is not an object
+        return Fault.TYPE
+    return Fault.PROPERTY  # enum, minimum, maximum, multipleOf, pattern
+
+
+def bounded(value: Any, depth: int = 0, where: str = "payload") -> None:
+    """Raise OcppCallError(PROPERTY/FORMATION) for a value no station arithmetic should meet."""
+    if depth > MAX_DEPTH:
+        raise OcppCallError(Fault.FORMATION, f"{where}: nested deeper than {MAX_DEPTH}")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not INT32_MIN <= value <= INT32_MAX:
+            raise OcppCallError(Fault.PROPERTY, f"{where}: integer {value:.3g} does not fit 32 bits"[:255])
+    elif isinstance(value, decimal.Decimal | float):
+        if not decimal.Decimal(value).is_finite() or abs(value) > MAX_NUMBER:
+            raise OcppCallError(Fault.PROPERTY, f"{where}: number out of range"[:255])
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            bounded(item, depth + 1, f"{where}/{key}"[:100])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            bounded(item, depth + 1, f"{where}/{index}"[:100])
 
 
 class _Encoder(json.JSONEncoder):
@@ -153,6 +208,29 @@ def _floats(value: Any) -> Any:
     return value
 
 
+def _decimals(value: Any) -> Any:
+    """Our own payload (plain floats) as the validator sees incoming ones."""
+    if isinstance(value, float):
+        return decimal.Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimals(v) for v in value]
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_frame(raw: str | bytes) -> Any:
+    """JSON with Decimals; NaN/Infinity and runaway nesting are refused as invalid JSON (ValueError)."""
+    try:
+        return json.loads(raw, parse_float=decimal.Decimal, parse_constant=_no_constants)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 @dataclass
 class _Pending:
     unique_id: str
@@ -171,14 +249,14 @@ class RpcPeer:
     def __init__(
         self,
         connection: Connection,
-        schemas: Schemas,
-        handlers: dict[str, Handler],
+        dialect: Dialect,
+        handlers: Mapping[str, Handler],
         log: logging.Logger,
         response_timeout: float = 30.0,
         on_frame: Callable[[str, str], None] | None = None,
     ) -> None:
         self._connection = connection
-        self._schemas = schemas
+        self._dialect = dialect
         self._handlers = handlers
         self._log = log
         self._response_timeout = response_timeout
@@ -208,9 +286,9 @@ class RpcPeer:
         if self._on_frame is not None:
             self._on_frame("in", raw if isinstance(raw, str) else repr(raw))
         try:
-            frame = json.loads(raw, parse_float=decimal.Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            self._log.error("ignoring a frame that is not valid JSON: %.200r", raw)
+            frame = parse_frame(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            await self._refuse_unparsable(raw, error)
             return
         if not isinstance(frame, list) or len(frame) < 3 or not isinstance(frame[1], str):
             self._log.error("ignoring a frame without message type and unique id: %.200r", raw)
@@ -220,28 +298,42 @@ class RpcPeer:
             await self._receive_call(frame, unique_id)
         elif message_type in (CALLRESULT, CALLERROR):
             self._receive_answer(frame, unique_id)
+        elif self._dialect.unknown_message_type_code is not None:
+            await self._send([CALLERROR, unique_id[:MAX_UNIQUE_ID_LENGTH], self._dialect.unknown_message_type_code,
+                              f"message type {message_type!r:.20} is not supported", {}])
         else:
             self._log.error("ignoring a frame with unknown message type %r: %.200r", message_type, raw)
 
+    async def _refuse_unparsable(self, raw: str | bytes, error: Exception) -> None:
+        """A CALL whose id can still be read gets an answer; anything else can only be logged."""
+        text = raw if isinstance(raw, str) else raw[:200].decode("utf-8", "replace")
+        match = _CALL_ID.match(text[:200])
+        if match is None:
+            self._log.error("ignoring a frame that is not valid JSON (%s): %.200r", error, raw)
+            return
+        self._log.warning("refusing CALL %s that is not valid JSON: %s", match.group(1), error)
+        await self._send_error(match.group(1), OcppCallError(Fault.FRAMEWORK, f"not valid JSON: {error}"[:255]))
+
     async def _receive_call(self, frame: list[Any], unique_id: str) -> None:
         if len(unique_id) > MAX_UNIQUE_ID_LENGTH:
-            await self._send_error(unique_id, OcppCallError("FormationViolation", "unique id longer than 36"))
+            await self._send_error(unique_id[:MAX_UNIQUE_ID_LENGTH],
+                                   OcppCallError(Fault.FORMATION, "unique id longer than 36"))
             return
         if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
-            await self._send_error(unique_id, OcppCallError("FormationViolation", "CALL must be [2, id, action, {}]"))
+            await self._send_error(unique_id, OcppCallError(Fault.FORMATION, "CALL must be [2, id, action, {}]"))
             return
         action, payload = frame[2], frame[3]
-        if action not in self._schemas.actions:
-            await self._send_error(unique_id, OcppCallError("NotImplemented", f"unknown action {action}"[:255]))
+        if action not in self._dialect.schemas.actions:
+            await self._send_error(unique_id, OcppCallError(Fault.NOT_IMPLEMENTED, f"unknown action {action}"[:255]))
             return
         handler = self._handlers.get(action)
         if handler is None:
-            await self._send_error(unique_id, OcppCallError("NotSupported", f"{action} is not supported"))
+            await self._send_error(unique_id, OcppCallError(Fault.NOT_SUPPORTED, f"{action} is not supported"))
             return
         try:
-            self._schemas.check(action, payload, response=False)
+            self._dialect.check(action, payload, response=False)
         except OcppCallError as error:
-            self._log.warning("rejecting %s %s: %s %s", action, unique_id, error.code, error.description)
+            self._log.warning("rejecting %s %s: %s", action, unique_id, error)
             await self._send_error(unique_id, error)
             return
         task = asyncio.ensure_future(self._handle(handler, action, unique_id, _floats(payload)))
@@ -251,13 +343,13 @@ class RpcPeer:
     async def _handle(self, handler: Handler, action: str, unique_id: str, payload: dict[str, Any]) -> None:
         try:
             reply = await handler(payload)
-            self._schemas.check(action, reply.payload, response=True)
+            self._dialect.check(action, _decimals(reply.payload), response=True, bounds=False)
         except OcppCallError as error:
             await self._send_error(unique_id, error)
             return
         except Exception:  # a fault in our own handler: the CSMS learns it as InternalError, we log it
             self._log.exception("handler for %s failed", action)
-            await self._send_error(unique_id, OcppCallError("InternalError", f"{action} handler failed"))
+            await self._send_error(unique_id, OcppCallError(Fault.INTERNAL, f"{action} handler failed"))
             return
         await self._send([CALLRESULT, unique_id, reply.payload])
         if reply.after is not None:
@@ -269,19 +361,20 @@ class RpcPeer:
             self._log.error("follow-up work failed", exc_info=task.exception())
 
     async def _send_error(self, unique_id: str, error: OcppCallError) -> None:
-        await self._send([CALLERROR, unique_id, error.code, error.description, error.details])
+        code = self._dialect.code(error.code) if isinstance(error.code, Fault) else error.code
+        await self._send([CALLERROR, unique_id, code, error.description, error.details])
 
     def _receive_answer(self, frame: list[Any], unique_id: str) -> None:
         pending = self._pending
         if pending is None or pending.unique_id != unique_id or pending.future.done():
-            self._log.warning("ignoring an answer to no outstanding CALL (id %s)", unique_id)
+            self._log.warning("ignoring an answer to no outstanding CALL (id %.40s)", unique_id)
             return
         if frame[0] == CALLRESULT:
             if len(frame) != 3 or not isinstance(frame[2], dict):
                 pending.future.set_exception(InvalidResponse(f"malformed CALLRESULT {frame!r:.200}"))
                 return
             try:
-                self._schemas.check(pending.action, frame[2], response=True)
+                self._dialect.check(pending.action, frame[2], response=True)
             except OcppCallError as error:
                 pending.future.set_exception(InvalidResponse(f"{pending.action}: {error.description}"))
                 return
@@ -290,7 +383,7 @@ class RpcPeer:
             code = frame[2] if len(frame) > 2 and isinstance(frame[2], str) else "GenericError"
             description = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else ""
             details = frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
-            pending.future.set_exception(OcppCallError(code, description, details))
+            pending.future.set_exception(OcppCallError(code[:50], description[:255], details))
 
     async def call(
         self, action: str, payload: dict[str, Any], unique_id: str | None = None, timeout: float | None = None
@@ -301,7 +394,7 @@ class RpcPeer:
         ConnectionClosed when the link drops. Our own payload is validated first (a bug, so ValueError).
         """
         try:
-            self._schemas.check(action, payload, response=False)
+            self._dialect.check(action, _decimals(payload), response=False, bounds=False)
         except OcppCallError as error:
             raise ValueError(f"refusing to send an invalid {action}: {error.description}") from None
         async with self._call_lock:

@@ -1,56 +1,78 @@
-"""What the OCPP logic needs from the rest of the charger, as one small interface.
+"""What the OCPP layer needs from the rest of the charger (southbound), as one small interface.
 
 The OCPP module implements it over the bus (evse_manager, system, auth, energy connections); the
-station logic never touches the bus itself, which keeps it independent of OCPP version and testable
-on its own. Connector ids here are OCPP 1.6 connector ids = EVSE ids (1-based).
+station logic of every OCPP version talks only to it, never to the bus, which keeps each version
+testable alone against a fake Station. EVSE ids are 1-based; a 1.6 connector id is an EVSE id.
+
+Every command answers whether the charger took the request (True) or not; a command whose bus call
+failed after its retries answers False (or raises :class:`ChargerUnavailable` where "not done" needs
+telling apart from "refused").
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from everpy.ocpp.values import EvseRef, IdToken, ResetRequest
+
+
+class ChargerUnavailable(Exception):
+    """The part of the charger that would carry out a request did not answer (bus down, module gone)."""
+
 
 class Station(Protocol):
-    def connector_ids(self) -> list[int]: ...
+    def evse_ids(self) -> list[int]: ...
 
-    async def set_available(self, connector: int, available: bool) -> bool:
+    async def set_available(self, evse_id: int, available: bool) -> bool:
         """Enable or disable one EVSE on behalf of the CSMS."""
         ...
 
-    async def stop_transaction(self, connector: int, reason: str) -> bool: ...
+    async def stop_transaction(self, evse_id: int, reason: str) -> bool: ...
 
-    async def pause_charging(self, connector: int) -> bool: ...
+    async def pause_charging(self, evse_id: int) -> bool: ...
 
-    async def allow_firmware_installation(self) -> None: ...
+    async def has_lock(self, evse: EvseRef) -> bool:
+        """False for a fixed cable (nothing to unlock)."""
+        ...
 
-    async def unlock(self, connector: int) -> bool: ...
+    async def unlock(self, evse: EvseRef) -> bool: ...
 
-    async def reserve(self, connector: int, reservation_id: int) -> bool: ...
+    async def reserve(self, evse_id: int, reservation_id: int) -> bool: ...
 
-    async def cancel_reservation(self, connector: int) -> None: ...
+    async def cancel_reservation(self, evse_id: int) -> None: ...
 
-    def provide_token(self, id_tag: str, connectors: list[int] | None, prevalidated: bool) -> None:
-        """Hand a remote-start id tag to Auth (auth_token_provider)."""
+    async def session_info(self, evse_id: int) -> dict[str, Any] | None:
+        """What the EVSE says about its session now (after an OCPP restart), None if it cannot tell."""
+        ...
+
+    def provide_token(self, token: IdToken, evse_ids: list[int] | None, prevalidated: bool) -> None:
+        """Hand a remote-start token to Auth (auth_token_provider)."""
         ...
 
     async def set_connection_timeout(self, seconds: int) -> None: ...
 
-    async def apply_limits(self, connector: int, schedule: list[dict[str, Any]]) -> None:
+    async def apply_limits(self, evse_id: int, schedule: list[dict[str, Any]]) -> None:
         """Enforce a composite schedule: energy ScheduleReqEntry list (empty = no external limit)."""
+        ...
+
+    async def read_meter(self, evse_id: int) -> dict[str, Any] | None:
+        """A fresh Powermeter reading of the EVSE's meter (for the stop value), None if none came."""
         ...
 
     async def set_system_time(self, timestamp: str) -> bool:
         """Set the system clock (RFC 3339); True if it was set."""
         ...
 
-    async def reset(self, kind: str) -> None:
-        """Soft or Hard reset of the whole station (the process ends)."""
+    async def reset(self, request: ResetRequest) -> None:
+        """Reset the whole station (the process ends)."""
         ...
 
     async def update_firmware(self, request: dict[str, Any]) -> str:
         """Start a firmware update: a system FirmwareUpdateRequest (request_id -1 for plain 1.6 updates).
         Returns the system's answer (Accepted, Rejected, AcceptedCanceled, InvalidCertificate, ...)."""
         ...
+
+    async def allow_firmware_installation(self) -> None: ...
 
     async def upload_logs(self, request: dict[str, Any]) -> tuple[str, str | None]:
         """Start a log upload: a system UploadLogsRequest. Returns (status, file name)."""
@@ -62,4 +84,8 @@ class Station(Protocol):
 
     def publish(self, var: str, value: Any) -> None:
         """Publish a var of the ocpp interface (connection_status, ...)."""
+        ...
+
+    def raise_error(self, kind: str, message: str) -> None:
+        """Raise an error of the ocpp interface on the bus (a degraded store, ...)."""
         ...

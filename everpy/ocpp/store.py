@@ -4,49 +4,81 @@ Everything that must survive a kill -9 or a power cut lives here: configuration 
 CSMS, the transaction message queue, the transactions still open, the authorisation cache, the local
 authorisation list, charging profiles and reservations. Each change is one SQLite transaction, so a crash
 leaves either the old or the new state, never half of each.
+
+The store must never stop the charger, and it never trusts what it reads back:
+
+* The schema is versioned (``PRAGMA user_version``) and migrated forward on open. A file written by newer
+  code is not downgraded: it is kept aside like a damaged one.
+* A file that is not a database, fails ``PRAGMA quick_check`` or has an unexpected schema is moved aside to
+  ``<name>.damaged-<UTC time>`` (kept for diagnostics) and a fresh store is started in its place.
+* When the file cannot be used at all (read-only, disk full, I/O errors), at open or later during a write,
+  the store carries on in an in-memory SQLite database holding what could still be read (``degraded``).
+  Nothing is persisted from then on until a restart, but no storage error reaches the caller.
+* A row that cannot be decoded is moved to the ``quarantine`` table and skipped, so one bad row does not
+  take the whole service down; the station learns about it through ``new_quarantine_events()``.
+* A sidecar file ``<name>.id`` remembers which store this was, so a store that vanished or was replaced is
+  reported (``lost``) instead of being taken silently as a new charger.
+
+Data of different OCPP versions sharing the file stays apart: configuration keys, records and queued
+messages are read and written for the ``ocpp_version`` the store was opened with. Transactions and id
+tags live in tables of OCPP 1.6 (``v16_*``); another version adds its own tables in a migration.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS queue (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    action TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    tx_key TEXT,
-    unique_id TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS transactions (
-    tx_key TEXT PRIMARY KEY,
-    connector INTEGER NOT NULL,
-    id_tag TEXT NOT NULL,
-    meter_start INTEGER NOT NULL,
-    start_time TEXT NOT NULL,
-    transaction_id INTEGER,
-    last_meter_wh INTEGER NOT NULL,
-    last_meter_time TEXT NOT NULL,
-    open INTEGER NOT NULL DEFAULT 1,
-    stop_samples TEXT NOT NULL DEFAULT '[]'
-);
-CREATE TABLE IF NOT EXISTS id_tags (
-    list TEXT NOT NULL,
-    id_tag TEXT NOT NULL,
-    info TEXT NOT NULL,
-    PRIMARY KEY (list, id_tag)
-);
-CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, id INTEGER NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (kind, id));
-"""
+_T = TypeVar("_T")
+
+# The version of the schema this code writes (PRAGMA user_version). Version 0 is the unversioned store of
+# the releases before it: tables config, queue, transactions, id_tags, records.
+SCHEMA_VERSION = 1
+
+# A row of the quarantine table holds at most this much of the original data, and the table keeps only the
+# newest rows: a stream of bad data must not fill the disk it is being rescued from.
+_QUARANTINE_DATA_MAX = 16 * 1024
+_QUARANTINE_ROWS_MAX = 200
+
+# Primary SQLite result codes that mean "the file or the disk is unusable", as opposed to a mistake in
+# the calling code (constraint violation, misuse) which must still raise.
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 3, 8, 10, 11
+_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_PROTOCOL, _SQLITE_NOLFS, _SQLITE_NOTADB = 13, 14, 15, 22, 26
+_STORAGE_FAULTS = {_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL,
+                   _SQLITE_CANTOPEN, _SQLITE_PROTOCOL, _SQLITE_NOLFS, _SQLITE_NOTADB}
+# Of those, the ones that say the content is broken: the file is kept aside rather than read.
+_DAMAGE = {_SQLITE_CORRUPT, _SQLITE_NOTADB}
+# While opening, the statements are fixed, so a plain SQL error, a constraint or a type mismatch can only
+# come from what is in the file (a schema nobody wrote): damage as well. Busy or locked is not: another
+# process (the store of another OCPP version) holding the file a while is no reason to throw it away.
+_SQLITE_ERROR, _SQLITE_CONSTRAINT, _SQLITE_MISMATCH = 1, 19, 20
+_DAMAGE_AT_OPEN = _DAMAGE | {_SQLITE_ERROR, _SQLITE_CONSTRAINT, _SQLITE_MISMATCH}
+
+# The tables and columns of SCHEMA_VERSION; a file claiming that version without them is not trusted.
+_SCHEMA_COLUMNS: dict[str, set[str]] = {
+    "meta": {"key", "value"},
+    "config": {"version", "key", "value"},
+    "queue": {"seq", "version", "action", "payload", "tx_key", "unique_id", "attempts"},
+    "v16_transactions": {"tx_key", "connector", "id_tag", "meter_start", "start_time", "transaction_id",
+                         "last_meter_wh", "last_meter_time", "open", "stop_samples"},
+    "v16_id_tags": {"list", "id_tag", "info"},
+    "records": {"version", "kind", "id", "data"},
+    "quarantine": {"id", "kind", "source", "data", "reason", "time"},
+}
+
+# Transactions and id tags per OCPP version; 2.0.1 gets its own tables (in a migration) beside these.
+_TRANSACTION_TABLES = {"1.6": "v16_transactions"}
+_ID_TAG_TABLES = {"1.6": "v16_id_tags"}
 
 
 @dataclass(frozen=True)
@@ -72,142 +104,839 @@ class OpenTransaction:
     stop_samples: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class QuarantinedRow:
+    """Data moved out of the way because it could not be used; kept for diagnostics."""
+    id: int
+    kind: str
+    source: str
+    data: str
+    reason: str
+    time: str
+
+
+class _BadText(bytes):
+    """A TEXT value that is not UTF-8. Returned instead of raising so that one such value does not make a
+    whole SELECT fail; the row is then quarantined like any other undecodable one."""
+
+
+def _text(raw: bytes) -> str | _BadText:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _BadText(raw)
+
+
+class _BadRow(ValueError):
+    """A row read back from the file that cannot be used (the message says why)."""
+
+
+class _Damaged(Exception):
+    """The file is not a store this code can trust (the message says why)."""
+
+
+def _code(error: BaseException) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF  # extended codes carry the primary one in the low byte
+
+
+def _is_storage_fault(error: BaseException) -> bool:
+    return _code(error) in _STORAGE_FAULTS
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, str):
+        raise _BadRow(f"{what} is not text")
+    try:
+        decoded = json.loads(value)
+    except ValueError as error:
+        raise _BadRow(f"{what} is not valid JSON: {error}") from None
+    if not isinstance(decoded, dict):
+        raise _BadRow(f"{what} is not a JSON object")
+    return decoded
+
+
+def _json_objects(value: Any, what: str) -> list[dict[str, Any]]:
+    if not isinstance(value, str):
+        raise _BadRow(f"{what} is not text")
+    try:
+        decoded = json.loads(value)
+    except ValueError as error:
+        raise _BadRow(f"{what} is not valid JSON: {error}") from None
+    if not isinstance(decoded, list) or not all(isinstance(item, dict) for item in decoded):
+        raise _BadRow(f"{what} is not a JSON list of objects")
+    return decoded
+
+
+def _int(value: Any, what: str) -> int:
+    if not isinstance(value, int):
+        raise _BadRow(f"{what} is not an integer")
+    return value
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise _BadRow(f"{what} is not text")
+    return value
+
+
+def _describe(row: Sequence[Any]) -> str:
+    """A row as text for the quarantine table, whatever its values are (undecodable text included)."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return {"bytes": value.hex()}
+        return value
+    text = json.dumps([plain(value) for value in row], default=repr)
+    return text[:_QUARANTINE_DATA_MAX]
+
+
+# -- schema migrations ---------------------------------------------------------------------------------
+def _migrate_0_to_1(db: sqlite3.Connection) -> None:
+    # Complete a version-0 store first (an empty file is a version-0 store without tables, and stores from
+    # before StopTxn samples were persisted lack transactions.stop_samples), so the steps below always
+    # start from the same schema.
+    for statement in (
+        "CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL,"
+        " payload TEXT NOT NULL, tx_key TEXT, unique_id TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE IF NOT EXISTS transactions (tx_key TEXT PRIMARY KEY, connector INTEGER NOT NULL,"
+        " id_tag TEXT NOT NULL, meter_start INTEGER NOT NULL, start_time TEXT NOT NULL, transaction_id INTEGER,"
+        " last_meter_wh INTEGER NOT NULL, last_meter_time TEXT NOT NULL, open INTEGER NOT NULL DEFAULT 1,"
+        " stop_samples TEXT NOT NULL DEFAULT '[]')",
+        "CREATE TABLE IF NOT EXISTS id_tags (list TEXT NOT NULL, id_tag TEXT NOT NULL, info TEXT NOT NULL,"
+        " PRIMARY KEY (list, id_tag))",
+        "CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, id INTEGER NOT NULL, data TEXT NOT NULL,"
+        " PRIMARY KEY (kind, id))",
+    ):
+        db.execute(statement)
+    if "stop_samples" not in {row[1] for row in db.execute("PRAGMA table_info(transactions)")}:
+        db.execute("ALTER TABLE transactions ADD COLUMN stop_samples TEXT NOT NULL DEFAULT '[]'")
+    # Everything of version 0 was OCPP 1.6. Config keys and records get the version into their primary key,
+    # which SQLite can only do by rebuilding the table.
+    db.execute("CREATE TABLE config_v1 (version TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+               " PRIMARY KEY (version, key))")
+    db.execute("INSERT INTO config_v1 SELECT '1.6', key, value FROM config")
+    db.execute("DROP TABLE config")
+    db.execute("ALTER TABLE config_v1 RENAME TO config")
+    db.execute("CREATE TABLE records_v1 (version TEXT NOT NULL, kind TEXT NOT NULL, id INTEGER NOT NULL,"
+               " data TEXT NOT NULL, PRIMARY KEY (version, kind, id))")
+    db.execute("INSERT INTO records_v1 SELECT '1.6', kind, id, data FROM records")
+    db.execute("DROP TABLE records")
+    db.execute("ALTER TABLE records_v1 RENAME TO records")
+    # The queue keeps one sequence for all versions (ADD COLUMN keeps its AUTOINCREMENT counter), so the
+    # order of messages survives; each row says which protocol it must be sent with.
+    db.execute("ALTER TABLE queue ADD COLUMN version TEXT NOT NULL DEFAULT '1.6'")
+    db.execute("CREATE INDEX queue_by_version ON queue (version, seq)")
+    db.execute("ALTER TABLE transactions RENAME TO v16_transactions")
+    db.execute("ALTER TABLE id_tags RENAME TO v16_id_tags")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("CREATE TABLE quarantine (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
+               " source TEXT NOT NULL, data TEXT NOT NULL, reason TEXT NOT NULL, time TEXT NOT NULL)")
+
+
+# _MIGRATIONS[n] turns a store of version n into one of version n + 1.
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1]
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+
+def _user_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _migrate(db: sqlite3.Connection) -> bool:
+    """Bring the schema to SCHEMA_VERSION, one transaction per step (a crash in between leaves a valid
+    older version that the next start continues from). Returns whether anything was migrated."""
+    version = _user_version(db)
+    for step in range(version, SCHEMA_VERSION):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: a process opening the same file may have migrated meanwhile.
+            if _user_version(db) <= step:
+                _MIGRATIONS[step](db)
+                db.execute(f"PRAGMA user_version = {step + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    return version < SCHEMA_VERSION
+
+
+def _check_schema(db: sqlite3.Connection) -> None:
+    for table, columns in _SCHEMA_COLUMNS.items():
+        found = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if not columns <= found:
+            raise _Damaged(f"table {table} does not have the columns of version {SCHEMA_VERSION}")
+
+
+def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    db = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
+    db.text_factory = _text
+    return db
+
+
 class OcppStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, ocpp_version: str = "1.6", log: logging.Logger | None = None, *,
+                 on_degraded: Callable[[str], None] | None = None) -> None:
+        if not ocpp_version:
+            raise ValueError("ocpp_version must name the OCPP version, e.g. '1.6'")
         self.path = Path(path)
+        self.ocpp_version = ocpp_version
+        self.log = log or logging.getLogger("everpy.ocpp.store")
+        # Called once, with the reason, when the store starts running in memory (the module raises an
+        # error on the bus with it). When passed here it is also called for a store degraded at startup.
+        self.on_degraded: Callable[[str], None] | None = on_degraded
+        self.degraded: str | None = None
+        self.kept_aside: Path | None = None
+        self.lost: str | None = None
+        self.store_id = ""
+        self._kept_aside_reason: str | None = None
+        self._degraded_reported = False
+        self._memory = False
+        self._depth = 0  # 1 inside a transaction (atomic() or an internal one)
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []  # writes of the open transaction, for replay
+        self._quarantine_events: list[tuple[str, str]] = []
+        self._db = self._open()
+        self._startup_problems = self._problems()
+        if self.degraded is not None:
+            self._report_degraded()
+
+    def _problems(self) -> list[str]:
+        return [reason for reason in (self.lost, self._kept_aside_reason, self.degraded) if reason is not None]
+
+    # -- opening -------------------------------------------------------------------------------------
+    @property
+    def _sidecar(self) -> Path:
+        return self.path.with_name(self.path.name + ".id")
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._open_or_replace()
+        except Exception as error:  # anything unforeseen: still no exception out of the constructor
+            self.log.exception("OCPP store %s: unexpected failure while opening", self.path)
+            return self._open_memory(f"store {self.path} cannot be opened ({error!r}): in-memory until restart",
+                                     carry_over=False)
+
+    def _open_or_replace(self) -> sqlite3.Connection:
+        sidecar = self._read_sidecar()
+        try:
+            had_content = self.path.stat().st_size > 0
+        except OSError:
+            had_content = False
+        if sidecar is not None and not had_content:
+            state = "missing" if not self.path.exists() else "empty"
+            self.lost = (f"store {self.path} was {state} though it existed before (id {sidecar[0]}):"
+                         " started empty")
+            self.log.error("%s", self.lost)
+        try:
+            db = self._open_file()
+        except _Damaged as damage:
+            return self._replace_damaged(str(damage))
+        except (sqlite3.Error, OSError) as error:
+            return self._open_memory(self._reason(error), carry_over=True)
+        self._adopt_identity(db, sidecar, had_content)
+        return db
+
+    def _check_file(self) -> None:
+        """Raise _Damaged when the file is not a store this code may use. Done on a read-only connection: a
+        read-write one would, on close, apply the -wal to the damaged file and delete it, and the -wal is
+        part of what is kept aside for diagnostics."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return  # nothing to check; mode=ro cannot create the file
+        db = _connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            version = _user_version(db)
+            if version > SCHEMA_VERSION:
+                raise _Damaged(f"its schema version {version} is newer than this code knows ({SCHEMA_VERSION})")
+            if version < 0:
+                raise _Damaged(f"its schema version {version} is invalid")
+            # quick_check reads every page once (O(size), the store is small): a torn or truncated file is
+            # found now, where it can be kept aside, not in the middle of a transaction.
+            problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise _Damaged("quick_check: " + "; ".join(problems))
+        except sqlite3.DatabaseError as error:
+            if _code(error) in _DAMAGE_AT_OPEN:
+                raise _Damaged(str(error)) from error
+            raise
+        finally:
+            db.close()
+
+    def _open_file(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(transactions)")}
-        if "stop_samples" not in columns:  # a database from before StopTxn samples were persisted
-            self._db.execute("ALTER TABLE transactions ADD COLUMN stop_samples TEXT NOT NULL DEFAULT '[]'")
+        self._check_file()
+        db = _connect(str(self.path))
+        try:
+            try:
+                version = _user_version(db)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                if _migrate(db):
+                    self.log.info("OCPP store %s migrated from version %d to %d", self.path, version,
+                                  SCHEMA_VERSION)
+                _check_schema(db)
+                # A real write at every start: a read-only file or a full disk shows up now, reported as a
+                # startup problem, rather than at the first transaction.
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('opened', ?)", (_utc_now(),))
+            except sqlite3.DatabaseError as error:
+                if _code(error) in _DAMAGE_AT_OPEN:
+                    raise _Damaged(str(error)) from error
+                raise
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _replace_damaged(self, damage: str) -> sqlite3.Connection:
+        self.log.error("OCPP store %s cannot be trusted (%s)", self.path, damage)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        count = 1
+        while aside.exists():  # two damaged stores within a second: keep both
+            aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}.{count}")
+            count += 1
+        try:
+            # The -wal and -shm go along under matching names: left behind, SQLite would apply the old WAL
+            # to the fresh file; moved along, the kept copy opens with its WAL for diagnostics.
+            for suffix in ("-wal", "-shm"):
+                companion = Path(f"{self.path}{suffix}")
+                if companion.exists():
+                    companion.rename(Path(f"{aside}{suffix}"))
+            self.path.rename(aside)
+        except OSError as error:
+            return self._open_memory(f"store {self.path} is damaged ({damage}) and cannot be kept aside"
+                                     f" ({error}): in-memory until restart", carry_over=False)
+        self.kept_aside = aside
+        self._kept_aside_reason = f"store {self.path} was damaged ({damage}): kept aside as {aside}, started empty"
+        self.log.error("%s", self._kept_aside_reason)
+        try:
+            db = self._open_file()
+        except (_Damaged, sqlite3.Error, OSError) as error:
+            return self._open_memory(f"store {self.path} was damaged and a fresh one cannot be created"
+                                     f" ({error}): in-memory until restart", carry_over=False)
+        self._adopt_identity(db, None, False)
+        return db
+
+    def _open_memory(self, reason: str, *, carry_over: bool) -> sqlite3.Connection:
+        """The last resort at open: a store in memory, holding what the file still gives when it is
+        healthy but unwritable (read-only, full), nothing when it cannot be trusted."""
+        self.degraded = reason
+        self._memory = True
+        self.log.error("%s", reason)
+        db = self._copy_to_memory(None) if carry_over else None
+        if db is None:
+            db = self._empty_memory()
+        self.store_id = self._identity(db) or ""
+        if not self.store_id:
+            with suppress(sqlite3.Error):
+                self.store_id = uuid.uuid4().hex
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('store_id', ?)", (self.store_id,))
+        sidecar = self._read_sidecar()
+        if sidecar is not None and self.lost is None and self.store_id != sidecar[0] and carry_over:
+            self.lost = (f"store {self.path} is not the one this charger had (id {sidecar[0]}, found"
+                         f" {self.store_id})")
+        return db
+
+    def _empty_memory(self) -> sqlite3.Connection:
+        db = _connect(":memory:")
+        _migrate(db)
+        return db
+
+    def _copy_to_memory(self, failing: sqlite3.Connection | None) -> sqlite3.Connection | None:
+        """The committed state of the store, copied into memory with the backup API: from the failing
+        connection when it has no transaction open (it sees everything), else from a fresh read-only
+        connection, else ignoring locks and the WAL (immutable: a read-only directory cannot even hold the
+        -shm). None when nothing can be read or the copy is not usable."""
+        sources: list[Callable[[], sqlite3.Connection]] = []
+        if failing is not None and not failing.in_transaction:
+            sources.append(lambda: failing)
+        uri = self.path.absolute().as_uri()
+        sources.append(lambda: _connect(f"{uri}?mode=ro", uri=True))
+        sources.append(lambda: _connect(f"{uri}?mode=ro&immutable=1", uri=True))
+        for source in sources:
+            memory = _connect(":memory:")
+            src: sqlite3.Connection | None = None
+            try:
+                src = source()
+                src.backup(memory)
+                version = _user_version(memory)
+                if not 0 <= version <= SCHEMA_VERSION:
+                    raise _Damaged(f"schema version {version}")
+                if [row[0] for row in memory.execute("PRAGMA quick_check(1)")] != ["ok"]:
+                    raise _Damaged("quick_check failed")
+                _migrate(memory)
+                _check_schema(memory)
+                return memory
+            except (sqlite3.Error, OSError, _Damaged) as error:
+                self.log.warning("OCPP store %s: copying to memory failed: %s", self.path, error)
+                memory.close()
+            finally:
+                if src is not None and src is not failing:
+                    src.close()
+        return None
+
+    def _reason(self, error: BaseException) -> str:
+        code = _code(error)
+        if isinstance(error, OSError) and error.errno is not None:
+            code = {errno.EROFS: _SQLITE_READONLY, errno.EACCES: _SQLITE_READONLY, errno.EPERM: _SQLITE_READONLY,
+                    errno.ENOSPC: _SQLITE_FULL, errno.EDQUOT: _SQLITE_FULL, errno.EIO: _SQLITE_IOERR}.get(
+                        error.errno, code)
+        if code == _SQLITE_CANTOPEN and not os.access(self.path.parent, os.W_OK):
+            code = _SQLITE_READONLY  # SQLite cannot create the file or its -wal in a read-only directory
+        if code == _SQLITE_READONLY:
+            return f"store {self.path} is read-only ({error}): in-memory until restart"
+        if code == _SQLITE_FULL:
+            return f"store {self.path}: disk is full ({error}): in-memory until restart"
+        if code == _SQLITE_IOERR:
+            return f"store {self.path}: I/O error ({error}): in-memory until restart"
+        return f"store {self.path} cannot be used ({error}): in-memory until restart"
+
+    # -- identity (sidecar) --------------------------------------------------------------------------------
+    def _read_sidecar(self) -> tuple[str, int] | None:
+        try:
+            content = json.loads(self._sidecar.read_text())
+            store_id, version = content["store_id"], content["user_version"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            self.log.warning("OCPP store sidecar %s unreadable (%s): ignored", self._sidecar, error)
+            return None
+        if not isinstance(store_id, str) or not isinstance(version, int):
+            self.log.warning("OCPP store sidecar %s malformed: ignored", self._sidecar)
+            return None
+        return store_id, version
+
+    def _write_sidecar(self) -> None:
+        """Written atomically (temporary file, fsync, rename, fsync of the directory): after a power cut the
+        sidecar is the old or the new one, never empty, else an empty sidecar would hide a lost store."""
+        tmp = self._sidecar.with_name(self._sidecar.name + ".tmp")
+        try:
+            with open(tmp, "w") as file:
+                json.dump({"store_id": self.store_id, "user_version": SCHEMA_VERSION}, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, self._sidecar)
+            directory = os.open(self._sidecar.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as error:
+            self.log.warning("OCPP store sidecar %s not written: %s", self._sidecar, error)
+            with suppress(OSError):
+                tmp.unlink()
+
+    @staticmethod
+    def _identity(db: sqlite3.Connection) -> str | None:
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        except sqlite3.Error:
+            return None
+        return row[0] if row is not None and isinstance(row[0], str) and row[0] else None
+
+    def _adopt_identity(self, db: sqlite3.Connection, sidecar: tuple[str, int] | None, had_content: bool) -> None:
+        """Give the store an id (kept in meta and in the sidecar) and report a file that is not the store
+        the sidecar remembers. Such a file is a valid store and is used; the report is made once, since the
+        sidecar then takes the new id."""
+        existing = found = self._identity(db)
+        if found is None:
+            found = uuid.uuid4().hex
+            try:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('store_id', ?)", (found,))
+            except sqlite3.Error as error:  # checked writable just before; a failure here is only logged
+                self.log.error("OCPP store %s: id not stored: %s", self.path, error)
+        self.store_id = found
+        if sidecar is not None and had_content and sidecar[0] != found:
+            self.lost = (f"store {self.path} is not the one this charger had (id {sidecar[0]}, found"
+                         f" {existing or 'none'}): using its contents")
+            self.log.error("%s", self.lost)
+        if sidecar != (found, SCHEMA_VERSION):
+            self._write_sidecar()
+
+    # -- degraded mode -------------------------------------------------------------------------------------
+    def _report_degraded(self) -> None:
+        if self._degraded_reported or self.degraded is None:
+            return
+        self._degraded_reported = True
+        if self.on_degraded is not None:
+            try:
+                self.on_degraded(self.degraded)
+            except Exception:  # the report must not turn into the failure it reports
+                self.log.exception("OCPP store: on_degraded callback failed")
+
+    def _degrade(self, error: sqlite3.Error) -> bool:
+        """Switch to memory after a storage fault of the file; False when the error is not one (a bug of the
+        caller) or the store is in memory already, then the caller re-raises."""
+        if self._memory or not _is_storage_fault(error):
+            return False
+        failing = self._db
+        self.degraded = self._reason(error)
+        self._memory = True
+        self.log.error("OCPP store: %s; changes from now on are lost at restart", self.degraded)
+        if failing.in_transaction:  # SQLite may or may not have rolled back after FULL/IOERR already
+            with suppress(sqlite3.Error):
+                failing.execute("ROLLBACK")
+        memory = self._copy_to_memory(failing)
+        if memory is None:
+            self.log.error("OCPP store %s unreadable: continuing with an empty store in memory", self.path)
+            memory = self._empty_memory()
+        with suppress(sqlite3.Error):
+            failing.close()
+        self._db = memory
+        if self._depth:
+            # The open transaction is redone in memory: the writes made so far, then the one that failed
+            # (retried by the caller), then the rest of the block; the block commits there as a whole.
+            memory.execute("BEGIN IMMEDIATE")
+            for sql, params in self._pending:
+                memory.execute(sql, params)
+        self._report_degraded()
+        return True
+
+    # -- statements ----------------------------------------------------------------------------------------
+    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            cursor = self._db.execute(sql, params)
+        except sqlite3.DatabaseError as error:
+            if not self._degrade(error):
+                raise
+            cursor = self._db.execute(sql, params)
+        if self._depth:
+            self._pending.append((sql, params))
+        return cursor
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        # fetchall inside the guard: a bad page shows up while stepping through rows, not at execute
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as error:
+            if not self._degrade(error):
+                raise
+            return self._db.execute(sql, params).fetchall()
+
+    def _control(self, sql: str) -> None:
+        """BEGIN/COMMIT: guarded like a write but not replayed (the replay opens its own transaction)."""
+        try:
+            self._db.execute(sql)
+        except sqlite3.DatabaseError as error:
+            if not self._degrade(error):
+                raise
+            if sql != "BEGIN IMMEDIATE" or not self._db.in_transaction:
+                self._db.execute(sql)
+
+    def _rollback(self) -> None:
+        if not self._db.in_transaction:
+            return
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.DatabaseError as error:
+            # Nothing to replay (the block is abandoned): memory gets the committed state.
+            if not self._degrade(error):
+                raise
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One SQLite transaction, or part of the caller's when one is open (internal multi-step changes
+        such as moving a row to quarantine)."""
+        if self._depth:
+            yield
+            return
+        self._control("BEGIN IMMEDIATE")
+        self._depth, self._pending = 1, []
+        try:
+            yield
+        except BaseException:
+            self._depth, self._pending = 0, []
+            self._rollback()
+            raise
+        try:
+            self._control("COMMIT")
+        except BaseException:
+            # Not a storage fault (those were handled by going to memory): do not leave the transaction
+            # open, or every later BEGIN would fail too.
+            self._depth, self._pending = 0, []
+            with suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            raise
+        self._depth, self._pending = 0, []
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        except sqlite3.Error as error:  # closing is best effort: everything committed is on disk already
+            self.log.warning("OCPP store %s: close failed: %s", self.path, error)
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
         """Group several changes into one SQLite transaction (nesting is not supported)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        if self._depth:
+            raise RuntimeError("OcppStore.atomic() does not nest: group the changes in one atomic() block")
+        with self._transaction():
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+
+    # -- reporting -------------------------------------------------------------------------------------
+    def startup_problems(self) -> list[str]:
+        """What went wrong while opening (lost, kept aside, in memory), for the station to report."""
+        return list(self._startup_problems)
+
+    def quarantine(self, kind: str, source: str, data: str, reason: str) -> None:
+        """Keep data that cannot be used out of the way (in the quarantine table), log it, and remember it
+        for new_quarantine_events()."""
+        text = data if isinstance(data, str) else repr(data)  # whatever the caller found, it gets kept
+        with self._transaction():
+            self._write("INSERT INTO quarantine (kind, source, data, reason, time) VALUES (?, ?, ?, ?, ?)",
+                        (kind, source, text[:_QUARANTINE_DATA_MAX], reason, _utc_now()))
+            self._write("DELETE FROM quarantine WHERE id <= (SELECT MAX(id) FROM quarantine) - ?",
+                        (_QUARANTINE_ROWS_MAX,))
+        self.log.error("OCPP store: %s from %s quarantined: %s", kind, source, reason)
+        self._quarantine_events.append((kind, reason))
+
+    def quarantined(self) -> list[QuarantinedRow]:
+        rows = self._read("SELECT id, kind, source, data, reason, time FROM quarantine ORDER BY id")
+        def text(value: Any) -> str:
+            return value if isinstance(value, str) else repr(value)
+        return [QuarantinedRow(int(row[0]), text(row[1]), text(row[2]), text(row[3]), text(row[4]), text(row[5]))
+                for row in rows]
+
+    def new_quarantine_events(self) -> list[tuple[str, str]]:
+        """(kind, reason) of each quarantine since the last call, for a security or diagnostics event."""
+        events, self._quarantine_events = self._quarantine_events, []
+        return events
+
+    def _move_to_quarantine(self, kind: str, source: str, row: Sequence[Any], reason: str, table: str,
+                            rowid: int) -> None:
+        with self._transaction():
+            self.quarantine(kind, source, _describe(row), reason)
+            self._write(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
 
     # -- configuration -----------------------------------------------------------------------------
     def config_values(self) -> dict[str, str]:
-        return dict(self._db.execute("SELECT key, value FROM config"))
+        values: dict[str, str] = {}
+        for row in self._read("SELECT rowid, key, value FROM config WHERE version = ?", (self.ocpp_version,)):
+            try:
+                values[_str(row[1], "key")] = _str(row[2], "value")
+            except _BadRow as bad:
+                self._move_to_quarantine("config", f"{self.ocpp_version} config", row[1:],
+                                         f"configuration key {bad}", "config", row[0])
+        return values
 
     def set_config(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (key, value))
+        self._write("INSERT OR REPLACE INTO config VALUES (?, ?, ?)", (self.ocpp_version, key, value))
 
     # -- transaction message queue -------------------------------------------------------------------
     def enqueue(self, action: str, payload: dict[str, Any], unique_id: str, tx_key: str | None = None) -> int:
-        cursor = self._db.execute(
-            "INSERT INTO queue (action, payload, tx_key, unique_id) VALUES (?, ?, ?, ?)",
-            (action, json.dumps(payload), tx_key, unique_id),
+        cursor = self._write(
+            "INSERT INTO queue (version, action, payload, tx_key, unique_id) VALUES (?, ?, ?, ?, ?)",
+            (self.ocpp_version, action, json.dumps(payload), tx_key, unique_id),
         )
         return int(cursor.lastrowid or 0)
 
+    @staticmethod
+    def _queued(row: Sequence[Any]) -> QueuedMessage:
+        seq, action, payload, tx_key, unique_id, attempts = row
+        if not isinstance(action, str) or not action:
+            raise _BadRow("action is not text")
+        if tx_key is not None and not isinstance(tx_key, str):
+            raise _BadRow("tx_key is not text")
+        return QueuedMessage(_int(seq, "seq"), action, _json_object(payload, "payload"), tx_key,
+                             _str(unique_id, "unique_id"), _int(attempts, "attempts"))
+
+    def _quarantine_queue_row(self, row: Sequence[Any], reason: str) -> None:
+        self._move_to_quarantine("queue", f"{self.ocpp_version} queue seq {row[0]} {row[1]!r}", row, reason,
+                                 "queue", row[0])
+
     def queue_head(self) -> QueuedMessage | None:
-        row = self._db.execute(
-            "SELECT seq, action, payload, tx_key, unique_id, attempts FROM queue ORDER BY seq LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        return QueuedMessage(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5])
+        after = -1  # rows looked at are passed even if their removal did not stick: no endless loop
+        while True:
+            rows = self._read("SELECT seq, action, payload, tx_key, unique_id, attempts FROM queue"
+                              " WHERE version = ? AND seq > ? ORDER BY seq LIMIT 1", (self.ocpp_version, after))
+            if not rows:
+                return None
+            try:
+                return self._queued(rows[0])
+            except _BadRow as bad:
+                self._quarantine_queue_row(rows[0], str(bad))
+                after = rows[0][0]
 
     def queue_length(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0])
+        """Rows queued for this version; a bad row counts until queue_head() comes to it."""
+        return int(self._read("SELECT COUNT(*) FROM queue WHERE version = ?", (self.ocpp_version,))[0][0])
 
     def queued_actions(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT action FROM queue ORDER BY seq")]
+        actions: list[str] = []
+        for row in self._read("SELECT seq, action, payload, tx_key, unique_id, attempts FROM queue"
+                              " WHERE version = ? ORDER BY seq", (self.ocpp_version,)):
+            try:
+                actions.append(self._queued(row).action)
+            except _BadRow as bad:
+                self._quarantine_queue_row(row, str(bad))
+        return actions
 
     def count_attempt(self, seq: int) -> None:
-        self._db.execute("UPDATE queue SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+        self._write("UPDATE queue SET attempts = attempts + 1 WHERE seq = ? AND version = ?",
+                    (seq, self.ocpp_version))
 
     def dequeue(self, seq: int) -> None:
-        self._db.execute("DELETE FROM queue WHERE seq = ?", (seq,))
+        self._write("DELETE FROM queue WHERE seq = ? AND version = ?", (seq, self.ocpp_version))
+
+    def quarantine_queued(self, seq: int, reason: str) -> bool:
+        """Move a message the station can never send (unknown action, ...) out of the queue into quarantine.
+        Returns whether there was such a message."""
+        rows = self._read("SELECT seq, action, payload, tx_key, unique_id, attempts FROM queue"
+                          " WHERE seq = ? AND version = ?", (seq, self.ocpp_version))
+        if not rows:
+            return False
+        self._quarantine_queue_row(rows[0], reason)
+        return True
 
     # -- transactions ------------------------------------------------------------------------------
+    def _tx_table(self) -> str:
+        table = _TRANSACTION_TABLES.get(self.ocpp_version)
+        if table is None:
+            raise NotImplementedError(f"the store has no transaction table for OCPP {self.ocpp_version} yet")
+        return table
+
+    def _id_tag_table(self) -> str:
+        table = _ID_TAG_TABLES.get(self.ocpp_version)
+        if table is None:
+            raise NotImplementedError(f"the store has no id tag table for OCPP {self.ocpp_version} yet")
+        return table
+
+    def _quarantine_transaction(self, row: Sequence[Any], reason: str) -> None:
+        self._move_to_quarantine("transaction", f"{self.ocpp_version} transaction {row[1]!r}", row[1:], reason,
+                                 self._tx_table(), row[0])
+
     def open_transaction(self, tx_key: str, connector: int, id_tag: str, meter_start: int, start_time: str) -> None:
-        self._db.execute(
-            "INSERT INTO transactions (tx_key, connector, id_tag, meter_start, start_time, last_meter_wh,"
+        self._write(
+            f"INSERT INTO {self._tx_table()} (tx_key, connector, id_tag, meter_start, start_time, last_meter_wh,"
             " last_meter_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (tx_key, connector, id_tag, meter_start, start_time, meter_start, start_time),
         )
 
     def set_transaction_id(self, tx_key: str, transaction_id: int) -> None:
-        self._db.execute("UPDATE transactions SET transaction_id = ? WHERE tx_key = ?", (transaction_id, tx_key))
+        self._write(f"UPDATE {self._tx_table()} SET transaction_id = ? WHERE tx_key = ?", (transaction_id, tx_key))
 
     def transaction_id(self, tx_key: str) -> int | None:
-        row = self._db.execute("SELECT transaction_id FROM transactions WHERE tx_key = ?", (tx_key,)).fetchone()
-        return None if row is None else row[0]
+        rows = self._read(f"SELECT rowid, tx_key, transaction_id FROM {self._tx_table()} WHERE tx_key = ?",
+                          (tx_key,))
+        if not rows:
+            return None
+        value = rows[0][2]
+        if value is not None and not isinstance(value, int):
+            self._quarantine_transaction(rows[0], "transaction_id is not an integer")
+            return None
+        return value
 
     def record_meter(self, tx_key: str, energy_wh: int, timestamp: str) -> None:
         """The latest reading of an open transaction, written about once a second. It survives a process
         crash (WAL commit) without an fsync each time (synchronous=NORMAL for this write only), which
         spares the flash of small boards; a power cut may lose the last few readings, never a queued
         message."""
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # Inside a transaction the setting would not apply to this write alone; in memory it means nothing.
+        relaxed = not self._memory and not self._depth
+        if relaxed:
+            with suppress(sqlite3.Error):  # a failed PRAGMA costs one fsync, nothing else
+                self._db.execute("PRAGMA synchronous=NORMAL")
         try:
-            self._db.execute(
-                "UPDATE transactions SET last_meter_wh = ?, last_meter_time = ? WHERE tx_key = ? AND open = 1",
+            self._write(
+                f"UPDATE {self._tx_table()} SET last_meter_wh = ?, last_meter_time = ? WHERE tx_key = ? AND open = 1",
                 (energy_wh, timestamp, tx_key),
             )
         finally:
-            self._db.execute("PRAGMA synchronous=FULL")
+            if relaxed and not self._memory:
+                with suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     def add_stop_samples(self, tx_key: str, samples: list[dict[str, Any]]) -> None:
         """Meter values for StopTransaction.transactionData, kept so a crash does not lose them."""
-        row = self._db.execute("SELECT stop_samples FROM transactions WHERE tx_key = ?", (tx_key,)).fetchone()
-        if row is not None and samples:
-            self._db.execute("UPDATE transactions SET stop_samples = ? WHERE tx_key = ?",
-                             (json.dumps(json.loads(row[0]) + samples), tx_key))
+        table = self._tx_table()
+        rows = self._read(f"SELECT rowid, tx_key, stop_samples FROM {table} WHERE tx_key = ?", (tx_key,))
+        if not rows or not samples:
+            return
+        try:
+            kept = _json_objects(rows[0][2], "stop_samples")
+        except _BadRow as bad:
+            # The transaction itself is still good: only the unusable samples go, the new ones are kept.
+            self.quarantine("transaction", f"{self.ocpp_version} transaction {tx_key!r} stop_samples",
+                            _describe(rows[0][1:]), str(bad))
+            kept = []
+        self._write(f"UPDATE {table} SET stop_samples = ? WHERE tx_key = ?", (json.dumps(kept + samples), tx_key))
 
     def close_transaction(self, tx_key: str) -> None:
-        self._db.execute("UPDATE transactions SET open = 0 WHERE tx_key = ?", (tx_key,))
+        self._write(f"UPDATE {self._tx_table()} SET open = 0 WHERE tx_key = ?", (tx_key,))
 
     def forget_transaction(self, tx_key: str) -> None:
-        self._db.execute("DELETE FROM transactions WHERE tx_key = ?", (tx_key,))
+        self._write(f"DELETE FROM {self._tx_table()} WHERE tx_key = ?", (tx_key,))
 
     def open_transactions(self) -> list[OpenTransaction]:
-        rows = self._db.execute(
-            "SELECT tx_key, connector, id_tag, meter_start, start_time, transaction_id, last_meter_wh,"
-            " last_meter_time, stop_samples FROM transactions WHERE open = 1 ORDER BY rowid"
+        rows = self._read(
+            "SELECT rowid, tx_key, connector, id_tag, meter_start, start_time, transaction_id, last_meter_wh,"
+            f" last_meter_time, stop_samples FROM {self._tx_table()} WHERE open = 1 ORDER BY rowid"
         )
-        return [OpenTransaction(*row[:8], json.loads(row[8])) for row in rows]
+        transactions: list[OpenTransaction] = []
+        for row in rows:
+            try:
+                transaction_id = row[6]
+                if transaction_id is not None and not isinstance(transaction_id, int):
+                    raise _BadRow("transaction_id is not an integer")
+                transactions.append(OpenTransaction(
+                    _str(row[1], "tx_key"), _int(row[2], "connector"), _str(row[3], "id_tag"),
+                    _int(row[4], "meter_start"), _str(row[5], "start_time"), transaction_id,
+                    _int(row[7], "last_meter_wh"), _str(row[8], "last_meter_time"),
+                    _json_objects(row[9], "stop_samples")))
+            except _BadRow as bad:
+                self._quarantine_transaction(row, str(bad))
+        return transactions
 
     # -- id tag lists (authorisation cache, local authorisation list) -------------------------------
     def id_tag_info(self, list_name: str, id_tag: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT info FROM id_tags WHERE list = ? AND id_tag = ? COLLATE NOCASE", (list_name, id_tag)
-        ).fetchone()
-        return None if row is None else json.loads(row[0])
+        table = self._id_tag_table()
+        rows = self._read(f"SELECT rowid, list, id_tag, info FROM {table} WHERE list = ? AND id_tag = ? COLLATE NOCASE",
+                          (list_name, id_tag))
+        if not rows:
+            return None
+        try:
+            return _json_object(rows[0][3], "info")
+        except _BadRow as bad:
+            # An unusable entry is no entry: the tag is then authorised the normal way.
+            self._move_to_quarantine("id_tag", f"{self.ocpp_version} id tag list {list_name!r}", rows[0][1:],
+                                     str(bad), table, rows[0][0])
+            return None
 
     def put_id_tag(self, list_name: str, id_tag: str, info: dict[str, Any]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO id_tags VALUES (?, ?, ?)", (list_name, id_tag, json.dumps(info)))
+        self._write(f"INSERT OR REPLACE INTO {self._id_tag_table()} VALUES (?, ?, ?)",
+                    (list_name, id_tag, json.dumps(info)))
 
     def remove_id_tag(self, list_name: str, id_tag: str) -> None:
-        self._db.execute("DELETE FROM id_tags WHERE list = ? AND id_tag = ? COLLATE NOCASE", (list_name, id_tag))
+        self._write(f"DELETE FROM {self._id_tag_table()} WHERE list = ? AND id_tag = ? COLLATE NOCASE",
+                    (list_name, id_tag))
 
     def clear_id_tags(self, list_name: str) -> None:
-        self._db.execute("DELETE FROM id_tags WHERE list = ?", (list_name,))
+        self._write(f"DELETE FROM {self._id_tag_table()} WHERE list = ?", (list_name,))
 
     def id_tag_count(self, list_name: str) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM id_tags WHERE list = ?", (list_name,)).fetchone()[0])
+        return int(self._read(f"SELECT COUNT(*) FROM {self._id_tag_table()} WHERE list = ?", (list_name,))[0][0])
 
     # -- records (charging profiles, reservations) ---------------------------------------------------
     def put_record(self, kind: str, record_id: int, data: dict[str, Any]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", (kind, record_id, json.dumps(data)))
+        self._write("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
+                    (self.ocpp_version, kind, record_id, json.dumps(data)))
 
     def remove_record(self, kind: str, record_id: int) -> None:
-        self._db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+        self._write("DELETE FROM records WHERE version = ? AND kind = ? AND id = ?",
+                    (self.ocpp_version, kind, record_id))
 
     def records(self, kind: str) -> dict[int, dict[str, Any]]:
-        rows = self._db.execute("SELECT id, data FROM records WHERE kind = ? ORDER BY id", (kind,))
-        return {row[0]: json.loads(row[1]) for row in rows}
+        result: dict[int, dict[str, Any]] = {}
+        for row in self._read("SELECT rowid, id, data FROM records WHERE version = ? AND kind = ? ORDER BY id",
+                              (self.ocpp_version, kind)):
+            try:
+                result[_int(row[1], "id")] = _json_object(row[2], "data")
+            except _BadRow as bad:
+                self._move_to_quarantine("record", f"{self.ocpp_version} record {kind!r}", row[1:], str(bad),
+                                         "records", row[0])
+        return result

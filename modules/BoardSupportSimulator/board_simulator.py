@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from everpy import Module, command
 
 from .port import Observation, Port, PortSettings
+from .register_file import BadRegisterFile, read_register, write_register
 
 BOARD, CAR, METER = "board_support", "ev_board_support", "powermeter"
 METER_LOST = "powermeter/CommunicationFault"
@@ -20,7 +22,11 @@ class BoardSupportSimulator(Module):
     async def init(self) -> None:
         cfg = self.config
         self.port = Port(PortSettings(voltage_v=cfg["nominal_voltage_V"], rcd_trip_ma=cfg["rcd_trip_mA"]))
-        self.port.energy_wh_per_phase = [cfg["initial_energy_Wh"] / 3] * 3
+        state_file = cfg["state_file"].replace("{id}", self.id)
+        self.register_file: Path | None = Path(state_file) if state_file else None
+        self.port.energy_wh_per_phase = self._starting_register()
+        self._saved_wh = self.port.energy_wh  # the register as the file has it: saves only once it moved on
+        self._save_failing = False
         self.overcurrent_limit_a: float | None = None
         self.meter_silent = False
         self._seen = self.port.snapshot()
@@ -31,6 +37,11 @@ class BoardSupportSimulator(Module):
         self._publish_telemetry()
         self._publish_measurement()
         self.spawn(self._meter_loop(), name="meter")
+
+    async def shutdown(self) -> None:
+        # A stop (soft reset, restart of the stack, SIGTERM) keeps the register to the last Wh.
+        self._integrate()
+        self._save_register()
 
     def _publish_setup(self) -> None:
         cfg = self.config
@@ -186,6 +197,53 @@ class BoardSupportSimulator(Module):
         now = self.clock.monotonic()
         self.port.integrate(now - self._integrated_at)
         self._integrated_at = now
+        # Not every sample: a file write per reading would wear a real flash and cost an fsync each
+        # second. A crash (no shutdown) loses at most this much; a clean stop loses nothing.
+        if self.port.energy_wh - self._saved_wh >= self.config["state_save_interval_Wh"]:
+            self._save_register()
+
+    # ------------------------------------------------------------------ register across restarts
+    def _starting_register(self) -> list[float]:
+        """Per-phase registers at start: the kept ones, else initial_energy_Wh. A bad file never stops the module."""
+        initial_wh = float(self.config["initial_energy_Wh"])
+        initial = [initial_wh / 3] * 3
+        path = self.register_file
+        if path is None:
+            return initial
+        try:
+            kept = read_register(path)
+        except FileNotFoundError:
+            self.log.info("meter register starts at %g Wh (no %s yet)", initial_wh, path)
+            return initial
+        except (OSError, BadRegisterFile) as error:
+            self.log.warning("ignoring meter register file %s (%s); the register starts at %g Wh",
+                             path, error, initial_wh)
+            return initial
+        if sum(kept) < initial_wh:
+            # initial_energy_Wh was raised in the config: taking it still never moves the register back.
+            self.log.info("meter register starts at initial_energy_Wh %g Wh (%s had %.3f Wh)",
+                          initial_wh, path, sum(kept))
+            return initial
+        self.log.info("meter register continues at %.3f Wh (from %s)", sum(kept), path)
+        return kept
+
+    def _save_register(self) -> None:
+        path = self.register_file
+        energy_wh = self.port.energy_wh
+        if path is None or energy_wh == self._saved_wh:
+            return
+        # Counted as saved even if the write fails, so a broken disk is retried at the same bounded rate.
+        self._saved_wh = energy_wh
+        try:
+            write_register(path, self.port.energy_wh_per_phase)
+        except OSError as error:
+            if not self._save_failing:  # once, not at every retry
+                self.log.warning("cannot keep the meter register in %s: %s", path, error)
+            self._save_failing = True
+            return
+        if self._save_failing:
+            self.log.info("meter register kept in %s again", path)
+        self._save_failing = False
 
     # ------------------------------------------------------------------ publishing differences
     def _change(self, **inputs: Any) -> None:
@@ -194,6 +252,8 @@ class BoardSupportSimulator(Module):
             setattr(self.port, name, value)
         before, after = self._seen, self.port.snapshot()
         self._seen = after
+        if before.relays_closed and not after.relays_closed:
+            self._save_register()  # the charge is over and the register stands still: keep its final value
         self._publish_differences(before, after)
 
     def _publish_differences(self, before: Observation, after: Observation) -> None:

@@ -106,6 +106,14 @@ class EvseManager(Module):
         cid = self.config["connector_id"]
         return {"id": cid, "connectors": [{"id": 1, "type": self.config["connector_type"]}]}
 
+    @command(EVSE, "get_session")
+    def get_session(self) -> dict[str, Any]:
+        session_id = self.charger.session_id or ""
+        answer: dict[str, Any] = {"session_id": session_id}
+        if self.charger.transaction is not None:
+            answer["transaction"] = {"uuid": session_id}
+        return answer
+
     @command(EVSE, "enable_disable")
     def enable_disable(self, connector_id: int, cmd_source: dict[str, Any]) -> bool:
         return self.charger.set_enable_source(

@@ -1,4 +1,6 @@
-"""The OCPP module: the bus side of the OCPP 1.6 station logic in ``everpy.ocpp.v16``.
+"""The OCPP module: the bus side of the station. It implements the southbound Station over its
+connections and drives a version-neutral ChargePointInterface (today OCPP 1.6J) without reaching
+behind it.
 
 Connector n (OCPP 1.6 connector id) is the n-th ``evse_manager`` connection of the run config, and the
 n-th ``evse_energy_sink`` connection (if any) receives its smart-charging limits.
@@ -11,11 +13,15 @@ import json
 from typing import Any
 
 from everpy import CommandError, Module, Remote, command
-from everpy.ocpp.rpc import CallTimeout, InvalidResponse, OcppCallError
+from everpy.ocpp.interface import ChargePointInterface
 from everpy.ocpp.store import OcppStore
-from everpy.ocpp.v16.chargepoint import ChargePoint16, NotOnline, Settings
+from everpy.ocpp.v16.chargepoint import ChargePoint16, Settings
+from everpy.ocpp.values import EvseRef, IdToken, ResetRequest
 
 CSMS_ENABLE_PRIORITY = 5000
+BUS_ATTEMPTS = 3  # a command the charger must carry out is retried before OCPP reports it not done
+BUS_RETRY_S = 0.5
+FRESH_READING_S = 3.0  # how long the stop waits for the meter's next reading
 
 
 def _initial_keys(text: str) -> dict[str, str]:
@@ -38,62 +44,92 @@ class BusStation:
         self.evses = module.connections("evse_manager")
         self.sinks = module.connections("evse_energy_sink")
         self.log = module.log
+        self.connector_types: dict[int, str] = {}
+        self._readings: dict[int, asyncio.Event] = {}
+        self._latest: dict[int, dict[str, Any]] = {}
 
-    def connector_ids(self) -> list[int]:
+    def evse_ids(self) -> list[int]:
         return list(range(1, len(self.evses) + 1))
 
-    def _evse(self, connector: int) -> Remote:
-        return self.evses[connector - 1]
+    def _evse(self, evse_id: int) -> Remote:
+        return self.evses[evse_id - 1]
 
     async def _call(self, remote: Remote, cmd: str, default: Any, **args: Any) -> Any:
-        """A bus call whose failure the OCPP logic reports as "not done" (after logging why)."""
-        try:
-            return await remote.call(cmd, **args)
-        except CommandError as error:
-            self.log.error("%s.%s failed: %s", remote.module_id, cmd, error)
-            return default
+        """A bus call; a failure is retried (a restarting module, a stalled bus), then logged and
+        answered with `default` so the OCPP logic reports "not done"."""
+        for attempt in range(1, BUS_ATTEMPTS + 1):
+            try:
+                return await remote.call(cmd, **args)
+            except CommandError as error:
+                if attempt == BUS_ATTEMPTS or not error.retryable:
+                    self.log.error("%s.%s failed: %s", remote.module_id, cmd, error)
+                    return default
+                await self.module.clock.sleep(BUS_RETRY_S * attempt)
+        return default
 
-    async def set_available(self, connector: int, available: bool) -> bool:
+    async def set_available(self, evse_id: int, available: bool) -> bool:
         source = {"enable_source": "CSMS", "enable_state": "Enable" if available else "Disable",
                   "enable_priority": CSMS_ENABLE_PRIORITY}
-        return bool(await self._call(self._evse(connector), "enable_disable", False, connector_id=0, cmd_source=source))
+        return bool(await self._call(self._evse(evse_id), "enable_disable", False, connector_id=0, cmd_source=source))
 
-    async def stop_transaction(self, connector: int, reason: str) -> bool:
-        return bool(await self._call(self._evse(connector), "stop_transaction", False, request={"reason": reason}))
+    async def stop_transaction(self, evse_id: int, reason: str) -> bool:
+        return bool(await self._call(self._evse(evse_id), "stop_transaction", False, request={"reason": reason}))
 
-    async def pause_charging(self, connector: int) -> bool:
-        return bool(await self._call(self._evse(connector), "pause_charging", False))
+    async def pause_charging(self, evse_id: int) -> bool:
+        return bool(await self._call(self._evse(evse_id), "pause_charging", False))
 
-    async def unlock(self, connector: int) -> bool:
-        return bool(await self._call(self._evse(connector), "force_unlock", False, connector_id=1))
+    async def has_lock(self, evse: EvseRef) -> bool:
+        return self.connector_types.get(evse.evse_id, "IEC62196Type2Socket") != "IEC62196Type2Cable"
 
-    async def reserve(self, connector: int, reservation_id: int) -> bool:
-        return bool(await self._call(self._evse(connector), "reserve", False, reservation_id=reservation_id))
+    async def unlock(self, evse: EvseRef) -> bool:
+        return bool(await self._call(self._evse(evse.evse_id), "force_unlock", False, connector_id=evse.connector_id))
 
-    async def cancel_reservation(self, connector: int) -> None:
-        await self._call(self._evse(connector), "cancel_reservation", None)
+    async def reserve(self, evse_id: int, reservation_id: int) -> bool:
+        return bool(await self._call(self._evse(evse_id), "reserve", False, reservation_id=reservation_id))
 
-    def provide_token(self, id_tag: str, connectors: list[int] | None, prevalidated: bool) -> None:
-        token: dict[str, Any] = {"id_token": {"value": id_tag, "type": "Central"}, "authorization_type": "OCPP",
-                                 "prevalidated": prevalidated}
-        if connectors:
-            token["connectors"] = connectors
-        self.module.publish("auth_provider", "provided_token", token)
+    async def cancel_reservation(self, evse_id: int) -> None:
+        await self._call(self._evse(evse_id), "cancel_reservation", None)
+
+    async def session_info(self, evse_id: int) -> dict[str, Any] | None:
+        answer = await self._call(self._evse(evse_id), "get_session", None)
+        return answer if isinstance(answer, dict) else None
+
+    def provide_token(self, token: IdToken, evse_ids: list[int] | None, prevalidated: bool) -> None:
+        provided: dict[str, Any] = {"id_token": {"value": token.value, "type": token.type},
+                                    "authorization_type": "OCPP", "prevalidated": prevalidated}
+        if evse_ids:
+            provided["connectors"] = evse_ids
+        self.module.publish("auth_provider", "provided_token", provided)
 
     async def set_connection_timeout(self, seconds: int) -> None:
         for auth in self.module.connections("auth"):
             await self._call(auth, "set_connection_timeout", None, connection_timeout=seconds)
 
-    async def apply_limits(self, connector: int, schedule: list[dict[str, Any]]) -> None:
-        if connector <= len(self.sinks):
-            await self._call(self.sinks[connector - 1], "set_external_limits", None,
+    async def apply_limits(self, evse_id: int, schedule: list[dict[str, Any]]) -> None:
+        if evse_id <= len(self.sinks):
+            await self._call(self.sinks[evse_id - 1], "set_external_limits", None,
                              value={"schedule_import": schedule, "schedule_export": []})
+
+    def reading(self, evse_id: int, reading: dict[str, Any]) -> None:
+        self._latest[evse_id] = reading
+        event = self._readings.pop(evse_id, None)
+        if event is not None:
+            event.set()
+
+    async def read_meter(self, evse_id: int) -> dict[str, Any] | None:
+        """The meter's next reading (the one after the stop); None if none comes in time."""
+        event = self._readings.setdefault(evse_id, asyncio.Event())
+        try:
+            await self.module.clock.wait_for(event.wait(), FRESH_READING_S)
+        except TimeoutError:
+            return None
+        return self._latest.get(evse_id)
 
     async def set_system_time(self, timestamp: str) -> bool:
         return bool(await self._call(self.module.require("system"), "set_system_time", False, timestamp=timestamp))
 
-    async def reset(self, kind: str) -> None:
-        await self._call(self.module.require("system"), "reset", None, type=kind, scheduled=False)
+    async def reset(self, request: ResetRequest) -> None:
+        await self._call(self.module.require("system"), "reset", None, type=request.kind.value, scheduled=False)
 
     async def update_firmware(self, request: dict[str, Any]) -> str:
         return str(await self._call(self.module.require("system"), "update_firmware", "Rejected",
@@ -122,13 +158,22 @@ class BusStation:
     def publish(self, var: str, value: Any) -> None:
         self.module.publish("main", var, value)
 
+    def raise_error(self, kind: str, message: str) -> None:
+        self.module.raise_error("main", f"ocpp/{kind}", message[:500])
+
 
 class OCPP(Module):
-    cp: ChargePoint16
+    cp: ChargePointInterface
 
     async def init(self) -> None:
         config = self.config
-        self.store = OcppStore(config["database_path"].replace("{id}", self.id))
+        self.station = BusStation(self)
+        self.store = OcppStore(config["database_path"].replace("{id}", self.id), ocpp_version="1.6", log=self.log)
+        self.store.on_degraded = lambda reason: self.station.raise_error("StoreDegraded", reason)
+        if self.store.degraded:
+            self.station.raise_error("StoreDegraded", self.store.degraded)
+        if self.store.lost:
+            self.station.raise_error("StoreLost", self.store.lost)
         settings = Settings(
             charge_point_id=config["charge_point_id"], central_system_uri=config["central_system_uri"],
             vendor=config["vendor"], model=config["model"], serial_number=config["serial_number"],
@@ -140,22 +185,27 @@ class OCPP(Module):
             basic_auth_raw_key=config["basic_auth_raw_key"],
             certificate_store_dir=config["certificate_store_dir"].replace("{id}", self.id),
             time_from_csms=config["time_from_csms"])
-        self.station = BusStation(self)
         self.cp = ChargePoint16(self.station, self.store, settings, self.clock, self.log)
-        core = self.cp.core
-        for connector, evse in enumerate(self.station.evses, start=1):
-            evse.subscribe("session_event", lambda event, c=connector: core.on_session_event(c, event))
-            evse.subscribe("powermeter", lambda reading, c=connector: core.on_powermeter(c, reading))
-            evse.subscribe("limits", lambda limits, c=connector: core.on_limits(c, limits))
-            evse.subscribe_error(lambda error, c=connector: core.on_error(c, error))
+        cp = self.cp
+        for evse_id, evse in enumerate(self.station.evses, start=1):
+            evse.subscribe("session_event", lambda event, e=evse_id: cp.on_session_event(e, event))
+            evse.subscribe("powermeter", lambda reading, e=evse_id: self._powermeter(e, reading))
+            evse.subscribe("limits", lambda limits, e=evse_id: cp.on_limits(e, limits))
+            evse.subscribe("hw_capabilities",
+                           lambda caps, e=evse_id: self.station.connector_types.__setitem__(e, caps["connector_type"]))
+            evse.subscribe_error(lambda error, e=evse_id: cp.on_error(e, error))
         system = self.require("system")
-        system.subscribe("firmware_update_status", self.cp.firmware.on_firmware_update_status)
-        system.subscribe("log_status", self.cp.firmware.on_log_status)
+        system.subscribe("firmware_update_status", cp.on_firmware_update_status)
+        system.subscribe("log_status", cp.on_log_status)
+
+    def _powermeter(self, evse_id: int, reading: dict[str, Any]) -> None:
+        self.station.reading(evse_id, reading)
+        self.cp.on_powermeter(evse_id, reading)
 
     _runner: asyncio.Task[None] | None = None
 
     async def ready(self) -> None:
-        await self.station.set_connection_timeout(self.cp.config.int("ConnectionTimeOut"))
+        await self.station.set_connection_timeout(self.cp.connection_timeout())
         self._runner = self.spawn(self.cp.run())
 
     async def shutdown(self) -> None:
@@ -184,71 +234,37 @@ class OCPP(Module):
 
     @command("main", "security_event")
     async def security_event(self, event: dict[str, Any]) -> None:
-        self.cp.security.record_event(event["type"], event.get("info", ""), event.get("critical"))
+        self.cp.security_event(event["type"], event.get("info", ""), event.get("critical"))
 
     @command("main", "get_configuration")
     def get_configuration(self, keys: list[str]) -> dict[str, Any]:
-        known, unknown = self.cp.config.readable(keys)
+        known, unknown = self.cp.get_configuration(keys)
         return {"configuration_key": known, "unknown_key": unknown}
 
     @command("main", "change_configuration")
     def change_configuration(self, key: str, value: str) -> str:
-        return self.cp.core.change_configuration(key, value)
+        return self.cp.change_configuration(key, value)
 
     @command("main", "get_variables")
     def get_variables(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        results = []
-        for request in requests:
-            name = request["component_variable"]["variable"]["name"]
-            known, _ = self.cp.config.readable([name])
-            result: dict[str, Any] = {"component_variable": request["component_variable"],
-                                      "attribute_type": request.get("attribute_type", "Actual")}
-            if known and result["attribute_type"] == "Actual":
-                result |= {"status": "Accepted", "value": known[0]["value"]}
-            else:
-                result["status"] = "UnknownVariable" if not known else "NotSupportedAttributeType"
-            results.append(result)
-        return results
+        return self.cp.get_variables(requests)
 
     @command("main", "set_variables")
     def set_variables(self, requests: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
-        statuses = {"Accepted": "Accepted", "Rejected": "Rejected", "RebootRequired": "RebootRequired",
-                    "NotSupported": "UnknownVariable"}
-        results = []
-        for request in requests:
-            name = request["component_variable"]["variable"]["name"]
-            status = self.cp.core.change_configuration(name, request["value"])
-            self.log.info("%s set %s: %s", source, name, status)
-            results.append({"component_variable": request["component_variable"], "status": statuses[status],
-                            "attribute_type": request.get("attribute_type", "Actual")})
-        return results
+        return self.cp.set_variables(requests, source)
 
     @command("main", "change_availability")
     async def change_availability(self, request: dict[str, Any]) -> dict[str, Any]:
-        connector = request.get("evse", {}).get("id", 0)
-        return await self.cp.core.change_availability(connector, request["operational_status"] == "Operative")
+        evse_id = request.get("evse", {}).get("id", 0)
+        evse = EvseRef(evse_id, request.get("evse", {}).get("connector_id", 1)) if evse_id else None
+        return await self.cp.change_availability(evse, request["operational_status"] == "Operative")
 
     # -- auth_token_validator ------------------------------------------------------------------------
     @command("auth_validator", "validate_token")
     async def validate_token(self, provided_token: dict[str, Any]) -> dict[str, Any]:
-        return await self.cp.core.validate_token(provided_token)
+        return await self.cp.validate_token(provided_token)
 
     # -- ocpp_data_transfer (station -> CSMS) --------------------------------------------------------
     @command("data_transfer", "data_transfer")
     async def data_transfer(self, request: dict[str, Any]) -> dict[str, Any]:
-        payload = {"vendorId": request["vendor_id"]}
-        if "message_id" in request:
-            payload["messageId"] = request["message_id"]
-        if "data" in request:
-            payload["data"] = request["data"]
-        try:
-            answer = await self.cp.call("DataTransfer", payload)
-        except (NotOnline, CallTimeout):
-            return {"status": "Offline"}
-        except (OcppCallError, InvalidResponse) as error:
-            self.log.warning("DataTransfer failed: %s", error)
-            return {"status": "Rejected"}
-        result = {"status": answer["status"]}
-        if "data" in answer:
-            result["data"] = answer["data"]
-        return result
+        return await self.cp.data_transfer(request)

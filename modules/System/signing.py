@@ -45,11 +45,28 @@ def check_signing_certificate(certificate_pem: str, ca_file: Path, now: datetime
     raise CertificateRefused("signing certificate was not issued by the firmware CA")
 
 
+# `openssl base64` (and most PEM-minded tools) wrap at 64 characters, with \r\n once the text went through
+# Windows or a mail/web form. The line breaks carry no data, so they are dropped before strict decoding.
+_ASCII_WHITESPACE = str.maketrans("", "", " \t\n\r\v\f")
+
+
+def decode_signature(signature_b64: str) -> bytes:
+    """The signature bytes of base64 text that may be wrapped in lines; ValueError if it is not base64.
+
+    Only ASCII whitespace is ignored: any other character outside the base64 alphabet, or wrong padding,
+    is still an error (validate=True), so a corrupted signature is never silently shortened.
+    """
+    try:
+        return base64.b64decode(signature_b64.translate(_ASCII_WHITESPACE), validate=True)
+    except (binascii.Error, ValueError) as error:  # ValueError: non-ASCII characters
+        raise ValueError(f"signature is not base64: {error}") from error
+
+
 def signature_matches(certificate: x509.Certificate, signature_b64: str, image: Path) -> bool:
     """True if `signature_b64` signs the SHA-256 of `image` with the certificate's key (blocking: run in a thread)."""
     try:
-        signature = base64.b64decode(signature_b64, validate=True)
-    except (binascii.Error, ValueError):
+        signature = decode_signature(signature_b64)
+    except ValueError:
         return False
     digest = hashlib.sha256()
     with image.open("rb") as source:

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from boards import Board, FaultProxy, new_serial
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 from everpy.rpc.demo import REPO_CONFIG, main_config, satellite_config
 
 CAR_PLUGS_IN_AND_WAITS = "iec_wait_pwr_ready;draw_power_regulated 16,3;sleep 36000"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from everpy.ocpp.csms import Csms, Received
+from everpy.csms import Csms, Received
 
 from .sil import StationProcess
 

@@ -21,7 +21,8 @@ CHARGE_FOREVER = "iec_wait_pwr_ready;draw_power_regulated 16,3;sleep 36000"
 
 def sil_ocpp_config(tmp_path: Path, csms_url: str, *, car_script: str | None = None, swipe: bool = True,
                     keys: dict[str, str] | None = None, ocpp: dict[str, Any] | None = None,
-                    system: dict[str, Any] | None = None, evse: dict[str, Any] | None = None) -> dict[str, Any]:
+                    system: dict[str, Any] | None = None, evse: dict[str, Any] | None = None,
+                    board: dict[str, Any] | None = None) -> dict[str, Any]:
     """config/sil-ocpp.yaml with state in tmp_path, the given CSMS and car script (None: the car waits
     for commands), and extra OCPP configuration keys."""
     config = yaml.safe_load(SIL_OCPP.read_text())
@@ -31,6 +32,9 @@ def sil_ocpp_config(tmp_path: Path, csms_url: str, *, car_script: str | None = N
     if car_script is not None:
         car["auto_exec_commands"] = car_script
     modules["evse"]["config_module"].update(evse or {})
+    # the simulated meter keeps its register per test, not in the repository's run/
+    modules["board"].setdefault("config_module", {}).update(
+        {"state_file": str(tmp_path / "meter-register.json"), **(board or {})})
     modules["rfid"]["config_module"].update({"present_on_auth_required": swipe, "auth_required_delay_s": 0.2})
     modules["system"]["config_module"].update({
         "state_dir": str(tmp_path / "system"), "work_dir": str(tmp_path / "system-work"),

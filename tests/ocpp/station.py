@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from everpy.core.clock import Clock
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 from everpy.testing import RunningSystem, run_system
 
 from .sil import SilDriver, sil_ocpp_config
@@ -71,9 +71,9 @@ class Station(SilDriver):
 async def sil_station(tmp_path: Path, csms: Csms | Address, keys: dict[str, str] | None = None,
                       clock: Clock | None = None, ocpp: dict[str, Any] | None = None,
                       system: dict[str, Any] | None = None, evse: dict[str, Any] | None = None,
-                      wait_boot: bool = True) -> AsyncIterator[Station]:
+                      board: dict[str, Any] | None = None, wait_boot: bool = True) -> AsyncIterator[Station]:
     config = sil_ocpp_config(tmp_path, csms.url, car_script=None, swipe=False, keys=keys, ocpp=ocpp, system=system,
-                             evse=evse)
+                             evse=evse, board=board)
     async with run_system(config, clock=clock) as running:
         station = Station(running, csms)
         if wait_boot:

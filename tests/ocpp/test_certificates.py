@@ -9,7 +9,7 @@ import hashlib
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from .certs import make_pki, sign_csr
 from .station import WAIT_S, sil_station

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from .station import WAIT_S, sil_station, wait_file
 
@@ -148,8 +148,20 @@ async def test_tc_013_to_016_reset_stops_the_transaction_first(tmp_path: Path, c
         await wait_file(tmp_path / f"{kind.lower()}-reset")  # the System module ran the reset command
 
 
+async def test_unlock_fixed_cable_is_not_supported(tmp_path, csms: Csms):
+    async with sil_station(tmp_path, csms, board={"connector_type": "IEC62196Type2Cable"}) as station:
+        await station.charging()
+        assert (await station.call("UnlockConnector", connectorId=1))["status"] == "NotSupported"
+        mark = len(csms.received)
+        # a triggered status waits for queued transaction messages, so a wrong StopTransaction would be in
+        assert (await station.call("TriggerMessage", requestedMessage="StatusNotification", connectorId=1)
+                )["status"] == "Accepted"
+        await station.status("Charging", after=mark)
+        assert not [r for r in csms.received if r.action == "StopTransaction"]  # 1.6 §5.17: nothing stopped
+
+
 async def test_tc_017_018_unlock_connector(tmp_path, csms: Csms):
-    async with sil_station(tmp_path, csms) as station:
+    async with sil_station(tmp_path, csms, board={"connector_type": "IEC62196Type2Socket"}) as station:
         assert (await station.call("UnlockConnector", connectorId=1))["status"] == "Unlocked"
         assert (await station.call("UnlockConnector", connectorId=5))["status"] == "NotSupported"
         await station.charging()

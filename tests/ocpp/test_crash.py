@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from .crash import (
     check_transaction,

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from everpy.ocpp.csms import Behaviour, Csms
+from everpy.csms import Behaviour, Csms
 
 from .crash import (
     check_transaction,

@@ -15,7 +15,7 @@ from .station import WAIT_S, Address, sil_station
 
 async def test_dev_csms_logs_the_station_and_takes_remote_commands_over_http(tmp_path):
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "import sys; from everpy.ocpp.csms import main; sys.exit(main(sys.argv[1:]))",
+        sys.executable, "-c", "import sys; from everpy.csms import main; sys.exit(main(sys.argv[1:]))",
         "--port", "0", "--http-port", "0", stderr=asyncio.subprocess.PIPE)
     lines: list[str] = []
 

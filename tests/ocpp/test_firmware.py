@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from ..system.servers import FtpServer, HttpServer
 from .station import WAIT_S, sil_station

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from .station import WAIT_S, sil_station
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from .station import WAIT_S, sil_station
 
@@ -31,8 +31,9 @@ async def test_variables_availability_security_event_and_status(tmp_path, csms: 
         assert answer == {"status": "Accepted"}
         await station.status("Unavailable")
         await call("ocpp", "main", "security_event", event={"type": "TamperDetectionActivated", "info": "lid"})
-        event = await csms.wait_for("SecurityEventNotification", timeout=WAIT_S)
-        assert event.payload["type"] == "TamperDetectionActivated" and event.payload["techInfo"] == "lid"
+        event = await csms.wait_for("SecurityEventNotification", lambda p: p["type"] == "TamperDetectionActivated",
+                                    timeout=WAIT_S)
+        assert event.payload["techInfo"] == "lid"
         assert await call("ocpp", "main", "get_configuration", keys=["AuthorizationKey"]) == {
             "configuration_key": [], "unknown_key": ["AuthorizationKey"]}  # write-only
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from everpy.ocpp.csms import Behaviour, Csms
+from everpy.csms import Behaviour, Csms
 
 from .station import WAIT_S, Station, sil_station
 
@@ -31,7 +31,7 @@ async def test_tc_039_transaction_while_offline_is_delivered_in_order(tmp_path):
                 assert second.received.index(start) < second.received.index(stop)
                 assert start.payload["idTag"] == "OFFLINE1"
                 assert stop.payload["transactionId"] == 1 and stop.payload["reason"] == "EVDisconnected"
-                assert await station.ocpp.cp.wait_queue_empty(WAIT_S) and not second.duplicates()
+                assert await station.ocpp.cp.session.wait_queue_empty(WAIT_S) and not second.duplicates()
                 assert not second.messages("BootNotification")  # same run: no new boot after a reconnect
                 await second.wait_for("StatusNotification", lambda p: p["connectorId"] == 1)  # state resent
 

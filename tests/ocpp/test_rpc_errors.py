@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from .station import sil_station
 

@@ -7,7 +7,7 @@ import copy
 import json
 import random
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from .station import sil_station
 

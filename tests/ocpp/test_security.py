@@ -3,7 +3,7 @@ extension's certificate management): Basic auth, TLS server verification, mutual
 
 from __future__ import annotations
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from .certs import make_pki
 from .station import WAIT_S, sil_station
@@ -73,7 +73,7 @@ async def test_profile_only_goes_up_and_the_upgrade_reconnects_with_tls(tmp_path
             async with Csms(port=port, passwords={"CP1": KEY}, ssl_context=pki.server_context()) as tls:
                 await tls.wait_for("StatusNotification", lambda p: p["connectorId"] == 1)
                 assert await station.config_key("SecurityProfile") == "2"
-                assert station.ocpp.cp.security.connection_parameters().url.startswith("wss://")
+                assert station.ocpp.cp.connection_security.parameters().url.startswith("wss://")
 
 
 async def test_sp2_server_certificate_for_another_host_is_refused(tmp_path):

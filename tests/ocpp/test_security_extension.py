@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from ..system.servers import FtpServer, HttpServer
 from .certs import make_firmware_signer
@@ -42,8 +42,8 @@ async def test_signed_update_with_an_untrusted_certificate_is_refused(tmp_path: 
             "location": "http://127.0.0.1:9/fw.bin", "retrieveDateTime": "2020-01-01T00:00:00Z",
             "signingCertificate": foreign_certificate, "signature": signature})
         assert answer == {"status": "InvalidCertificate"}
-        event = await csms.wait_for("SecurityEventNotification", timeout=WAIT_S)
-        assert event.payload["type"] == "InvalidFirmwareSigningCertificate"
+        assert await csms.wait_for("SecurityEventNotification",
+                                   lambda p: p["type"] == "InvalidFirmwareSigningCertificate", timeout=WAIT_S)
 
 
 async def test_get_log_security_log_to_ftp_and_extended_trigger(tmp_path: Path, csms: Csms):

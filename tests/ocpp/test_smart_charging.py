@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 
 from .station import WAIT_S, Station, sil_station
 

@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from everpy.core.clock import FakeClock
-from everpy.ocpp.csms import Behaviour, Csms
+from everpy.csms import Behaviour, Csms
 
 from .station import WAIT_S, Address, Station, sil_station, wait_file
 
@@ -93,7 +93,7 @@ async def test_transaction_message_retry_interval_grows_per_attempt(tmp_path):
             assert len(csms.messages("StartTransaction")) == 2
             await advance(station, clock, 4, step=1)
             await csms.wait_until(lambda: len(csms.messages("StartTransaction")) == 3, WAIT_S)
-            assert station.ocpp.store.transaction_id(station.ocpp.cp.core.connectors[1].transaction.tx_key) == 1
+            assert station.ocpp.store.transaction_id(station.ocpp.cp.connectors[1].transaction.tx_key) == 1
 
 
 async def test_minimum_status_duration_delays_and_suppresses_flicker(tmp_path):

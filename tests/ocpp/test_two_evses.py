@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from everpy.ocpp.csms import Csms
+from everpy.csms import Csms
 from everpy.testing import run_system
 
 from .sil import CHARGE_FOREVER, sil_ocpp_config

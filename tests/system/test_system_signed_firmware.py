@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+from everpy_modules.System.signing import decode_signature
 
 from .helpers import RecordingCommand, recorder_of, running, system_module_config
 from .servers import HttpServer
@@ -108,3 +110,80 @@ async def test_signed_updates(tmp_path: Path, pki: dict[str, Any]):
             "InvalidSignature",
         ]
     assert len(installer.calls) == 2
+
+
+def openssl_signature(key: rsa.RSAPrivateKey, image: Path, directory: Path) -> str:
+    """The signature as a firmware maker makes it: `openssl dgst -sign`, then `openssl base64` (64 per line)."""
+    key_file = directory / "signer.key"
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+    def openssl(*args: str, data: bytes | None = None) -> bytes:
+        return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True, timeout=30).stdout
+
+    signature = openssl("dgst", "-sha256", "-sign", str(key_file), str(image))
+    return openssl("base64", data=signature).decode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "QUJD*REVG",  # not in the alphabet
+        "QUJDRA=",  # padding short by one
+        "QU=JDRA==",  # padding in the middle
+        "QUJD\u00a0REVG",  # non-ASCII whitespace is not line wrapping
+    ],
+)
+def test_signature_text_that_is_not_base64_is_an_error(text: str) -> None:
+    with pytest.raises(ValueError, match="signature is not base64"):
+        decode_signature(text)
+
+
+def test_line_breaks_and_spaces_in_a_signature_carry_no_data() -> None:
+    assert decode_signature(" QUJD\r\nREVG\n\tRw==\n") == b"ABCDEFG"
+
+
+async def test_signature_wrapped_by_openssl_base64_is_accepted(tmp_path: Path, pki: dict[str, Any]):
+    """A signature as `openssl base64` writes it (64 characters per line, with \\n or, after passing through
+    Windows, \\r\\n) verifies; base64 with foreign characters or broken padding still ends in InvalidSignature."""
+    (tmp_path / "ca.pem").write_text(pki["ca"])
+    cert, key = pki["signer"]
+    (tmp_path / "fw.img").write_bytes(IMAGE)
+    wrapped = openssl_signature(key, tmp_path / "fw.img", tmp_path)
+    lines = wrapped.splitlines()
+    assert len(lines) > 1 and all(len(line) == 64 for line in lines[:-1]) and wrapped.endswith("\n")
+    unwrapped = "".join(lines)
+    assert unwrapped.endswith("==")  # a 256-byte RSA signature: so dropping one "=" breaks the padding
+    installer = RecordingCommand(tmp_path / "bin", "installer")
+    board = system_module_config(
+        tmp_path / "board",
+        firmware_installer_command=installer.command,
+        wait_for_installation_permission=False,
+        firmware_signing_ca_file=str(tmp_path / "ca.pem"),
+    )
+    cfg = {"active_modules": {"sys": {"module": "System", "config_module": board}, "recorder": recorder_of("sys")}}
+    async with HttpServer(tmp_path / "http") as http, running(cfg) as system:
+        (http.root / "fw.img").write_bytes(IMAGE)
+        recorder = system.instances["recorder"]
+
+        async def update(request_id: int, signature: str) -> str:
+            request = {
+                "request_id": request_id,
+                "location": http.url("/files/fw.img"),
+                "signing_certificate": cert,
+                "signature": signature,
+            }
+            return await system.call("sys", "main", "update_firmware", firmware_update_request=request)
+
+        installed = ["Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"]
+        refused = ["Downloading", "Downloaded", "InvalidSignature"]
+        assert await update(1, wrapped) == "Accepted"
+        assert await recorder.wait_for(recorder.firmware, 5) == installed
+        assert await update(2, wrapped.replace("\n", "\r\n")) == "Accepted"
+        assert (await recorder.wait_for(recorder.firmware, 10))[5:] == installed
+        assert await update(3, wrapped.replace(lines[1], lines[1][:10] + "*" + lines[1][11:])) == "Accepted"
+        assert (await recorder.wait_for(recorder.firmware, 13))[10:] == refused
+        assert await update(4, unwrapped[:-1]) == "Accepted"
+        assert (await recorder.wait_for(recorder.firmware, 16))[13:] == refused
+    assert [call["content"].encode("latin-1") for call in installer.calls] == [IMAGE, IMAGE]

@@ -1,3 +1,5 @@
-"""OCPP 1.6J station logic: ``chargepoint`` (connection, boot, heartbeat, message queue) and one module
-per feature profile (``core``, ``firmware``, ``local_auth``, ``reservation``, ``smart_charging``,
-``trigger``, ``security``); ``config_keys`` is the table of configuration keys."""
+"""OCPP 1.6J on the shared OCPP core: ``chargepoint`` wires the functional blocks (one file each:
+``status``, ``transactions``, ``authorization``, ``availability``, ``remote_control``,
+``configuration_messages``, ``local_auth``, ``reservation``, ``smart_charging``, ``firmware``,
+``trigger``, ``security``) behind the version-neutral ChargePointInterface; ``dialect`` is 1.6's RPC
+dialect and ``config_keys`` the table of configuration keys."""

@@ -1,37 +1,41 @@
-"""The OCPP 1.6J station: connection loop, boot, heartbeat and the persistent transaction queue.
+"""The OCPP 1.6J station: the 1.6 functional blocks wired on the shared session and store, behind the
+version-neutral :class:`everpy.ocpp.interface.ChargePointInterface`.
 
-Feature profiles (``core``, ``local_auth``, ...) register their CSMS handlers here and send through
-``call`` (normal messages, only once the CSMS accepted us) or ``queue_persistent`` (Start/Stop
-Transaction and transaction MeterValues: persisted first, delivered in order, retried on CALLERROR).
+This file only wires: each block gets a narrow context and the few blocks it needs; the session gets
+the 1.6 binding (dialect, boot payload, heartbeat key) and message policy.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
-import random
-import uuid
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from everpy.core.clock import Clock
-from everpy.ocpp import transport
-from everpy.ocpp.rpc import CallTimeout, Handler, InvalidResponse, OcppCallError, RpcPeer, Schemas
+from everpy.ocpp.blocks import BlockContext, Jobs, handlers_of
+from everpy.ocpp.certificates import CertificateStore
+from everpy.ocpp.rpc import CallTimeout, InvalidResponse, OcppCallError
+from everpy.ocpp.security import ConnectionSecurity
+from everpy.ocpp.session import NotOnline, Session, SessionSettings
 from everpy.ocpp.station import Station
-from everpy.ocpp.store import OcppStore, QueuedMessage
+from everpy.ocpp.store import OcppStore
+from everpy.ocpp.v16.authorization import Authorization
+from everpy.ocpp.v16.availability import Availability
 from everpy.ocpp.v16.configuration import Configuration
-
-SCHEMAS = Schemas("v16")
-# set while a message requested by TriggerMessage/ExtendedTriggerMessage is being sent
-TRIGGERED: contextvars.ContextVar[bool] = contextvars.ContextVar("ocpp_triggered", default=False)
-SUBPROTOCOL = "ocpp1.6"
-
-
-class NotOnline(Exception):
-    """The CSMS cannot be reached now (no connection, or BootNotification not yet Accepted)."""
+from everpy.ocpp.v16.configuration_messages import ConfigurationMessages
+from everpy.ocpp.v16.connectors import KEEP, SESSION_STATUS, Connectors
+from everpy.ocpp.v16.dialect import DIALECT
+from everpy.ocpp.v16.firmware import Firmware
+from everpy.ocpp.v16.local_auth import LocalAuth
+from everpy.ocpp.v16.remote_control import RemoteControl
+from everpy.ocpp.v16.reservation import Reservations
+from everpy.ocpp.v16.security import CSMS_ROOT, SecurityEvents, SecurityExtension, SecuritySettings16
+from everpy.ocpp.v16.smart_charging import SmartCharging
+from everpy.ocpp.v16.status import StatusNotifications
+from everpy.ocpp.v16.transactions import TransactionQueue, Transactions
+from everpy.ocpp.v16.trigger import Trigger
+from everpy.ocpp.values import EvseRef, parse_time
 
 
 @dataclass
@@ -58,230 +62,85 @@ class Settings:
     time_from_csms: bool = False  # set the system clock from BootNotification/Heartbeat answers
 
 
-def rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 class ChargePoint16:
+    """ChargePointInterface for OCPP 1.6J."""
+
     def __init__(self, station: Station, store: OcppStore, settings: Settings, clock: Clock,
                  log: logging.Logger) -> None:
-        from everpy.ocpp.v16 import core, firmware, local_auth, reservation, security, smart_charging, trigger
-
-        self.station = station
-        self.store = store
-        self.settings = settings
-        self.clock = clock
-        self.log = log
+        self.station, self.store, self.settings, self.clock, self.log = station, store, settings, clock, log
         self.config = Configuration(store, settings.initial_configuration, log)
-        self.config.set_read_only("NumberOfConnectors", str(len(station.connector_ids())))
-        self.handlers: dict[str, Handler] = {}
-        self._jobs: set[asyncio.Task[Any]] = set()
-        self.state = "Disconnected"
-        self.accepted = False  # BootNotification accepted in this run of the process
-        self._rpc: RpcPeer | None = None
-        self._queue_wakeup = asyncio.Event()
-        self._queue_empty = asyncio.Event()
-        if store.queue_length() == 0:
-            self._queue_empty.set()
-        self._online_event = asyncio.Event()
-        self._boot_requested = asyncio.Event()  # TriggerMessage(BootNotification) while Pending
-        self._reconnect_request = asyncio.Event()
-        self._stopped = asyncio.Event()
-        self._last_sent = clock.monotonic()
-        self.security = security.Security(self)
-        self.core = core.Core(self)
-        self.local_auth = local_auth.LocalAuth(self)
-        self.reservation = reservation.Reservations(self)
-        self.smart_charging = smart_charging.SmartCharging(self)
-        self.firmware = firmware.Firmware(self)
-        self.trigger = trigger.Trigger(self)
+        self.config.set_read_only("NumberOfConnectors", str(len(station.evse_ids())))
+        self.jobs = Jobs(log)
+        self.security_settings = SecuritySettings16(
+            self.config, settings.charge_point_id, settings.central_system_uri, settings.csms_ca_file,
+            settings.basic_auth_raw_key, settings.certificate_store_dir, settings.client_cert_file,
+            settings.client_key_file)
+        self.certificates = CertificateStore(Path(settings.certificate_store_dir),
+                                             self.config.int("CertificateStoreMaxLength"))
+        self.connection_security = ConnectionSecurity(self.security_settings, self.certificates, CSMS_ROOT, log,
+                                                      lambda kind, info: self.events.record(kind, info))
+        self.connectors = Connectors(station.evse_ids())
+        self.session = Session(self, self.connection_security, store, SessionSettings(
+            settings.reconnect_min_s, settings.reconnect_max_s, settings.response_timeout_s,
+            settings.boot_retry_default_s), clock, log, self._publish_state)
+        ctx: BlockContext[Configuration] = BlockContext(self.session, self.config, store, station, clock, log,
+                                                        self.jobs)
+        self.events = SecurityEvents(ctx)
+        self.status = StatusNotifications(ctx, self.connectors, settings.response_timeout_s)
+        self.transactions = Transactions(ctx, self.connectors)
+        self.session.policy = TransactionQueue(ctx, self.transactions)
+        self.local_auth = LocalAuth(ctx)
+        self.reservations = Reservations(ctx, self.connectors, self.status)
+        self.authorization = Authorization(ctx, self.local_auth, self.reservations)
+        self.availability = Availability(ctx, self.connectors, self.status)
+        self.smart_charging = SmartCharging(ctx, self.connectors, self.transactions)
+        self.firmware = Firmware(ctx, self.connectors)
+        self.remote = RemoteControl(ctx, self.connectors, self.transactions, self.smart_charging,
+                                    settings.reset_drain_timeout_s, self.events.record)
+        self.configuration = ConfigurationMessages(ctx, self.connection_security)
+        self.trigger = Trigger(ctx, self.connectors, self.status, self.transactions, self.firmware,
+                               self.boot_payload)
+        self.security = SecurityExtension(ctx, self.security_settings, self.certificates, self.events,
+                                          self.connectors, self.firmware, self.trigger,
+                                          settings.serial_number or settings.charge_point_id)
+        self.session.add_handlers(handlers_of(
+            self.authorization, self.availability, self.configuration, self.firmware, self.local_auth, self.remote,
+            self.reservations, self.security, self.smart_charging, self.trigger))
+        self.transactions.start_answered.subscribe(self.authorization.start_answered)
+        self.transactions.stop_answered.subscribe(lambda answer: self.authorization.cache(*answer))
+        self.transactions.ended.subscribe(self.availability.transaction_ended)
+        self.transactions.ended.subscribe(self.firmware.transaction_ended)
+        self.config.on_change(self._config_changed)
+        self._started = False
 
-    def handle(self, action: str, handler: Handler) -> None:
-        self.handlers[action] = handler
+    # -- the session's binding -----------------------------------------------------------------------
+    dialect = DIALECT
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """A background job of the station logic; a crash is logged, never silently lost."""
-        task = asyncio.ensure_future(coro)
-        self._jobs.add(task)
-        task.add_done_callback(self._job_done)
-        return task
-
-    def _job_done(self, task: asyncio.Task[Any]) -> None:
-        self._jobs.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.log.error("OCPP background job failed", exc_info=task.exception())
-
-    # -- connection ----------------------------------------------------------------------------------
-    async def run(self) -> None:
-        """Connect, reconnect with backoff and jitter, forever (until ``stop``)."""
-        await self.core.recover_after_restart()
-        failures = 0
-        while not self._stopped.is_set():
-            self._set_state("Connecting")
-            try:
-                params = self.security.connection_parameters()
-                connection = await transport.connect(
-                    params.url, subprotocols=[SUBPROTOCOL], headers=params.headers,
-                    ssl_context=params.ssl_context, open_timeout=self.settings.response_timeout_s,
-                    ping_interval=self.config.int("WebSocketPingInterval") or None,
-                )
-            except (OSError, transport.InvalidHandshake, TimeoutError, ValueError) as error:
-                self.log.warning("cannot connect to %s: %s", self.settings.central_system_uri, error)
-                self.security.connection_failed(error)
-                self._set_state("Disconnected")
-                failures += 1
-                await self._sleep_or_stop(self._backoff(failures))
-                continue
-            failures = 0
-            self.security.connection_succeeded()
-            try:
-                await self._session(connection)
-            finally:
-                self._rpc = None
-                self._online_event.clear()
-                self._set_state("Disconnected")
-            if not self._stopped.is_set():
-                await self._sleep_or_stop(self._backoff(1))
-
-    def _backoff(self, failures: int) -> float:
-        base = min(self.settings.reconnect_max_s, self.settings.reconnect_min_s * 2 ** (failures - 1))
-        return base * (1.0 + random.random() * 0.5)  # jitter: stations that lost the CSMS together spread out
-
-    async def _sleep_or_stop(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stopped.wait())
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        sleeper.cancel()
-        stopper.cancel()
-
-    async def _session(self, connection: transport.Connection) -> None:
-        self._set_state("Connected")
-        rpc = RpcPeer(connection, SCHEMAS, self.handlers, self.log, self.settings.response_timeout_s,
-                      on_frame=self._log_frame)
-        self._rpc = rpc
-        self._reconnect_request.clear()
-        tasks = [asyncio.ensure_future(rpc.run()), asyncio.ensure_future(self._online(rpc)),
-                 asyncio.ensure_future(self._reconnect_request.wait()), asyncio.ensure_future(self._stopped.wait())]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    error = task.exception()
-                    if isinstance(error, transport.ConnectionClosed | ConnectionError):
-                        self.log.warning("connection to the CSMS lost: %s", error)
-                    else:
-                        self.log.error("OCPP session failed", exc_info=error)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await connection.close()
-
-    def _log_frame(self, direction: str, raw: str) -> None:
-        if self.log.isEnabledFor(logging.DEBUG):
-            self.log.debug("%s %s", "->" if direction == "out" else "<-", raw)
-
-    def request_reconnect(self) -> None:
-        self._reconnect_request.set()
-
-    async def stop(self) -> None:
-        """Close the connection and stop reconnecting; queued messages stay persisted."""
-        self._stopped.set()
-
-    def resume(self) -> None:
-        """Allow ``run`` again after ``stop`` (the ocpp interface's restart)."""
-        self._stopped = asyncio.Event()
-
-    def close(self) -> None:
-        """For shutdown: also stop the periodic jobs, so nothing touches the store afterwards."""
-        self._stopped.set()
-        for job in list(self._jobs):
-            job.cancel()
-        self.core.cancel_timers()
-        self.smart_charging.cancel_timers()
-
-    def _set_state(self, state: str) -> None:
-        if state == self.state:
-            return
-        self.state = state
-        self.station.publish("connection_status", {
-            "state": state, "connected": state not in ("Disconnected", "Connecting"),
-            "security_profile": self.config.int("SecurityProfile"),
-            "csms_url": self.settings.central_system_uri,
-            "queued_transaction_messages": self.store.queue_length(),
-        })
-
-    async def _online(self, rpc: RpcPeer) -> None:
-        if not self.accepted:
-            await self._boot(rpc)
-        self._set_state("Accepted")
-        self._online_event.set()
-        self._queue_wakeup.set()
-        # the queue drains while the statuses are sent (a status waits for the queued transaction
-        # messages before it, so the CSMS sees them in the order they happened)
-        await asyncio.gather(self._heartbeat_loop(rpc), self._drain_queue(rpc), self.core.after_connect())
-
-    async def _boot(self, rpc: RpcPeer) -> None:
+    def boot_payload(self) -> dict[str, Any]:
         payload = {"chargePointVendor": self.settings.vendor, "chargePointModel": self.settings.model}
         if self.settings.serial_number:
             payload["chargePointSerialNumber"] = self.settings.serial_number
         if self.settings.firmware_version:
             payload["firmwareVersion"] = self.settings.firmware_version
-        while True:
-            self._boot_requested.clear()
-            try:
-                result = await self._send(rpc, "BootNotification", payload)
-            except (OcppCallError, CallTimeout, InvalidResponse) as error:
-                self.log.warning("BootNotification failed: %s", error)
-                await self.clock.sleep(self.settings.boot_retry_default_s)
-                continue
-            self.station.publish("boot_notification_response", {
-                "status": result["status"], "current_time": result["currentTime"], "interval": result["interval"]})
-            if result["status"] == "Accepted":
-                self.accepted = True
-                await self.take_time(result["currentTime"])
-                if result["interval"] > 0:
-                    self.config.set("HeartbeatInterval", str(result["interval"]))
-                self.log.info("BootNotification accepted, heartbeat every %s s", self.config.int("HeartbeatInterval"))
-                return
-            self._set_state(result["status"])
-            retry = result["interval"] if result["interval"] > 0 else self.settings.boot_retry_default_s
-            self.log.info("BootNotification %s, retrying in %s s", result["status"], retry)
-            try:  # a TriggerMessage(BootNotification) cuts the wait short (1.6 §4.2)
-                await self.clock.wait_for(self._boot_requested.wait(), retry)
-            except TimeoutError:
-                pass
+        return payload
 
-    def request_boot_notification(self) -> bool:
-        """TriggerMessage(BootNotification) before Accepted: the boot loop sends it now (and acts on
-        its answer); False once accepted, when the trigger sends it as a normal message."""
-        if self.accepted:
-            return False
-        self._boot_requested.set()
-        return True
+    def boot_accepted(self, result: dict[str, Any]) -> None:
+        self.station.publish("boot_notification_response", {
+            "status": result["status"], "current_time": result["currentTime"], "interval": result["interval"]})
+        if result["interval"] > 0:
+            self.config.set("HeartbeatInterval", str(min(result["interval"], 86400)))
 
-    async def sleep_unless_changed(self, seconds: float, key: str) -> bool:
-        """Sleep on the station clock; True if the time passed, False if configuration `key` changed
-        first (a timer reconfigured from a day to a minute must not sleep out the day)."""
-        try:
-            await self.clock.wait_for(self.config.wait_change(key), seconds)
-        except TimeoutError:
-            return True
-        return False
+    def heartbeat_interval(self) -> int:
+        return self.config.int("HeartbeatInterval")
 
-    async def _heartbeat_loop(self, rpc: RpcPeer) -> None:
-        while True:
-            interval = self.config.int("HeartbeatInterval")
-            due = self._last_sent + interval - self.clock.monotonic()
-            if due > 0:
-                await self.sleep_unless_changed(due, "HeartbeatInterval")
-                continue
-            answer = await self._send(rpc, "Heartbeat", {})
-            await self.take_time(answer["currentTime"])
+    def ping_interval(self) -> int | None:
+        return self.config.int("WebSocketPingInterval") or None
+
+    async def wait_heartbeat_change(self) -> None:
+        await self.config.wait_change("HeartbeatInterval")
+
+    async def after_connect(self) -> None:
+        await self.status.after_connect()
 
     async def take_time(self, current_time: str) -> None:
         """With time_from_csms: set the system clock when it is more than a second off the CSMS's time."""
@@ -289,89 +148,161 @@ class ChargePoint16:
             if await self.station.set_system_time(current_time):
                 self.log.warning("system clock set to the CSMS's time %s", current_time)
 
-    # -- sending --------------------------------------------------------------------------------------
-    async def _send(self, rpc: RpcPeer, action: str, payload: dict[str, Any], unique_id: str | None = None
-                    ) -> dict[str, Any]:
-        self._last_sent = self.clock.monotonic()
-        return await rpc.call(action, payload, unique_id=unique_id)
+    def quarantined(self, what: str, reason: str) -> None:
+        self.events.record("PersistedStateQuarantined", f"{what}: {reason}"[:255], critical=False)
 
-    @property
-    def online(self) -> bool:
-        return self._rpc is not None and self._online_event.is_set()
+    def _report_quarantine(self) -> None:
+        for kind, reason in self.store.new_quarantine_events():
+            self.quarantined(kind, reason)
 
-    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Send a non-transaction message now. Raises NotOnline when offline or not yet accepted, and
-        OcppCallError / CallTimeout / InvalidResponse as RpcPeer.call does."""
-        rpc = self._rpc
-        # before Accepted, only what the CSMS asked for with a TriggerMessage may be sent (1.6 §4.2)
-        if rpc is None or not (self._online_event.is_set() or TRIGGERED.get()):
-            raise NotOnline(action)
-        try:
-            return await self._send(rpc, action, payload)
-        except (transport.ConnectionClosed, ConnectionError) as error:
-            raise NotOnline(action) from error
+    def _publish_state(self, state: str) -> None:
+        self.station.publish("connection_status", {
+            "state": state, "connected": state not in ("Disconnected", "Connecting"),
+            "security_profile": self.config.int("SecurityProfile"),
+            "csms_url": self.settings.central_system_uri,
+            "queued_transaction_messages": self.store.queue_length(),
+        })
 
-    async def call_or_log(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """Send a message whose loss is acceptable (its state is resent after reconnect)."""
-        try:
-            return await self.call(action, payload)
-        except NotOnline:
-            self.log.info("offline: %s not sent", action)
-        except (OcppCallError, CallTimeout, InvalidResponse) as error:
-            self.log.warning("%s failed: %s", action, error)
-        return None
+    def _config_changed(self, name: str, value: str) -> None:
+        if name == "ClockAlignedDataInterval":
+            self.transactions.restart_aligned()
+        if name == "ConnectionTimeOut":
+            self.jobs.spawn(self.station.set_connection_timeout(int(value)))
 
-    def queue_persistent(self, action: str, payload: dict[str, Any], tx_key: str | None) -> None:
-        """Persist a message that must not be lost; it is delivered after everything queued before it.
-        Transaction messages (tx_key set) get their transactionId when sent; other messages that must
-        survive (critical security events) pass tx_key None. Call inside ``store.atomic()`` together with
-        the state change it reports."""
-        self.store.enqueue(action, payload, str(uuid.uuid4()), tx_key)
-        self._queue_empty.clear()
-        self._queue_wakeup.set()
-
-    async def wait_queue_empty(self, timeout: float) -> bool:
-        try:
-            await self.clock.wait_for(self._queue_empty.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    async def _drain_queue(self, rpc: RpcPeer) -> None:
-        while True:
-            message = self.store.queue_head()
-            if message is None:
-                self._queue_empty.set()
-                self._queue_wakeup.clear()
-                await self._queue_wakeup.wait()
-                continue
-            payload = dict(message.payload)
-            if message.tx_key is not None and message.action != "StartTransaction":
-                transaction_id = self.store.transaction_id(message.tx_key or "")
-                # errata 3.18: the CSMS never confirmed the start, so the transaction id is -1
-                payload["transactionId"] = -1 if transaction_id is None else transaction_id
-            try:
-                result = await self._send(rpc, message.action, payload, unique_id=message.unique_id)
-            except CallTimeout:
-                self.log.warning("%s %s not answered; resending", message.action, message.unique_id)
-                continue
-            except (OcppCallError, InvalidResponse) as error:
-                await self._failed_to_process(message, error)
-                continue
-            with self.store.atomic():
-                self.store.dequeue(message.seq)
-                self.core.transaction_message_delivered(message, result)
-
-    async def _failed_to_process(self, message: QueuedMessage, error: Exception) -> None:
-        with self.store.atomic():
-            self.store.count_attempt(message.seq)
-        attempts = message.attempts + 1
-        if attempts >= self.config.int("TransactionMessageAttempts"):
-            self.log.error("dropping %s after %d failed attempts: %s", message.action, attempts, error)
-            with self.store.atomic():
-                self.store.dequeue(message.seq)
-                self.core.transaction_message_dropped(message)
+    # -- ChargePointInterface: life cycle --------------------------------------------------------------
+    async def start(self) -> None:
+        """Once per process: a restart of the OCPP service (stop/restart) keeps running transactions."""
+        if self._started:
             return
-        wait = self.config.int("TransactionMessageRetryInterval") * attempts
-        self.log.warning("%s failed (%s); attempt %d in %d s", message.action, error, attempts + 1, wait)
-        await self.clock.sleep(wait)
+        self._started = True
+        for problem in self.store.startup_problems():
+            self.events.record("StoreProblem", problem, critical=False)
+        await self.transactions.recover()
+        await self.availability.restore()
+        await self.reservations.restore()
+        await self.smart_charging.apply()
+        self._report_quarantine()
+        self.events.record("StartupOfTheDevice", "the OCPP service started")
+
+    async def run(self) -> None:
+        await self.start()
+        await self.session.run()
+
+    async def stop(self) -> None:
+        await self.session.stop()
+
+    def resume(self) -> None:
+        self.session.resume()
+
+    def close(self) -> None:
+        self.session.halt()
+        self.jobs.cancel_all()
+        self.transactions.cancel_timers()
+        self.status.cancel_timers()
+        self.smart_charging.cancel_timers()
+
+    # -- ChargePointInterface: what the charger reports ---------------------------------------------------
+    async def on_session_event(self, evse_id: int, event: dict[str, Any]) -> None:
+        c = self.connectors[evse_id]
+        kind = event["event"]
+        if kind == "TransactionStarted":
+            details = event.get("transaction_started", {})
+            reservation_id = details.get("reservation_id")
+            id_tag = details.get("id_tag", {}).get("id_token", {}).get("value", "")
+            if reservation_id is None:
+                reservation_id = self.reservations.used_by(c.id, id_tag)
+            self.transactions.transaction_started(c, event, reservation_id)
+            if reservation_id is not None:
+                self.reservations.ended(c.id, reservation_id)
+        elif kind == "TransactionFinished":
+            await self.transactions.transaction_finished(c, event)
+        elif kind == "ReservationEnd":
+            self.reservations.ended(evse_id, event.get("reservation_end", {}).get("reservation_id"))
+        status = SESSION_STATUS.get(kind, KEEP)
+        if status != KEEP:
+            c.session_status = status
+        await self.status.send(evse_id)
+
+    def on_powermeter(self, evse_id: int, reading: dict[str, Any]) -> None:
+        self.transactions.on_powermeter(evse_id, reading)
+
+    def on_limits(self, evse_id: int, limits: dict[str, Any]) -> None:
+        self.transactions.on_limits(evse_id, limits)
+
+    async def on_error(self, evse_id: int, error: dict[str, Any]) -> None:
+        c = self.connectors[evse_id]
+        key = (error.get("type", ""), error.get("sub_type", ""))
+        if error.get("state", "Active") == "Active":
+            c.errors[key] = error
+        else:
+            c.errors = {k: v for k, v in c.errors.items() if k[0] != key[0] or key[1] not in ("", k[1])}
+        await self.status.send(evse_id)
+
+    async def on_firmware_update_status(self, status: dict[str, Any]) -> None:
+        await self.firmware.on_firmware_update_status(status)
+
+    async def on_log_status(self, status: dict[str, Any]) -> None:
+        await self.firmware.on_log_status(status)
+
+    # -- ChargePointInterface: what local users ask ---------------------------------------------------
+    def security_event(self, kind: str, info: str = "", critical: bool | None = None) -> None:
+        self.events.record(kind, info, critical)
+
+    def get_configuration(self, keys: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+        return self.config.readable(keys)
+
+    def change_configuration(self, key: str, value: str) -> str:
+        return self.configuration.change(key, value)
+
+    def get_variables(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        results = []
+        for request in requests:
+            name = request["component_variable"]["variable"]["name"]
+            known, _ = self.config.readable([name])
+            result: dict[str, Any] = {"component_variable": request["component_variable"],
+                                      "attribute_type": request.get("attribute_type", "Actual")}
+            if known and result["attribute_type"] == "Actual":
+                result |= {"status": "Accepted", "value": known[0]["value"]}
+            else:
+                result["status"] = "UnknownVariable" if not known else "NotSupportedAttributeType"
+            results.append(result)
+        return results
+
+    def set_variables(self, requests: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+        statuses = {"Accepted": "Accepted", "Rejected": "Rejected", "RebootRequired": "RebootRequired",
+                    "NotSupported": "UnknownVariable"}
+        results = []
+        for request in requests:
+            name = request["component_variable"]["variable"]["name"]
+            status = self.configuration.change(name, request["value"])
+            self.log.info("%s set %s: %s", source, name, status)
+            results.append({"component_variable": request["component_variable"], "status": statuses[status],
+                            "attribute_type": request.get("attribute_type", "Actual")})
+        return results
+
+    async def change_availability(self, evse: EvseRef | None, operative: bool) -> dict[str, Any]:
+        return await self.availability.change(0 if evse is None else evse.evse_id, operative)
+
+    async def validate_token(self, provided_token: dict[str, Any]) -> dict[str, Any]:
+        return await self.authorization.validate_token(provided_token)
+
+    async def data_transfer(self, request: dict[str, Any]) -> dict[str, Any]:
+        payload = {"vendorId": request["vendor_id"]}
+        for ours, theirs in (("message_id", "messageId"), ("data", "data")):
+            if ours in request:
+                payload[theirs] = request[ours]
+        try:
+            answer = await self.session.call("DataTransfer", payload)
+        except (NotOnline, CallTimeout):
+            return {"status": "Offline"}
+        except (OcppCallError, InvalidResponse) as error:
+            self.log.warning("DataTransfer failed: %s", error)
+            return {"status": "Rejected"}
+        result = {"status": answer["status"]}
+        if "data" in answer:
+            result["data"] = answer["data"]
+        return result
+
+    def connection_timeout(self) -> int:
+        return self.config.int("ConnectionTimeOut")
+

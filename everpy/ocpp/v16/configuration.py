@@ -1,5 +1,9 @@
-"""Current values of the configuration keys: table defaults, overridden by the station's initial
-configuration, overridden by what the CSMS changed (persisted in the store)."""
+"""Current values of the 1.6 configuration keys: table defaults, overridden by the station's initial
+configuration, overridden by what the CSMS changed (persisted in the store).
+
+Key names are CiString in OCPP 1.6: they are matched without regard to case and answered in the
+table's spelling. A persisted value that no longer passes the key's checks is quarantined, not used.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,17 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from everpy.core.clock import Clock
 from everpy.ocpp.store import OcppStore
-from everpy.ocpp.v16.config_keys import BY_NAME, Access, KeyType, split_csl
+from everpy.ocpp.v16.config_keys import BY_NAME, Access, ConfigKey, KeyType, split_csl
 
 ChangeHook = Callable[[str, str], None]
+_BY_FOLDED = {name.casefold(): key for name, key in BY_NAME.items()}
+
+
+def lookup(name: str) -> ConfigKey | None:
+    """The key a CSMS means by `name` (case-insensitive)."""
+    return _BY_FOLDED.get(name.casefold())
 
 
 class Configuration:
@@ -18,15 +29,17 @@ class Configuration:
         self._store = store
         self._values = {name: key.default for name, key in BY_NAME.items()}
         for name, value in initial.items():
-            key = BY_NAME.get(name)
+            key = lookup(name)
             if key is None or not key.validate(str(value)):
                 raise ValueError(f"initial OCPP configuration: {name}={value!r} is not a valid key/value")
-            self._values[name] = str(value)
+            self._values[key.name] = str(value)
         for name, value in store.config_values().items():
-            if name in BY_NAME and BY_NAME[name].validate(value):
-                self._values[name] = value
-            elif name in BY_NAME:
-                log.error("ignoring persisted %s=%r: not valid for this version", name, value)
+            key = lookup(name)
+            if key is not None and key.validate(value):
+                self._values[key.name] = value
+            elif key is not None:
+                log.error("ignoring persisted %s=%r: not a valid value (quarantined)", name, value)
+                store.quarantine("config", name, value, "not a valid value for this key")
         self._hooks: list[ChangeHook] = []
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
 
@@ -61,8 +74,22 @@ class Configuration:
     async def wait_change(self, name: str) -> str:
         """The next value set for `name`."""
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(name, []).append(waiter)
-        return await waiter
+        waiters = self._waiters.setdefault(name, [])
+        waiters.append(waiter)
+        try:
+            return await waiter
+        finally:  # a waiter given up (timer ran out) must not stay behind: no growth per sleep
+            if waiter in waiters:
+                waiters.remove(waiter)
+
+    async def sleep_unless_changed(self, clock: Clock, seconds: float, name: str) -> bool:
+        """Sleep on the clock; True if the time passed, False if `name` changed first (a timer
+        reconfigured from a day to a minute must not sleep out the day)."""
+        try:
+            await clock.wait_for(self.wait_change(name), seconds)
+        except TimeoutError:
+            return True
+        return False
 
     def set_read_only(self, name: str, value: str) -> None:
         """Station-determined read-only values (NumberOfConnectors); not persisted."""
@@ -74,9 +101,9 @@ class Configuration:
         known: list[dict[str, object]] = []
         unknown: list[str] = []
         for name in wanted:
-            key = BY_NAME.get(name)
+            key = lookup(name)
             if key is None or key.access is Access.WRITE_ONLY:
                 unknown.append(name)
                 continue
-            known.append({"key": name, "readonly": key.access is Access.READ_ONLY, "value": self._values[name]})
+            known.append({"key": key.name, "readonly": key.access is Access.READ_ONLY, "value": self._values[key.name]})
         return known, unknown

@@ -3,12 +3,12 @@ carried out by the system interface."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from everpy.ocpp.blocks import BlockContext, handles
 from everpy.ocpp.rpc import Reply
-
-if TYPE_CHECKING:
-    from everpy.ocpp.v16.chargepoint import ChargePoint16
+from everpy.ocpp.v16.configuration import Configuration
+from everpy.ocpp.v16.connectors import Connectors
 
 # system FirmwareUpdateStatusEnum -> OCPP 1.6 FirmwareStatus (statuses 1.6 has no name for are not sent)
 FIRMWARE_STATUS = {
@@ -25,31 +25,32 @@ DIAGNOSTICS_STATUS = {"Uploaded": "Uploaded", "UploadFailure": "UploadFailed", "
 
 
 class Firmware:
-    def __init__(self, cp: ChargePoint16) -> None:
-        self.cp = cp
+    def __init__(self, ctx: BlockContext[Configuration], connectors: Connectors) -> None:
+        self.ctx = ctx
+        self.connectors = connectors
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
         self.signed_firmware_status: tuple[str, int | None] = ("Idle", None)
         self.log_status: tuple[str, int | None] = ("Idle", None)
         self._waiting_to_install = False
-        cp.handle("UpdateFirmware", self.on_update_firmware)
-        cp.handle("GetDiagnostics", self.on_get_diagnostics)
 
+    @handles("UpdateFirmware")
     async def on_update_firmware(self, payload: dict[str, Any]) -> Reply:
         request = firmware_request(-1, payload["location"], payload["retrieveDate"], payload.get("retries"),
                                    payload.get("retryInterval"))
 
         async def start() -> None:
-            answer = await self.cp.station.update_firmware(request)
+            answer = await self.ctx.station.update_firmware(request)
             if answer not in ("Accepted", "AcceptedCanceled"):
-                self.cp.log.warning("system refused the firmware update: %s", answer)
+                self.ctx.log.warning("system refused the firmware update: %s", answer)
 
         return Reply({}, start)
 
+    @handles("GetDiagnostics")
     async def on_get_diagnostics(self, payload: dict[str, Any]) -> Reply:
         request = log_request(-1, payload["location"], payload.get("startTime"), payload.get("stopTime"),
                               payload.get("retries"), payload.get("retryInterval"))
-        status, file_name = await self.cp.station.upload_logs(request)
+        status, file_name = await self.ctx.station.upload_logs(request)
         if status not in ("Accepted", "AcceptedCanceled") or not file_name:
             return Reply({})
         return Reply({"fileName": file_name[:255]})
@@ -69,11 +70,14 @@ class Firmware:
         self.firmware_status = ocpp_status
         await self.send_firmware_status()
 
+    def transaction_ended(self, connector_id: int) -> None:
+        self.transactions_changed()
+
     def transactions_changed(self) -> None:
         """Installation waits for running transactions to end (FirmwareManagement 1.6 §5.16)."""
-        if self._waiting_to_install and all(c.transaction is None for c in self.cp.core.connectors.values()):
+        if self._waiting_to_install and not self.connectors.any_transaction():
             self._waiting_to_install = False
-            self.cp.spawn(self.cp.station.allow_firmware_installation())
+            self.ctx.jobs.spawn(self.ctx.station.allow_firmware_installation())
 
     async def on_log_status(self, status: dict[str, Any]) -> None:
         if status["request_id"] >= 0:  # a GetLog (security extension)
@@ -88,24 +92,24 @@ class Firmware:
         await self.send_diagnostics_status()
 
     async def send_firmware_status(self) -> None:
-        await self.cp.call_or_log("FirmwareStatusNotification", {"status": self.firmware_status})
+        await self.ctx.sender.call_or_log("FirmwareStatusNotification", {"status": self.firmware_status})
 
     async def send_diagnostics_status(self) -> None:
-        await self.cp.call_or_log("DiagnosticsStatusNotification", {"status": self.diagnostics_status})
+        await self.ctx.sender.call_or_log("DiagnosticsStatusNotification", {"status": self.diagnostics_status})
 
     async def send_signed_firmware_status(self) -> None:
         status, request_id = self.signed_firmware_status
         payload: dict[str, Any] = {"status": status}
         if request_id is not None:
             payload["requestId"] = request_id
-        await self.cp.call_or_log("SignedFirmwareStatusNotification", payload)
+        await self.ctx.sender.call_or_log("SignedFirmwareStatusNotification", payload)
 
     async def send_log_status(self) -> None:
         status, request_id = self.log_status
         payload: dict[str, Any] = {"status": status}
         if request_id is not None:
             payload["requestId"] = request_id
-        await self.cp.call_or_log("LogStatusNotification", payload)
+        await self.ctx.sender.call_or_log("LogStatusNotification", payload)
 
 
 def firmware_request(request_id: int, location: str, retrieve: str, retries: int | None,

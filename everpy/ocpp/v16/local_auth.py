@@ -2,36 +2,44 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from everpy.ocpp.blocks import BlockContext, handles
 from everpy.ocpp.rpc import Reply
-
-if TYPE_CHECKING:
-    from everpy.ocpp.v16.chargepoint import ChargePoint16
+from everpy.ocpp.v16.configuration import Configuration
 
 LIST = "local"
 
 
 class LocalAuth:
-    def __init__(self, cp: ChargePoint16) -> None:
-        self.cp = cp
-        cp.handle("SendLocalList", self.on_send_local_list)
-        cp.handle("GetLocalListVersion", self.on_get_local_list_version)
+    def __init__(self, ctx: BlockContext[Configuration]) -> None:
+        self.ctx = ctx
 
     def info(self, id_tag: str) -> dict[str, Any] | None:
-        return self.cp.store.id_tag_info(LIST, id_tag)
+        return self.ctx.store.id_tag_info(LIST, id_tag)
 
     def version(self) -> int:
-        record = self.cp.store.records("local_list_version").get(0)
-        return 0 if record is None else int(record["version"])
+        """The list's version; an empty list reads as 0 whatever version it was sent with (1.6 §5.10)."""
+        store = self.ctx.store
+        record = store.records("local_list_version").get(0)
+        version = record.get("version") if isinstance(record, dict) else None
+        if record is not None and not (isinstance(version, int) and 0 <= version <= 2**31 - 1):
+            store.quarantine("record", "local_list_version", repr(record), "not a list version")
+            store.remove_record("local_list_version", 0)
+            version = None
+        if version is None or store.id_tag_count(LIST) == 0:
+            return 0
+        return version
 
+    @handles("GetLocalListVersion")
     async def on_get_local_list_version(self, payload: dict[str, Any]) -> Reply:
-        if not self.cp.config.bool("LocalAuthListEnabled"):
+        if not self.ctx.config.bool("LocalAuthListEnabled"):
             return Reply({"listVersion": -1})
         return Reply({"listVersion": self.version()})
 
+    @handles("SendLocalList")
     async def on_send_local_list(self, payload: dict[str, Any]) -> Reply:
-        config = self.cp.config
+        config = self.ctx.config
         if not config.bool("LocalAuthListEnabled"):
             return Reply({"status": "NotSupported"})
         entries = payload.get("localAuthorizationList") or []
@@ -49,7 +57,7 @@ class LocalAuth:
         return Reply({"status": "Accepted"})
 
     def _apply(self, entries: list[dict[str, Any]], version: int, full: bool) -> None:
-        config, store = self.cp.config, self.cp.store
+        config, store = self.ctx.config, self.ctx.store
         with store.atomic():  # all or nothing: a list that would overflow leaves the old list in place
             if full:
                 store.clear_id_tags(LIST)

@@ -1,114 +1,165 @@
 """Reservation profile: ReserveNow, CancelReservation, expiry, and which id tags may use a reserved
-connector (applied to validation results)."""
+connector (applied to validation results).
+
+A reservation of connector 0 (ReserveConnectorZeroSupported) reserves "any connector": no EVSE is
+reserved, but other id tags are refused while the free connectors are only as many as such
+reservations (1.6 §5.13).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from everpy.core.clock import TimerHandle
+from everpy.ocpp.blocks import BlockContext, handles
 from everpy.ocpp.rpc import Reply
-from everpy.ocpp.v16.chargepoint import parse_time
-
-if TYPE_CHECKING:
-    from everpy.ocpp.v16.chargepoint import ChargePoint16
+from everpy.ocpp.v16.configuration import Configuration
+from everpy.ocpp.v16.connectors import Connectors
+from everpy.ocpp.v16.status import StatusNotifications
+from everpy.ocpp.values import parse_time
 
 KIND = "reservation"
+_FIELDS = ("connectorId", "expiryDate", "idTag", "parentIdTag")
 
 
 class Reservations:
-    def __init__(self, cp: ChargePoint16) -> None:
-        self.cp = cp
+    def __init__(self, ctx: BlockContext[Configuration], connectors: Connectors, status: StatusNotifications) -> None:
+        self.ctx = ctx
+        self.connectors = connectors
+        self.status = status
         self._timers: dict[int, TimerHandle] = {}
-        cp.handle("ReserveNow", self.on_reserve_now)
-        cp.handle("CancelReservation", self.on_cancel_reservation)
 
     def _reservations(self) -> dict[int, dict[str, Any]]:
-        return self.cp.store.records(KIND)
+        return self.ctx.store.records(KIND)
+
+    def _valid(self, data: Any) -> bool:
+        if not isinstance(data, dict) or not isinstance(data.get("idTag"), str):
+            return False
+        connector_id = data.get("connectorId")
+        if connector_id != 0 and connector_id not in self.connectors:
+            return False
+        try:
+            parse_time(str(data.get("expiryDate")))
+        except (ValueError, OverflowError):
+            return False
+        return True
 
     async def restore(self) -> None:
-        """After a restart: expire what expired meanwhile, re-arm the rest."""
+        """After a restart: quarantine what cannot apply, expire what expired meanwhile, re-arm the rest."""
+        store = self.ctx.store
         for reservation_id, data in self._reservations().items():
-            if parse_time(data["expiryDate"]) <= self.cp.clock.time():
-                await self._end(reservation_id, cancel_on_evse=True)
+            if not self._valid(data):
+                store.quarantine("record", f"{KIND}/{reservation_id}", repr(data), "not a usable reservation")
+                store.remove_record(KIND, reservation_id)
+            elif parse_time(data["expiryDate"]) <= self.ctx.clock.time():
+                await self._end(reservation_id, data, cancel_on_evse=True)
             else:
                 self._arm(reservation_id, data)
-                self.cp.core.connectors[data["connectorId"]].reservation_id = reservation_id
+                if data["connectorId"] != 0:
+                    self.connectors[data["connectorId"]].reservation_id = reservation_id
 
     def _arm(self, reservation_id: int, data: dict[str, Any]) -> None:
-        delay = parse_time(data["expiryDate"]) - self.cp.clock.time()
-        self._timers[reservation_id] = self.cp.clock.call_later(
-            delay, lambda: self._end(reservation_id, cancel_on_evse=True))
+        delay = parse_time(data["expiryDate"]) - self.ctx.clock.time()
+        self._timers[reservation_id] = self.ctx.clock.call_later(delay, lambda: self._expire(reservation_id))
 
+    async def _expire(self, reservation_id: int) -> None:
+        data = self._reservations().get(reservation_id)
+        if data is not None:
+            await self._end(reservation_id, data, cancel_on_evse=True)
+
+    def _free_connectors(self) -> list[int]:
+        return [c.id for c in self.connectors if self.connectors.status_of(c.id)[0] == "Available"]
+
+    @handles("ReserveNow")
     async def on_reserve_now(self, payload: dict[str, Any]) -> Reply:
-        core = self.cp.core
         connector_id, reservation_id = payload["connectorId"], payload["reservationId"]
-        if connector_id == 0 and not self.cp.config.bool("ReserveConnectorZeroSupported"):
+        if parse_time(payload["expiryDate"]) <= self.ctx.clock.time():
             return Reply({"status": "Rejected"})
-        if connector_id not in core.connectors:
+        known = self._reservations().get(reservation_id)
+        if known is not None:  # ReserveNow with a known id replaces that reservation
+            await self._end(reservation_id, known, cancel_on_evse=True, report=False)
+        if connector_id == 0:
+            return Reply({"status": self._reserve_any(reservation_id, payload)})
+        if connector_id not in self.connectors:
             return Reply({"status": "Rejected"})
-        status = core.status_of(connector_id)[0]
-        if status == "Faulted":
-            return Reply({"status": "Faulted"})
-        if status == "Unavailable":
-            return Reply({"status": "Unavailable"})
-        connector = core.connectors[connector_id]
-        if status != "Available" and connector.reservation_id != reservation_id:
+        status = self.connectors.status_of(connector_id)[0]
+        if status in ("Faulted", "Unavailable"):
+            return Reply({"status": status})
+        if status != "Available":
             return Reply({"status": "Occupied"})
-        if connector.reservation_id == reservation_id or reservation_id in self._reservations():
-            await self._end(reservation_id, cancel_on_evse=True)  # ReserveNow with a known id replaces it
-        if not await self.cp.station.reserve(connector_id, reservation_id):
+        if not await self.ctx.station.reserve(connector_id, reservation_id):
             return Reply({"status": "Occupied"})
-        data = {k: payload[k] for k in ("connectorId", "expiryDate", "idTag", "parentIdTag") if k in payload}
-        self.cp.store.put_record(KIND, reservation_id, data)
-        connector.reservation_id = reservation_id
+        data = {k: payload[k] for k in _FIELDS if k in payload}
+        self.ctx.store.put_record(KIND, reservation_id, data)
+        self.connectors[connector_id].reservation_id = reservation_id
         self._arm(reservation_id, data)
 
         async def report() -> None:
-            await core.send_status(connector_id)
+            await self.status.send(connector_id)
 
         return Reply({"status": "Accepted"}, report)
 
+    def _reserve_any(self, reservation_id: int, payload: dict[str, Any]) -> str:
+        if not self.ctx.config.bool("ReserveConnectorZeroSupported"):
+            return "Rejected"
+        if not self.connectors.station_operative:
+            return "Unavailable"
+        station_wide = sum(1 for data in self._reservations().values() if data["connectorId"] == 0)
+        if len(self._free_connectors()) <= station_wide:
+            return "Occupied"
+        data = {k: payload[k] for k in _FIELDS if k in payload}
+        self.ctx.store.put_record(KIND, reservation_id, data)
+        self._arm(reservation_id, data)
+        return "Accepted"
+
+    @handles("CancelReservation")
     async def on_cancel_reservation(self, payload: dict[str, Any]) -> Reply:
         reservation_id = payload["reservationId"]
-        if reservation_id not in self._reservations():
-            return Reply({"status": "Rejected"})
-        await self._end(reservation_id, cancel_on_evse=True)
-        return Reply({"status": "Accepted"})
-
-    async def _end(self, reservation_id: int, cancel_on_evse: bool) -> None:
         data = self._reservations().get(reservation_id)
+        if data is None:
+            return Reply({"status": "Rejected"})
+        connector_id = await self._end(reservation_id, data, cancel_on_evse=True, report=False)
+
+        async def report() -> None:  # the answer first, then the status it caused (as ReserveNow does)
+            if connector_id is not None:
+                await self.status.send(connector_id)
+
+        return Reply({"status": "Accepted"}, report)
+
+    async def _end(self, reservation_id: int, data: dict[str, Any], cancel_on_evse: bool,
+                   report: bool = True) -> int | None:
+        """End a reservation; returns the connector that it held, if any."""
         timer = self._timers.pop(reservation_id, None)
         if timer is not None:
             timer.cancel()
-        if data is None:
-            return
-        self.cp.store.remove_record(KIND, reservation_id)
-        connector = self.cp.core.connectors.get(data["connectorId"])
-        if connector is not None and connector.reservation_id == reservation_id:
-            connector.reservation_id = None
-            if cancel_on_evse:
-                await self.cp.station.cancel_reservation(connector.id)
-            await self.cp.core.send_status(connector.id)
+        self.ctx.store.remove_record(KIND, reservation_id)
+        connector = self.connectors.get(data.get("connectorId"))
+        if connector is None or connector.reservation_id != reservation_id:
+            return None
+        connector.reservation_id = None
+        if cancel_on_evse:
+            await self.ctx.station.cancel_reservation(connector.id)
+        if report:
+            await self.status.send(connector.id)
+        return connector.id
 
     def ended(self, connector_id: int, reservation_id: int | None) -> None:
         """The EVSE reports the reservation over (used by a transaction, or cancelled locally)."""
-        connector = self.cp.core.connectors[connector_id]
+        connector = self.connectors[connector_id]
         reservation_id = reservation_id if reservation_id is not None else connector.reservation_id
         if reservation_id is None:
             return
-        data = self._reservations().get(reservation_id)
         timer = self._timers.pop(reservation_id, None)
         if timer is not None:
             timer.cancel()
-        if data is not None:
-            self.cp.store.remove_record(KIND, reservation_id)
+        self.ctx.store.remove_record(KIND, reservation_id)
         if connector.reservation_id == reservation_id:
             connector.reservation_id = None
 
     def used_by(self, connector_id: int, id_tag: str) -> int | None:
         """The reservation a transaction by id_tag on connector_id uses, if any."""
         for reservation_id, data in self._reservations().items():
-            if data["connectorId"] == connector_id and data["idTag"].lower() == id_tag.lower():
+            if data["connectorId"] in (0, connector_id) and data["idTag"].lower() == id_tag.lower():
                 return reservation_id
         return None
 
@@ -121,11 +172,13 @@ class Reservations:
         if not reservations:
             return result
         for reservation_id, data in reservations.items():
-            tags = {data["idTag"].lower(), (data.get("parentIdTag") or "").lower()}
+            tags = {data["idTag"].lower(), (data.get("parentIdTag") or "").lower()} - {""}
             if id_tag.lower() in tags or (parent is not None and parent.lower() in tags):
-                return {**result, "evse_ids": [data["connectorId"]], "reservation_id": reservation_id}
+                evse_ids = [data["connectorId"]] if data["connectorId"] else self.connectors.ids()
+                return {**result, "evse_ids": evse_ids, "reservation_id": reservation_id}
         reserved = {data["connectorId"] for data in reservations.values()}
-        free = [c for c in self.cp.core.connectors if c not in reserved]
-        if not free:
+        station_wide = sum(1 for data in reservations.values() if data["connectorId"] == 0)
+        free = [c for c in self.connectors.ids() if c not in reserved]
+        if not free or len([c for c in free if c in self._free_connectors()]) <= station_wide and station_wide:
             return {**result, "authorization_status": "NotAtThisTime"}
         return {**result, "evse_ids": free}

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from everpy.core.clock import TimerHandle
+from everpy.ocpp.blocks import BlockContext, handles
 from everpy.ocpp.rpc import Reply
-from everpy.ocpp.v16.chargepoint import parse_time, rfc3339
-
-if TYPE_CHECKING:
-    from everpy.ocpp.v16.chargepoint import ChargePoint16
+from everpy.ocpp.v16.configuration import Configuration
+from everpy.ocpp.v16.connectors import Connectors
+from everpy.ocpp.v16.transactions import Started, Transactions
+from everpy.ocpp.values import parse_time, rfc3339
 
 KIND = "charging_profile"
 VOLTAGE = 230.0  # for converting between A and W schedules (per phase)
@@ -95,14 +97,15 @@ def _convert(limit: float, phases: int, unit: str, wanted: str) -> float:
 
 
 class SmartCharging:
-    def __init__(self, cp: ChargePoint16) -> None:
-        self.cp = cp
+    def __init__(self, ctx: BlockContext[Configuration], connectors: Connectors, transactions: Transactions) -> None:
+        self.ctx = ctx
+        self.connectors = connectors
+        self.transactions = transactions
+        transactions.started.subscribe(self.transaction_started)
+        transactions.ended.subscribe(self.transaction_ended)
         self._tx_start: dict[int, float] = {}
         self._pending_tx_profile: dict[int, dict[str, Any]] = {}
-        self._refresh_timer: Any = None
-        cp.handle("SetChargingProfile", self.on_set_charging_profile)
-        cp.handle("ClearChargingProfile", self.on_clear_charging_profile)
-        cp.handle("GetCompositeSchedule", self.on_get_composite_schedule)
+        self._refresh_timer: TimerHandle | None = None
 
     def cancel_timers(self) -> None:
         if self._refresh_timer is not None:
@@ -110,14 +113,14 @@ class SmartCharging:
 
     def profiles(self) -> dict[int, dict[str, Any]]:
         """id -> {"connectorId": n, "profile": csChargingProfiles}"""
-        return self.cp.store.records(KIND)
+        return self.ctx.store.records(KIND)
 
     # -- installing -------------------------------------------------------------------------------------
     def _check(self, connector_id: int, profile: dict[str, Any]) -> bool:
-        config = self.cp.config
+        config = self.ctx.config
         purpose = profile["chargingProfilePurpose"]
         schedule = profile["chargingSchedule"]
-        if connector_id != 0 and connector_id not in self.cp.core.connectors:
+        if connector_id != 0 and connector_id not in self.connectors:
             return False
         if purpose == "ChargePointMaxProfile" and connector_id != 0:
             return False
@@ -139,27 +142,27 @@ class SmartCharging:
                     or (rec["connectorId"] == connector_id
                         and rec["profile"]["stackLevel"] == profile["stackLevel"]
                         and rec["profile"]["chargingProfilePurpose"] == profile["chargingProfilePurpose"])]
-        if len(existing) - len(replaced) >= self.cp.config.int("MaxChargingProfilesInstalled"):
+        if len(existing) - len(replaced) >= self.ctx.config.int("MaxChargingProfilesInstalled"):
             return False
-        with self.cp.store.atomic():
+        with self.ctx.store.atomic():
             for pid in replaced:
-                self.cp.store.remove_record(KIND, pid)
-            self.cp.store.put_record(KIND, profile["chargingProfileId"], {"connectorId": connector_id,
+                self.ctx.store.remove_record(KIND, pid)
+            self.ctx.store.put_record(KIND, profile["chargingProfileId"], {"connectorId": connector_id,
                                                                           "profile": profile})
-        self.cp.log.info("charging profile %d installed on connector %d", profile["chargingProfileId"], connector_id)
+        self.ctx.log.info("charging profile %d installed on connector %d", profile["chargingProfileId"], connector_id)
         return True
 
+    @handles("SetChargingProfile")
     async def on_set_charging_profile(self, payload: dict[str, Any]) -> Reply:
         connector_id, profile = payload["connectorId"], payload["csChargingProfiles"]
         if not self._check(connector_id, profile):
             return Reply({"status": "Rejected"})
         if profile["chargingProfilePurpose"] == "TxProfile":
-            connector = self.cp.core.connectors.get(connector_id)
+            connector = self.connectors.get(connector_id)
             if connector is None or connector.transaction is None:
                 return Reply({"status": "Rejected"})
             if "transactionId" in profile:
-                tx_id = self.cp.store.transaction_id(connector.transaction.tx_key)
-                if tx_id != profile["transactionId"]:
+                if self.transactions.transaction_id(connector) != profile["transactionId"]:
                     return Reply({"status": "Rejected"})
         if not self._install(connector_id, profile):
             return Reply({"status": "Rejected"})
@@ -174,13 +177,14 @@ class SmartCharging:
         self._pending_tx_profile[connector_id] = profile
         return True
 
+    @handles("ClearChargingProfile")
     async def on_clear_charging_profile(self, payload: dict[str, Any]) -> Reply:
         matching = [pid for pid, rec in self.profiles().items() if self._matches(pid, rec, payload)]
         if not matching:
             return Reply({"status": "Unknown"})
-        with self.cp.store.atomic():
+        with self.ctx.store.atomic():
             for pid in matching:
-                self.cp.store.remove_record(KIND, pid)
+                self.ctx.store.remove_record(KIND, pid)
         return Reply({"status": "Accepted"}, self.apply)
 
     @staticmethod
@@ -193,8 +197,9 @@ class SmartCharging:
                 and criteria.get("stackLevel") in (None, profile["stackLevel"]))
 
     # -- transactions -----------------------------------------------------------------------------------
-    def transaction_started(self, connector_id: int, start: float) -> None:
-        self._tx_start[connector_id] = start
+    def transaction_started(self, started: Started) -> None:
+        connector_id = started.connector_id
+        self._tx_start[connector_id] = started.start_time
         pending = self._pending_tx_profile.pop(connector_id, None)
         if pending is not None:
             self._install(connector_id, pending)
@@ -204,13 +209,13 @@ class SmartCharging:
         self._tx_start.pop(connector_id, None)
         tx_profiles = [pid for pid, rec in self.profiles().items() if rec["connectorId"] == connector_id
                        and rec["profile"]["chargingProfilePurpose"] == "TxProfile"]
-        with self.cp.store.atomic():
+        with self.ctx.store.atomic():
             for pid in tx_profiles:
-                self.cp.store.remove_record(KIND, pid)
+                self.ctx.store.remove_record(KIND, pid)
         self._schedule_apply()
 
     def _schedule_apply(self) -> None:
-        self.cp.spawn(self.apply())
+        self.ctx.jobs.spawn(self.apply())
 
     # -- composite schedule -----------------------------------------------------------------------------
     def _relevant(self, connector_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -268,12 +273,13 @@ class SmartCharging:
             return None
         return min(x[0] for x in chosen), min(x[1] for x in chosen)
 
+    @handles("GetCompositeSchedule")
     async def on_get_composite_schedule(self, payload: dict[str, Any]) -> Reply:
         connector_id, duration = payload["connectorId"], payload["duration"]
-        if connector_id != 0 and connector_id not in self.cp.core.connectors:
+        if connector_id != 0 and connector_id not in self.connectors:
             return Reply({"status": "Rejected"})
         unit = payload.get("chargingRateUnit", "A")
-        now = math.floor(self.cp.clock.time())
+        now = math.floor(self.ctx.clock.time())
         periods = [p for p in self.composite(connector_id, now, duration, unit) if p["limit"] is not None]
         answer: dict[str, Any] = {"status": "Accepted", "connectorId": connector_id, "scheduleStart": rfc3339(now)}
         if periods:
@@ -285,9 +291,9 @@ class SmartCharging:
 
     async def apply(self) -> None:
         """Send the composite schedule of every connector to energy management and publish it."""
-        now = math.floor(self.cp.clock.time())
+        now = math.floor(self.ctx.clock.time())
         schedules = []
-        for connector_id in [0, *self.cp.core.connectors]:
+        for connector_id in [0, *self.connectors.ids()]:
             periods = self.composite(connector_id, now, HORIZON_S, "A")
             schedules.append({"evse": connector_id, "charging_rate_unit": "A", "start_schedule": rfc3339(now),
                               "duration": HORIZON_S, "charging_schedule_period": [
@@ -302,9 +308,9 @@ class SmartCharging:
                     "ac_max_current_A": {"value": period["limit"], "source": "OCPP"},
                     "ac_max_phase_count": {"value": period["numberPhases"], "source": "OCPP"}}
                 entries.append({"timestamp": timestamp, "limits_to_root": limits, "limits_to_leaves": {}})
-            await self.cp.station.apply_limits(connector_id, entries)
-        self.cp.station.publish("charging_schedules", {"schedules": schedules})
+            await self.ctx.station.apply_limits(connector_id, entries)
+        self.ctx.station.publish("charging_schedules", {"schedules": schedules})
         if self._refresh_timer is not None:
             self._refresh_timer.cancel()
         # profiles reach beyond the horizon, and recurring ones roll over: recompute well before its end
-        self._refresh_timer = self.cp.clock.call_later(HORIZON_S / 2, self.apply)
+        self._refresh_timer = self.ctx.clock.call_later(HORIZON_S / 2, self.apply)

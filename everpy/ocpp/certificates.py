@@ -1,5 +1,5 @@
-"""The station's certificate store for the 1.6 security extension: installed root certificates (CSMS
-and manufacturer roots), their OCSP-style hash ids, and the key pair behind a pending SignCertificate.
+"""The station's certificate store, shared by every OCPP version: installed root certificates (CSMS
+and manufacturer roots, under each version's certificate-use names), their OCSP-style hash ids, and the key pair behind a pending SignCertificate.
 
 Layout under the store directory: ``<CertificateUse>/<sha256 of DER>.pem`` for roots, ``pending.key`` for
 the private key of a CSR sent to the CSMS.
@@ -37,9 +37,10 @@ def _same_certificate(data: dict[str, str], wanted: dict[str, str]) -> bool:
 
 
 class CertificateStore:
-    def __init__(self, directory: Path, max_certificates: int) -> None:
+    def __init__(self, directory: Path, max_certificates: int, uses: tuple[str, ...] = USES) -> None:
         self.directory = directory
         self.max_certificates = max_certificates
+        self.uses = uses
 
     def installed(self, use: str) -> list[x509.Certificate]:
         folder = self.directory / use
@@ -57,7 +58,7 @@ class CertificateStore:
         if not constraints.ca or not certificate.not_valid_before_utc <= now.astimezone(UTC) <= \
                 certificate.not_valid_after_utc:
             return "Rejected"
-        if sum(len(self.installed(u)) for u in USES) >= self.max_certificates:
+        if sum(len(self.installed(u)) for u in self.uses) >= self.max_certificates:
             return "Failed"
         der = certificate.public_bytes(serialization.Encoding.DER)
         folder = self.directory / use
@@ -69,16 +70,15 @@ class CertificateStore:
         return "Accepted"
 
     def delete(self, wanted: dict[str, str]) -> bool:
-        for use in USES:
+        for use in self.uses:
             for path in sorted((self.directory / use).glob("*.pem")) if (self.directory / use).is_dir() else []:
                 if _same_certificate(hash_data(x509.load_pem_x509_certificate(path.read_bytes())), wanted):
                     path.unlink()
                     return True
         return False
 
-    def csms_roots_pem(self) -> str:
-        return "".join(c.public_bytes(serialization.Encoding.PEM).decode()
-                       for c in self.installed("CentralSystemRootCertificate"))
+    def roots_pem(self, use: str) -> str:
+        return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in self.installed(use))
 
     # -- station certificate (SignCertificate / CertificateSigned) ----------------------------------
     def new_csr(self, common_name: str, organisation: str) -> str:

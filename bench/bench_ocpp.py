@@ -1,0 +1,519 @@
+"""OCPP benchmarks: OCPP-J round trips over a loopback websocket, and the persistent message queue.
+
+1. Round trips (everpy.ocpp.transport websockets on 127.0.0.1, two processes): the "CSMS" is this
+   process, a plain websocket server that sends CALL frames and awaits the answer. The station is a
+   child process that connects to it as OCPP stations do, with an RpcPeer (everpy.ocpp.rpc, OCPP 1.6
+   schemas) and trivial handlers. Floor: the same child also connects a raw websocket that echoes every
+   frame; the CSMS sends it the very same CALL frames. Both are timed by identical CSMS code (send a
+   prebuilt frame, await one frame), interleaved, so the ratio is the cost of the station's RPC layer
+   (parse, schema checks, task per CALL, handler, encode). The other direction: this process is the
+   station (RpcPeer.call) and the child is a CSMS that answers each CALL with a raw CALLRESULT; its floor
+   is the child's raw echo of the same CALL frame, timed from this process.
+
+2. Persistent queue (everpy.ocpp.store.OcppStore, WAL + synchronous=FULL, on a temp file): enqueue as
+   the station does (uuid4 + one store.atomic() per message), deliver as the station's queue drain does
+   (queue_head, then dequeue in its own store.atomic()), and deliver end to end (queue_head, RpcPeer.call
+   of the queued MeterValues to the child CSMS, dequeue). Floors: raw sqlite3 on the same disk, WAL +
+   synchronous=FULL, BEGIN IMMEDIATE / INSERT / COMMIT (and SELECT head / DELETE / COMMIT; and SELECT +
+   raw websocket echo of the same frame + DELETE / COMMIT for end to end).
+
+Run: `python bench/bench_ocpp.py [--calls 2000] [--queue 1000] [--dir DIR] [--profile]`. Prints markdown
+tables; no timed asserts. `--profile` runs cProfile on the station side instead of the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import logging
+import multiprocessing
+import os
+import pstats
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from everpy.ocpp import transport  # noqa: E402
+from everpy.ocpp.rpc import Reply  # noqa: E402
+from everpy.ocpp.store import OcppStore  # noqa: E402
+
+LOG = logging.getLogger("bench.ocpp")
+
+
+def make_peer(connection: Any, handlers: dict[str, Any]) -> Any:
+    """The one place that builds a station RpcPeer (the constructor is being reworked: adapt here)."""
+    from everpy.ocpp.rpc import RpcPeer, Schemas
+
+    return RpcPeer(connection, Schemas("v16"), handlers, LOG, 10.0)
+
+
+SUBPROTOCOLS = ["ocpp1.6"]
+ROUNDS = 10  # measurements are interleaved in this many rounds, so drifting load hits all cases alike
+WARM_UP = 200
+TARGET = 1.5
+
+GET_CONFIGURATION = {"key": ["HeartbeatInterval"]}
+DATA_TRANSFER = {"vendorId": "org.everpy.bench", "messageId": "SessionInfo",
+                 "data": json.dumps({"evse": 1, "state": "Charging", "power_W": 7360.5, "soc": 42})}
+METER_VALUES = {"connectorId": 1, "transactionId": 42, "meterValue": [{
+    "timestamp": "2026-05-09T07:35:25.123Z",
+    "sampledValue": [
+        {"value": "12345.6", "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
+         "location": "Outlet", "unit": "Wh"},
+        {"value": "7360.5", "context": "Sample.Periodic", "measurand": "Power.Active.Import",
+         "location": "Outlet", "unit": "W"},
+    ]}]}
+
+# What the child CSMS answers (raw CALLRESULT payloads, valid for the 1.6 response schemas).
+CSMS_ANSWERS = {"DataTransfer": {"status": "Accepted"}, "MeterValues": {},
+                "Heartbeat": {"currentTime": "2026-05-09T07:35:25Z"}}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def call_frames(action: str, payload: dict[str, Any], n: int) -> list[str]:
+    """n CALL frames with distinct 36-character unique ids (the length of the uuid4 ids RpcPeer.call uses),
+    so every frame of an action has the size of the station's own."""
+    return [json.dumps([2, f"bench-{i:030d}", action, payload], separators=(",", ":")) for i in range(n)]
+
+
+# ------------------------------------------------------------------ child: station clients + raw CSMS
+STATION_HANDLER_ANSWERS = {
+    "GetConfiguration": {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]},
+    "DataTransfer": {"status": "Accepted"},
+}
+
+
+async def _station_get_configuration(payload: dict[str, Any]) -> Reply:
+    return Reply(STATION_HANDLER_ANSWERS["GetConfiguration"])
+
+
+async def _station_data_transfer(payload: dict[str, Any]) -> Reply:
+    return Reply(STATION_HANDLER_ANSWERS["DataTransfer"])
+
+
+STATION_HANDLERS = {"GetConfiguration": _station_get_configuration, "DataTransfer": _station_data_transfer}
+
+
+async def _echo(connection: Any) -> None:
+    while True:
+        await connection.send(await connection.recv())
+
+
+async def _raw_csms(connection: Any) -> None:
+    while True:
+        frame = json.loads(await connection.recv())
+        await connection.send(json.dumps([3, frame[1], CSMS_ANSWERS[frame[2]]], separators=(",", ":")))
+
+
+async def _profile_control(connection: Any, profile_path: str) -> None:
+    """In --profile mode: "start" / "stop" from the parent around the measured station round trips."""
+    profiler = cProfile.Profile()
+    while True:
+        command = await connection.recv()
+        if command == "start":
+            profiler.enable()
+        else:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+        await connection.send("ok")
+
+
+async def _child_main(parent_port: int, ports: Any, profile_path: str | None) -> None:
+    async def csms_handler(connection: Any, path: str, headers: Any) -> None:
+        try:
+            await (_echo(connection) if path == "/echo" else _raw_csms(connection))
+        except transport.ConnectionClosed:
+            pass
+
+    server = await transport.serve(csms_handler, "127.0.0.1", 0, subprotocols=SUBPROTOCOLS)
+    base = f"ws://127.0.0.1:{parent_port}/station"
+    rpc = await transport.connect(f"{base}/rpc", subprotocols=SUBPROTOCOLS)
+    side = await transport.connect(f"{base}/{'control' if profile_path else 'echo'}", subprotocols=SUBPROTOCOLS)
+    tasks = [make_peer(rpc, STATION_HANDLERS).run(),
+             _profile_control(side, profile_path) if profile_path else _echo(side)]
+    ports.put(transport.server_port(server))
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def child_process(parent_port: int, ports: Any, profile_path: str | None) -> None:
+    asyncio.run(_child_main(parent_port, ports, profile_path))
+
+
+class Child:
+    """This process's CSMS server (the child's station connects to it) and the child's raw CSMS."""
+
+    async def __aenter__(self) -> Child:
+        loop = asyncio.get_running_loop()
+        self._arrivals: dict[str, asyncio.Future[Any]] = {
+            p: loop.create_future() for p in ("/station/rpc", "/station/echo", "/station/control")}
+        self._closed = asyncio.Event()
+
+        async def handler(connection: Any, path: str, headers: Any) -> None:
+            self._arrivals[path].set_result(connection)
+            await self._closed.wait()
+
+        self._server = await transport.serve(handler, "127.0.0.1", 0, subprotocols=SUBPROTOCOLS)
+        return self
+
+    async def start(self, profile_path: str | None = None) -> None:
+        context = multiprocessing.get_context("spawn")  # not fork: this process already runs an event loop
+        ports = context.Queue()
+        self._process = context.Process(
+            target=child_process, args=(transport.server_port(self._server), ports, profile_path), daemon=True)
+        self._process.start()
+        self.csms_port = await asyncio.to_thread(ports.get, True, 60)
+        self.station_rpc = await self._arrivals["/station/rpc"]
+        self.station_side = await self._arrivals["/station/control" if profile_path else "/station/echo"]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._server.close()
+        if getattr(self, "_process", None) is not None:
+            self._process.terminate()
+            self._process.join(10)
+
+
+# ------------------------------------------------------------------ 1. round trips
+async def frame_round_trips(connection: Any, frames: list[str], n: int, expect: str) -> list[float]:
+    """Send prebuilt frames one at a time and await one frame back (the CSMS side, or a raw station)."""
+    samples = []
+    for i in range(n):
+        frame = frames[i % len(frames)]
+        t = time.perf_counter()
+        await connection.send(frame)
+        reply = await connection.recv()
+        samples.append(time.perf_counter() - t)
+        if not reply.startswith(expect):  # e.g. a CALLERROR would mean we measure the error path
+            raise RuntimeError(f"unexpected answer {reply[:200]!r} to {frame[:200]!r}")
+    return samples
+
+
+async def peer_calls(peer: Any, action: str, payload: dict[str, Any], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await peer.call(action, payload)
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+async def round_trips(child: Child, n: int) -> tuple[list[tuple[str, str, Any]], dict[str, list[float]]]:
+    """Rows (label, floor label or "", frame sizes) and their samples."""
+    get_conf, data_tx = call_frames("GetConfiguration", GET_CONFIGURATION, n), call_frames(
+        "DataTransfer", DATA_TRANSFER, n)
+    echo = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/echo", subprotocols=SUBPROTOCOLS)
+    csms = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/csms", subprotocols=SUBPROTOCOLS)
+    peer = make_peer(csms, {})
+    runner = asyncio.ensure_future(peer.run())
+    floor_a = "floor: raw ws echo by the station process, GetConfiguration CALL"
+    floor_b = "floor: raw ws echo by the station process, DataTransfer CALL"
+    floor_c = "floor: raw ws echo by the CSMS process, DataTransfer CALL"
+    cases: list[tuple[str, str, Callable[[int], Awaitable[list[float]]]]] = [
+        (floor_a, "", lambda k: frame_round_trips(child.station_side, get_conf, k, "[2,")),
+        ("CSMS -> station RpcPeer GetConfiguration -> CSMS", floor_a,
+         lambda k: frame_round_trips(child.station_rpc, get_conf, k, "[3,")),
+        (floor_b, "", lambda k: frame_round_trips(child.station_side, data_tx, k, "[2,")),
+        ("CSMS -> station RpcPeer DataTransfer -> CSMS", floor_b,
+         lambda k: frame_round_trips(child.station_rpc, data_tx, k, "[3,")),
+        (floor_c, "", lambda k: frame_round_trips(echo, data_tx, k, "[2,")),
+        ("station RpcPeer.call DataTransfer -> raw CSMS -> station", floor_c,
+         lambda k: peer_calls(peer, "DataTransfer", DATA_TRANSFER, k)),
+    ]
+    samples: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+    try:
+        for _, _, run in cases:
+            await run(WARM_UP)
+        for _ in range(ROUNDS):
+            for label, _, run in cases:
+                samples[label] += await run(n // ROUNDS)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await echo.close()
+        await csms.close()
+    def answer(payload: dict[str, Any]) -> int:
+        return len(json.dumps([3, str(uuid.uuid4()), payload], separators=(",", ":")))
+
+    get_conf_answer = answer(STATION_HANDLER_ANSWERS["GetConfiguration"])
+    data_tx_answer = answer(STATION_HANDLER_ANSWERS["DataTransfer"])
+    sizes = {floor_a: (len(get_conf[0]), len(get_conf[0])), floor_b: (len(data_tx[0]), len(data_tx[0])),
+             floor_c: (len(data_tx[0]), len(data_tx[0])), cases[1][0]: (len(get_conf[0]), get_conf_answer),
+             cases[3][0]: (len(data_tx[0]), data_tx_answer),
+             cases[5][0]: (len(data_tx[0]), answer(CSMS_ANSWERS["DataTransfer"]))}
+    return [(label, floor, sizes[label]) for label, floor, _ in cases], samples
+
+
+# ------------------------------------------------------------------ 2. persistent queue
+_QUEUE_TABLE = """CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL,
+    payload TEXT NOT NULL, tx_key TEXT, unique_id TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)"""
+
+
+def raw_db(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(_QUEUE_TABLE)
+    return db
+
+
+class Queues:
+    """The station's store and a raw sqlite floor side by side in one directory (the same disk)."""
+
+    def __init__(self, directory: Path, peer: Any, echo: Any) -> None:
+        self.store = OcppStore(directory / "ocpp.db")
+        self.db = raw_db(directory / "floor.db")
+        self.peer, self.echo = peer, echo
+        self.payload_text = json.dumps(METER_VALUES)
+
+    def raw_insert(self, k: int) -> list[float]:
+        samples = []
+        for i in range(k):
+            unique_id = f"{i:036d}"
+            t = time.perf_counter()
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT INTO queue (action, payload, tx_key, unique_id) VALUES (?, ?, ?, ?)",
+                            ("MeterValues", self.payload_text, "bench-tx", unique_id))
+            self.db.execute("COMMIT")
+            samples.append(time.perf_counter() - t)
+        return samples
+
+    def raw_delete(self, k: int) -> list[float]:
+        samples = []
+        for _ in range(k):
+            t = time.perf_counter()
+            row = self.db.execute("SELECT seq, action, payload, tx_key, unique_id, attempts FROM queue"
+                                  " ORDER BY seq LIMIT 1").fetchone()
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM queue WHERE seq = ?", (row[0],))
+            self.db.execute("COMMIT")
+            samples.append(time.perf_counter() - t)
+        return samples
+
+    async def raw_deliver(self, k: int) -> list[float]:
+        samples = []
+        for _ in range(k):
+            t = time.perf_counter()
+            row = self.db.execute("SELECT seq, action, payload, tx_key, unique_id, attempts FROM queue"
+                                  " ORDER BY seq LIMIT 1").fetchone()
+            await self.echo.send(f'[2,"{row[4]}","{row[1]}",{row[2]}]')
+            await self.echo.recv()
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM queue WHERE seq = ?", (row[0],))
+            self.db.execute("COMMIT")
+            samples.append(time.perf_counter() - t)
+        return samples
+
+    def enqueue(self, k: int) -> list[float]:
+        samples = []
+        for _ in range(k):
+            t = time.perf_counter()
+            with self.store.atomic():  # as ChargePoint.queue_persistent inside the caller's atomic()
+                self.store.enqueue("MeterValues", METER_VALUES, str(uuid.uuid4()), "bench-tx")
+            samples.append(time.perf_counter() - t)
+        return samples
+
+    def deliver(self, k: int) -> list[float]:
+        samples = []
+        for _ in range(k):
+            t = time.perf_counter()
+            message = self.store.queue_head()  # as ChargePoint._drain_queue: read, then dequeue atomically
+            assert message is not None
+            with self.store.atomic():
+                self.store.dequeue(message.seq)
+            samples.append(time.perf_counter() - t)
+        return samples
+
+    async def deliver_end_to_end(self, k: int) -> list[float]:
+        samples = []
+        for _ in range(k):
+            t = time.perf_counter()
+            message = self.store.queue_head()
+            assert message is not None
+            await self.peer.call(message.action, message.payload, unique_id=message.unique_id)
+            with self.store.atomic():
+                self.store.dequeue(message.seq)
+            samples.append(time.perf_counter() - t)
+        return samples
+
+    def close(self) -> None:
+        self.store.close()
+        self.db.close()
+
+
+ENQ_FLOOR = "floor: raw sqlite BEGIN IMMEDIATE + INSERT + COMMIT"
+DEQ_FLOOR = "floor: raw sqlite SELECT head + DELETE + COMMIT"
+E2E_FLOOR = "floor: raw SELECT head + ws echo of the CALL + DELETE + COMMIT"
+ENQ, DEQ, E2E = ("OcppStore enqueue (uuid4 + own atomic())", "OcppStore deliver (queue_head + atomic() dequeue)",
+                 "deliver end to end (queue_head + RpcPeer.call + dequeue)")
+
+
+async def queue_rates(child: Child, n: int, directory: str | None) -> dict[str, list[float]]:
+    echo = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/echo", subprotocols=SUBPROTOCOLS)
+    csms = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/csms", subprotocols=SUBPROTOCOLS)
+    peer = make_peer(csms, {})
+    runner = asyncio.ensure_future(peer.run())
+    samples: dict[str, list[float]] = {label: [] for label in (ENQ_FLOOR, ENQ, DEQ_FLOOR, DEQ, E2E_FLOOR, E2E)}
+    with tempfile.TemporaryDirectory(prefix="everpy-bench-ocpp-", dir=directory) as tmp:
+        queues = Queues(Path(tmp), peer, echo)
+        try:
+            for rounds, k in ((1, WARM_UP // 4), (ROUNDS, n // ROUNDS)):  # warm-up round first, not kept
+                for _ in range(rounds):
+                    got = {ENQ_FLOOR: queues.raw_insert(k), ENQ: queues.enqueue(k),
+                           DEQ_FLOOR: queues.raw_delete(k), DEQ: queues.deliver(k)}
+                    queues.raw_insert(k), queues.enqueue(k)  # refill, untimed
+                    got[E2E_FLOOR] = await queues.raw_deliver(k)
+                    got[E2E] = await queues.deliver_end_to_end(k)
+                    if rounds == ROUNDS:
+                        for label, values in got.items():
+                            samples[label] += values
+            if queues.store.queue_length() != 0:
+                raise RuntimeError("queue not drained")
+        finally:
+            queues.close()
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            await echo.close()
+            await csms.close()
+    return samples
+
+
+# ------------------------------------------------------------------ --profile
+def _func_name(key: tuple[str, int, str]) -> str:
+    file, line, name = key
+    if file == "~":
+        return name
+    path = Path(file)
+    try:
+        short = str(path.relative_to(ROOT))
+    except ValueError:
+        parts = path.parts
+        short = "/".join(parts[parts.index("site-packages") + 1:]) if "site-packages" in parts else path.name
+    return f"{short}:{line}({name})"
+
+
+def print_profile(stats: pstats.Stats, title: str, top: int = 18) -> None:
+    entries: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    idle = sum(v[2] for k, v in entries.items() if "poll" in k[2] and ("epoll" in k[2] or "select" in k[2]))
+    busy = sum(v[2] for v in entries.values()) - idle
+    print(f"\n### {title}\n")
+    print(f"busy CPU under the profiler {busy:.3f} s (event-loop poll wait {idle:.3f} s left out)\n")
+    for heading, column in (("own time (tottime)", 2), ("cumulative time (cumtime)", 3)):
+        rows = sorted(entries.items(), key=lambda kv: kv[1][column], reverse=True)
+        rows = [(k, v) for k, v in rows if not (k[0] == "~" and "poll" in k[2])]
+        if column == 3:  # the event loop's own frames contain everything: skip them
+            rows = [(k, v) for k, v in rows if "asyncio" not in k[0] and "Context.run" not in k[2]
+                    and v[3] < 0.98 * busy]
+        print(f"| {heading:<88} | {'calls':>8} | {'% busy':>7} |")
+        print(f"|{'-' * 90}|{'-' * 10}|{'-' * 9}|")
+        for key, value in rows[:top]:
+            print(f"| {_func_name(key)[:88]:<88} | {value[1]:>8} | {100 * value[column] / busy:6.1f}% |")
+        print()
+
+
+async def profile_station(n: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="everpy-bench-ocpp-") as tmp:
+        path = str(Path(tmp) / "station.prof")
+        async with Child() as child:
+            await child.start(profile_path=path)
+            frames = call_frames("GetConfiguration", GET_CONFIGURATION, n)
+            await frame_round_trips(child.station_rpc, frames, WARM_UP, "[3,")
+            await child.station_side.send("start")
+            await child.station_side.recv()
+            await frame_round_trips(child.station_rpc, frames, n, "[3,")
+            await child.station_side.send("stop")
+            await child.station_side.recv()
+            print_profile(pstats.Stats(path), f"station process, {n} CSMS -> station GetConfiguration round trips")
+
+            csms = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/csms", subprotocols=SUBPROTOCOLS)
+            peer = make_peer(csms, {})
+            runner = asyncio.ensure_future(peer.run())
+            await peer_calls(peer, "DataTransfer", DATA_TRANSFER, WARM_UP)
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await peer_calls(peer, "DataTransfer", DATA_TRANSFER, n)
+            profiler.disable()
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            await csms.close()
+            print_profile(pstats.Stats(profiler), f"station side of {n} RpcPeer.call(DataTransfer) round trips "
+                                                  "(this process; the CSMS is the child)")
+
+
+# ------------------------------------------------------------------ tables
+async def measure(args: argparse.Namespace) -> tuple[Any, dict[str, list[float]], dict[str, list[float]]]:
+    async with Child() as child:
+        await child.start()
+        rows, trips = await round_trips(child, args.calls)
+        queue = await queue_rates(child, args.queue, args.dir)
+    return rows, trips, queue
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="round trips per case")
+    parser.add_argument("--queue", type=int, default=1000, help="queued messages per case")
+    parser.add_argument("--dir", default=None, help="directory for the databases (default: the temp dir)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the station side instead")
+    args = parser.parse_args()
+    if args.profile:
+        asyncio.run(profile_station(max(args.calls, 5000)))
+        return
+
+    import websockets
+
+    rows, trips, queue = asyncio.run(measure(args))
+    print(f"\n## OCPP-J round trips over a loopback websocket ({args.calls} each, {ROUNDS} interleaved rounds)\n")
+    print(f"python {sys.version.split()[0]}, websockets {websockets.__version__}, {os.cpu_count()} cores; "
+          "ratio = p50 / p50 of the floor above it\n")
+    print(f"| {'measurement':<62} | {'CALL/answer B':>13} | {'p50 us':>7} | {'p99 us':>7} | {'trips/s':>7} "
+          f"| {'p50 ratio':>9} | {'p99 ratio':>9} | {'target':<12} |")
+    print(f"|{'-' * 64}|{'-' * 15}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 11}|{'-' * 11}|{'-' * 14}|")
+    verdicts = []
+    for label, floor, (out_b, in_b) in rows:
+        values = trips[label]
+        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+        rate = len(values) / sum(values)
+        ratio50 = ratio99 = "1.00x"
+        target = ""
+        if floor:
+            f50, f99 = percentile(trips[floor], 0.5), percentile(trips[floor], 0.99)
+            ratio50, ratio99, target = f"{p50 / f50:.2f}x", f"{p99 / f99:.2f}x", f"p50 <= {TARGET}x"
+            verdicts.append((label, p50 / f50))
+        print(f"| {label:<62} | {f'{out_b}/{in_b}':>13} | {p50 * 1e6:7.1f} | {p99 * 1e6:7.1f} | {rate:7,.0f} "
+              f"| {ratio50:>9} | {ratio99:>9} | {target:<12} |")
+    print()
+    for label, ratio in verdicts:
+        print(f"- {label}: {ratio:.2f}x -> target {'met' if ratio <= TARGET else 'NOT met'}")
+
+    where = args.dir or tempfile.gettempdir()
+    print(f"\n## Persistent message queue ({args.queue} MeterValues each, {len(json.dumps(METER_VALUES))} B payload, "
+          f"WAL + synchronous=FULL in {where})\n")
+    print(f"| {'measurement':<62} | {'p50 us':>8} | {'p99 us':>8} | {'msg/s':>7} | {'p50 ratio':>9} "
+          f"| {'vs INSERT floor':>15} |")
+    print(f"|{'-' * 64}|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 11}|{'-' * 17}|")
+    insert50 = percentile(queue[ENQ_FLOOR], 0.5)
+    for label, floor in ((ENQ_FLOOR, None), (ENQ, ENQ_FLOOR), (DEQ_FLOOR, None), (DEQ, DEQ_FLOOR),
+                         (E2E_FLOOR, None), (E2E, E2E_FLOOR)):
+        values = queue[label]
+        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+        ratio = "1.00x" if floor is None else f"{p50 / percentile(queue[floor], 0.5):.2f}x"
+        print(f"| {label:<62} | {p50 * 1e6:8.1f} | {p99 * 1e6:8.1f} | {len(values) / sum(values):7,.0f} "
+              f"| {ratio:>9} | {f'{p50 / insert50:.2f}x':>15} |")
+    print("\n(p50 ratio: against the floor row above it; msg/s = messages / summed time, one at a time)")
+
+
+if __name__ == "__main__":
+    main()

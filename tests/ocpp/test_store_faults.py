@@ -1,0 +1,368 @@
+"""OcppStore when the file or the disk fails: damaged, truncated, newer, read-only and full stores.
+
+Real failures only, no mocks of SQLite. The tests run as root, which file modes do not stop, so read-only
+and full come from small tmpfs mounts (remounted read-only) and read-only bind mounts; those tests are
+skipped when mounting is not permitted.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from everpy.ocpp.store import SCHEMA_VERSION, OcppStore
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def user_version(path: Path) -> int:
+    db = raw(path)
+    try:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        db.close()
+
+
+def filled_store(path: Path) -> str:
+    """A closed store with a little of everything; returns its id."""
+    store = OcppStore(path)
+    store.set_config("HeartbeatInterval", "120")
+    store.enqueue("StartTransaction", {"connectorId": 1}, "uid-1", "tx-1")
+    store.open_transaction("tx-1", 1, "TAG", 10, "t0")
+    store.put_id_tag("local", "TAG", {"status": "Accepted"})
+    store.put_record("reservation", 3, {"idTag": "TAG"})
+    store_id = store.store_id
+    store.close()
+    return store_id
+
+
+def assert_filled(store: OcppStore) -> None:
+    assert store.config_values() == {"HeartbeatInterval": "120"}
+    assert store.queued_actions() == ["StartTransaction"]
+    assert [tx.tx_key for tx in store.open_transactions()] == ["tx-1"]
+    assert store.id_tag_info("local", "TAG") == {"status": "Accepted"}
+    assert store.records("reservation") == {3: {"idTag": "TAG"}}
+
+
+def assert_works(store: OcppStore) -> None:
+    """Every kind of write goes through and reads back (persisted or in memory)."""
+    store.set_config("After", "1")
+    with store.atomic():
+        store.open_transaction("tx-after", 2, "T", 0, "t0")
+        seq = store.enqueue("StartTransaction", {"connectorId": 2}, "uid-after", "tx-after")
+    store.record_meter("tx-after", 5, "t1")
+    store.put_record("charging_profile", 9, {"p": 1})
+    assert store.config_values()["After"] == "1"
+    assert any(tx.tx_key == "tx-after" and tx.last_meter_wh == 5 for tx in store.open_transactions())
+    assert store.records("charging_profile")[9] == {"p": 1}
+    head = store.queue_head()
+    assert head is not None
+    store.dequeue(seq)
+
+
+def kept_aside_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if ".damaged-" in p.name)
+
+
+# -- damaged files -------------------------------------------------------------------------------------
+def test_newer_store_is_kept_aside_never_downgraded(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    filled_store(path)
+    with raw(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+
+    store = OcppStore(path)
+    assert store.kept_aside is not None and store.kept_aside.name.startswith("ocpp.db.damaged-")
+    assert store.kept_aside.name.endswith("Z")
+    assert user_version(store.kept_aside) == SCHEMA_VERSION + 1  # untouched, for the newer code or a human
+    assert store.degraded is None and store.lost is None
+    [problem] = store.startup_problems()
+    assert "newer" in problem and str(store.kept_aside) in problem
+    assert store.config_values() == {} and user_version(path) == SCHEMA_VERSION
+    assert_works(store)
+    store.close()
+    again = OcppStore(path)  # the fresh store is persistent and now the known one
+    assert again.startup_problems() == [] and again.config_values() == {"After": "1"}
+    again.close()
+
+
+def test_garbage_file_and_its_wal_are_kept_aside(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    garbage = os.urandom(8192)
+    path.write_bytes(garbage)
+    Path(f"{path}-wal").write_bytes(b"stale wal" * 100)
+
+    store = OcppStore(path)
+    assert store.kept_aside is not None
+    assert store.kept_aside.read_bytes() == garbage
+    assert Path(f"{store.kept_aside}-wal").read_bytes() == b"stale wal" * 100  # moved along, not applied
+    assert "not a database" in store.startup_problems()[0]
+    assert store.degraded is None
+    assert_works(store)
+    store.close()
+
+
+def test_truncated_store_is_kept_aside(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    store = OcppStore(path)
+    for n in range(100):  # a few dozen pages, so half of the file cuts through table b-trees
+        store.put_record("charging_profile", n, {"blob": "x" * 1000})
+    store.close()
+    size = path.stat().st_size
+    with open(path, "r+b") as file:
+        file.truncate(size // 2)
+
+    store = OcppStore(path)
+    assert store.kept_aside is not None and store.kept_aside.stat().st_size == size // 2
+    assert store.degraded is None and store.lost is None  # the sidecar matched a file that was there
+    assert "damaged" in store.startup_problems()[0]
+    assert store.records("charging_profile") == {}
+    assert_works(store)
+    store.close()
+
+
+def test_store_without_the_tables_of_its_version_is_kept_aside(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    with raw(path) as db:  # claims to be current, but is not what this code wrote
+        db.execute("CREATE TABLE something (x)")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.close()
+    store = OcppStore(path)
+    assert store.kept_aside is not None and "columns" in store.startup_problems()[0]
+    assert_works(store)
+    store.close()
+
+
+def test_two_damaged_stores_within_a_second_are_both_kept(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    for _ in range(2):
+        path.write_bytes(b"garbage" * 1000)
+        OcppStore(path).close()
+    assert len(kept_aside_files(tmp_path)) == 2
+
+
+def test_path_that_is_a_directory_runs_in_memory(tmp_path: Path) -> None:
+    (tmp_path / "ocpp.db").mkdir()  # e.g. a bad database_path: SQLite cannot open it at all
+    store = OcppStore(tmp_path / "ocpp.db")
+    assert store.degraded is not None and "in-memory until restart" in store.degraded
+    assert store.startup_problems() == [store.degraded]
+    assert_works(store)
+    store.close()
+
+
+# -- read-only and full --------------------------------------------------------------------------------
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+@pytest.fixture
+def mounts(tmp_path: Path) -> Iterator[list[Path]]:
+    """Mount points made by a test, unmounted afterwards (lazily: a failed test may keep files open)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    made: list[Path] = []
+    yield made
+    for point in reversed(made):
+        run("umount", "-l", str(point))
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path, mounts: list[Path]) -> Callable[[str], Path]:
+    def mount(size: str) -> Path:
+        point = tmp_path / f"fs{len(mounts)}"
+        point.mkdir()
+        result = run("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point))
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounts.append(point)
+        return point
+    return mount
+
+
+def remount_read_only(point: Path) -> None:
+    result = run("mount", "-o", "remount,ro", str(point))
+    if result.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {result.stderr.strip()}")
+
+
+def bind_read_only(file: Path, mounts: list[Path]) -> None:
+    """Make one file read-only even for root, its directory staying writable."""
+    result = run("mount", "--bind", str(file), str(file))
+    if result.returncode != 0:
+        pytest.skip(f"cannot bind mount: {result.stderr.strip()}")
+    mounts.append(file)
+    result = run("mount", "-o", "remount,ro,bind", str(file))
+    if result.returncode != 0:
+        pytest.skip(f"cannot remount a bind mount read-only: {result.stderr.strip()}")
+
+
+def test_read_only_file_runs_in_memory_with_its_content(tmp_path: Path, mounts: list[Path]) -> None:
+    path = tmp_path / "ocpp.db"
+    filled_store(path)
+    bind_read_only(path, mounts)
+    with pytest.raises(OSError):  # the premise: not even root writes it
+        path.open("r+b")
+
+    calls: list[str] = []
+    store = OcppStore(path, on_degraded=calls.append)
+    assert store.degraded is not None and "read-only" in store.degraded and "in-memory" in store.degraded
+    assert calls == [store.degraded]
+    assert store.startup_problems() == [store.degraded]
+    assert store.kept_aside is None and store.lost is None
+    assert_filled(store)  # carried over into memory
+    assert_works(store)
+    store.close()
+    db = raw(path)  # the file still holds exactly what it held
+    assert db.execute("SELECT key FROM config").fetchall() == [("HeartbeatInterval",)]
+    db.close()
+
+
+def test_read_only_directory_runs_in_memory_with_its_content(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    path = point / "ocpp.db"
+    store_id = filled_store(path)
+    remount_read_only(point)
+
+    store = OcppStore(path)
+    assert store.degraded is not None and "read-only" in store.degraded
+    assert store.store_id == store_id and store.lost is None  # the same store, only not writable
+    assert_filled(store)
+    assert_works(store)
+    store.close()
+
+
+def test_missing_store_in_read_only_directory_is_lost_and_in_memory(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    path = point / "ocpp.db"
+    filled_store(path)
+    path.unlink()
+    remount_read_only(point)
+
+    store = OcppStore(path)
+    assert store.lost is not None and "missing" in store.lost
+    assert store.degraded is not None and "read-only" in store.degraded
+    assert store.startup_problems() == [store.lost, store.degraded]
+    assert store.config_values() == {}
+    assert_works(store)
+    store.close()
+
+
+def test_damaged_store_in_read_only_directory_cannot_be_kept_aside(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    path = point / "ocpp.db"
+    path.write_bytes(b"garbage" * 1000)
+    remount_read_only(point)
+
+    store = OcppStore(path)
+    assert store.kept_aside is None
+    assert store.degraded is not None and "cannot be kept aside" in store.degraded
+    assert path.read_bytes() == b"garbage" * 1000  # still there for diagnostics
+    assert store.config_values() == {}  # nothing of a damaged file is trusted
+    assert_works(store)
+    store.close()
+
+
+def test_full_disk_at_open_runs_in_memory(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("256k")
+    fd = os.open(point / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(OSError):  # unbuffered: the error comes here, not at a later flush
+            while True:
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+    store = OcppStore(point / "ocpp.db")
+    assert store.degraded is not None and "full" in store.degraded
+    assert_works(store)
+    store.close()
+
+
+def test_disk_full_during_writes_switches_to_memory_keeping_everything(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("256k")
+    path = point / "ocpp.db"
+    calls: list[str] = []
+    store = OcppStore(path)
+    store.on_degraded = calls.append
+    store.set_config("HeartbeatInterval", "120")
+    written = 0
+    while store.degraded is None:  # each record is bigger than a page: the disk fills within a few
+        store.put_record("charging_profile", written, {"blob": "x" * 20_000})
+        written += 1
+        assert written < 100, "the tmpfs never filled"
+
+    assert "disk is full" in store.degraded and calls == [store.degraded]
+    assert set(store.records("charging_profile")) == set(range(written))  # the failed write was retried
+    assert store.config_values() == {"HeartbeatInterval": "120"}  # what was on disk came along
+    assert store.startup_problems() == []  # a runtime problem: reported by on_degraded
+    store.put_record("charging_profile", 1000, {"blob": "y" * 20_000})  # memory has room
+    assert_works(store)
+    assert calls == [store.degraded]  # once
+    store.close()
+
+    again = OcppStore(path)  # next start: the committed part is still on the disk (which is still full)
+    assert again.degraded is not None and "full" in again.degraded
+    assert again.config_values() == {"HeartbeatInterval": "120"}
+    assert set(again.records("charging_profile")) >= set(range(written - 1))
+    again.close()
+
+
+def test_disk_full_inside_atomic_redoes_the_block_in_memory(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("256k")
+    store = OcppStore(point / "ocpp.db")
+    store.set_config("Before", "1")
+    with store.atomic():
+        store.open_transaction("tx", 1, "T", 0, "t0")
+        store.enqueue("StartTransaction", {"connectorId": 1}, "uid", "tx")
+        # More than SQLite's page cache (2 MB) holds, so pages spill to the -wal before COMMIT: the block
+        # fails part way and goes on in memory.
+        for n in range(150):
+            store.put_record("charging_profile", n, {"blob": "x" * 20_000})
+        assert store.degraded is not None
+        assert store.id_tag_count("local") == 0  # reads inside the block see the block, in memory
+        assert len(store.records("charging_profile")) == 150
+    assert "full" in store.degraded
+    assert set(store.records("charging_profile")) == set(range(150))
+    assert [tx.tx_key for tx in store.open_transactions()] == ["tx"]
+    assert store.queued_actions() == ["StartTransaction"]
+    assert store.config_values() == {"Before": "1"}
+
+    with pytest.raises(ValueError), store.atomic():  # rollback works in memory too
+        store.put_record("charging_profile", 999, {})
+        raise ValueError("abandon")
+    assert 999 not in store.records("charging_profile")
+    store.close()
+
+
+def test_commit_that_fails_for_lack_of_space_is_done_in_memory(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("256k")
+    store = OcppStore(point / "ocpp.db")
+    blob = "x" * 6_000  # small rows: the pages of the block stay in the page cache until COMMIT writes them
+    with store.atomic():
+        for n in range(40):
+            store.put_record("reservation", n, {"blob": blob})
+    assert store.degraded is not None and "full" in store.degraded
+    assert set(store.records("reservation")) == set(range(40))
+    store.close()
+
+
+def test_failing_on_degraded_callback_does_not_reach_the_caller(
+        small_fs: Callable[[str], Path], caplog: pytest.LogCaptureFixture) -> None:
+    point = small_fs("256k")
+
+    def broken(reason: str) -> None:
+        raise RuntimeError("bus down")
+
+    store = OcppStore(point / "ocpp.db", on_degraded=broken)
+    for n in range(40):
+        store.put_record("charging_profile", n, {"blob": "x" * 20_000})
+    assert store.degraded is not None
+    assert "on_degraded callback failed" in caplog.text
+    store.close()
