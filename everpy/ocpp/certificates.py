@@ -1,5 +1,6 @@
 """The station's certificate store, shared by every OCPP version: installed root certificates (CSMS
-and manufacturer roots, under each version's certificate-use names), their OCSP-style hash ids, and the key pair behind a pending SignCertificate.
+and manufacturer roots, under each version's certificate-use names), their OCSP-style hash ids, and
+the key pair behind a pending SignCertificate.
 
 Layout under the store directory: ``<CertificateUse>/<sha256 of DER>.pem`` for roots, ``pending.key`` for
 the private key of a CSR sent to the CSMS.

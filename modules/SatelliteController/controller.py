@@ -56,6 +56,7 @@ class SatelliteController(Module):
         self.tunnels: dict[str, str] = {}
         self.satellite_info: dict[str, Any] = {}
         self.last_vars: dict[tuple[str, str], Any] = {}
+        self._open_transactions: dict[str, dict[str, Any]] = {}  # tunnel -> its TransactionStarted event
         self._faulted: set[str] = set()
         self._ready_ran = False
         self._connected = asyncio.Event()
@@ -197,6 +198,8 @@ class SatelliteController(Module):
                 continue
             self.tunnels[name] = interface
         self.peer = peer
+        if rebooted:
+            self._end_lost_transactions()
         if subscription.replay is not None:  # exactly the pushes missed during the outage, in order
             for _, method, params in subscription.replay:
                 self._apply_push(method, params)
@@ -219,6 +222,24 @@ class SatelliteController(Module):
                       ", ".join(self.tunnels) or "(none)")
         self._publish_state(rebooted=rebooted)
         self._connected.set()
+
+    def _end_lost_transactions(self) -> None:
+        """A satellite that rebooted lost the transactions it ran: end them for the main board (OCPP)
+        with the last reading it had, instead of leaving a phantom transaction that blocks the
+        connector at the CSMS."""
+        for impl, started in list(self._open_transactions.items()):
+            del self._open_transactions[impl]
+            meter = self.last_vars.get((impl, "powermeter"))
+            details: dict[str, Any] = {"reason": "PowerLoss"}
+            if isinstance(meter, dict):
+                details["meter_value"] = meter
+            now = self.clock.utcnow().isoformat().replace("+00:00", "Z")
+            base = {"uuid": started.get("uuid", ""), "timestamp": now, "connector_id": started.get("connector_id", 1)}
+            self.log.warning("satellite %s rebooted during transaction %s on %s; ending it", self.serial,
+                             base["uuid"][:8], impl)
+            self.publish(impl, "session_event", {**base, "event": "TransactionFinished",
+                                                 "transaction_finished": details})
+            self.publish(impl, "session_event", {**base, "event": "SessionFinished"})
 
     def _resync(self, impl: str, values: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         remote = {(e["type"], str(e.get("sub_type", ""))): e for e in errors}
@@ -297,6 +318,11 @@ class SatelliteController(Module):
 
     def _publish_var(self, impl: str, var: str, value: Any) -> None:
         self.last_vars[(impl, var)] = value
+        if var == "session_event" and isinstance(value, dict):
+            if value.get("event") == "TransactionStarted":
+                self._open_transactions[impl] = value
+            elif value.get("event") == "TransactionFinished":
+                self._open_transactions.pop(impl, None)
         try:
             self.publish(impl, var, value)
         except (KeyError, SchemaValidationError) as exc:

@@ -213,3 +213,25 @@ async def test_new_boot_id_in_the_mdns_advertisement_forces_a_reconnect(satellit
             assert connected["boot_id"] == "c" * 32
     finally:
         await advertiser.stop()
+
+
+async def test_transaction_of_a_rebooted_satellite_is_ended_with_its_last_reading(
+        satellite: ScriptedSatellite) -> None:
+    async with run_system(controller_config(satellite.server.port)) as system:
+        events = system.watch("sat", "evse_manager", "session_event")
+        await system.flush()
+        reading = {"timestamp": "2026-01-01T00:10:00Z", "energy_Wh_import": {"total": 1234.0}}
+        started = {"uuid": "tx-on-satellite", "event": "TransactionStarted", "timestamp": "2026-01-01T00:00:00Z",
+                   "connector_id": 1, "transaction_started": {"id_tag": {"id_token": {"value": "T", "type": "ISO14443"},
+                                                                         "authorization_type": "RFID"}}}
+        satellite.current.notify("var", 1, "evse_manager", "session_event", started)
+        satellite.current.notify("var", 2, "evse_manager", "powermeter", reading)
+        assert (await events.next())["event"] == "TransactionStarted"
+        satellite.boot_id = "b" * 32  # the board restarted: the link drops, it comes back with a new boot id
+        satellite.snapshot = {"seq": 0, "vars": {}, "errors": {}}
+        satellite.current.close()
+        finished = await events.wait_for(lambda e: e["event"] == "TransactionFinished", 10)
+        assert finished["uuid"] == "tx-on-satellite"
+        assert finished["transaction_finished"]["reason"] == "PowerLoss"
+        assert finished["transaction_finished"]["meter_value"] == reading
+        assert (await events.next())["event"] == "SessionFinished"
