@@ -77,6 +77,11 @@ class Jobs:
         if not task.cancelled() and task.exception() is not None:
             self._log.error("OCPP background job failed", exc_info=task.exception())
 
+    async def wait_idle(self) -> None:
+        """Until every job spawned so far has finished (tests, and orderly shutdown)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     def cancel_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()

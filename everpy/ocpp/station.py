@@ -49,6 +49,11 @@ class Station(Protocol):
         """Hand a remote-start token to Auth (auth_token_provider)."""
         ...
 
+    def validation_changed(self, evse_id: int, result: dict[str, Any]) -> None:
+        """A later verdict on the token in use at an EVSE (e.g. the parent the CSMS named in its answer
+        to the transaction's start), as an authorization ValidationResult."""
+        ...
+
     async def set_connection_timeout(self, seconds: int) -> None: ...
 
     async def apply_limits(self, evse_id: int, schedule: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
 
 try:  # websockets >= 13
     from websockets.asyncio.client import connect as _asyncio_connect
@@ -31,7 +32,8 @@ WEBSOCKETS_VERSION: str = websockets.__version__
 
 
 class Connection(Protocol):
-    subprotocol: Any
+    @property
+    def subprotocol(self) -> Any: ...
 
     async def send(self, message: str) -> None: ...
 
@@ -109,7 +111,7 @@ async def serve(
             new_handler,
             host,
             port,
-            subprotocols=subprotocols,
+            subprotocols=[Subprotocol(p) for p in subprotocols],
             process_request=new_process_request,
             ssl=ssl_context,
             ping_interval=None,
@@ -132,7 +134,7 @@ async def serve(
         legacy_handler,
         host,
         port,
-        subprotocols=subprotocols,
+        subprotocols=[Subprotocol(p) for p in subprotocols],
         process_request=legacy_process_request,
         ssl=ssl_context,
         ping_interval=None,

@@ -136,21 +136,18 @@ class Auth(Module):
         if self.master_pass_group_id is not None and parent == self.master_pass_group_id:
             await self._use_master_pass(token, results)
             return
-        same_group = [s for s in self.slots if parent is not None and s.transaction_parent == parent]
-        if same_group and not (self.prefer_authorization and self._any_slot_free_for(token, accepted)):
-            await self._stop_transaction(same_group[0], "Local", token)
-            self._publish(token, "UsedToStop", evse_id=same_group[0].evse_id, validation_results=results)
+        group_slot = self._slot_with_transaction_of_group(parent)
+        if group_slot is not None and not (self.prefer_authorization and self._any_slot_free_for(token, accepted)):
+            await self._stop_transaction(group_slot, "Local", token)
+            self._publish(token, "UsedToStop", evse_id=group_slot.evse_id, validation_results=results)
             return
         await self._assign(token, accepted, parent, results)
 
     def _token_can_do_anything(self, token: Token) -> bool:
-        """Worth validating: an EVSE could take it, or it may stop a transaction by group id."""
-        if self._any_slot_free_for(token, None):
-            return True
-        running = [slot for slot in self.slots if slot.transaction_token is not None]
-        if self.master_pass_group_id is not None and running:
-            return True
-        return any(slot.transaction_parent is not None for slot in running)
+        """Worth validating: an EVSE could take it, or a transaction runs that it may stop (as a master
+        pass or a member of the transaction's group). Only the validation result tells the token's
+        parent id token (e.g. OCPP's parentIdTag), so a running transaction is always reason enough."""
+        return self._any_slot_free_for(token, None) or any(slot.transaction_token is not None for slot in self.slots)
 
     def _any_slot_free_for(self, token: Token, validation_result: dict[str, Any] | None) -> bool:
         allowed = allowed_evse_ids(token, validation_result)
@@ -270,6 +267,13 @@ class Auth(Module):
         value = token_value(token)
         return next((s for s in self.slots if token_value(s.transaction_token) == value), None)
 
+    def _slot_with_transaction_of_group(self, parent: str | None) -> EvseSlot | None:
+        """The EVSE whose running transaction's token has this parent id token. A token without a
+        parent belongs to no group, and a transaction whose parent is unknown to none."""
+        if parent is None:
+            return None
+        return next((s for s in self.slots if s.transaction_token is not None and s.transaction_parent == parent), None)
+
     # -- what the EVSEs tell -------------------------------------------------------------------
     def _on_session_event(self, index: int, event: Any) -> None:
         if not isinstance(event, dict) or not isinstance(event.get("event"), str):
@@ -335,6 +339,9 @@ class Auth(Module):
         if slot is None or token is None:
             self.log.info("validate_result_update for EVSE %s without a token in use", update.get("connector_id"))
             return
+        parent = id_token_value(update["validation_result"].get("parent_id_token"))
+        if parent and slot.transaction_token is not None:
+            slot.transaction_parent = parent  # e.g. the parentIdTag of the CSMS's answer to the start
         self.spawn(self._forward_result(slot, token, update["validation_result"]))
 
     async def _forward_result(self, slot: EvseSlot, token: Token, result: dict[str, Any]) -> None:

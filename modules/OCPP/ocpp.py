@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Any
 
 from everpy import CommandError, Module, Remote, command
@@ -101,6 +102,10 @@ class BusStation:
             provided["connectors"] = evse_ids
         self.module.publish("auth_provider", "provided_token", provided)
 
+    def validation_changed(self, evse_id: int, result: dict[str, Any]) -> None:
+        self.module.publish("auth_validator", "validate_result_update",
+                            {"validation_result": result, "connector_id": evse_id})
+
     async def set_connection_timeout(self, seconds: int) -> None:
         for auth in self.module.connections("auth"):
             await self._call(auth, "set_connection_timeout", None, connection_timeout=seconds)
@@ -188,15 +193,17 @@ class OCPP(Module):
         self.cp = ChargePoint16(self.station, self.store, settings, self.clock, self.log)
         cp = self.cp
         for evse_id, evse in enumerate(self.station.evses, start=1):
-            evse.subscribe("session_event", lambda event, e=evse_id: cp.on_session_event(e, event))
-            evse.subscribe("powermeter", lambda reading, e=evse_id: self._powermeter(e, reading))
-            evse.subscribe("limits", lambda limits, e=evse_id: cp.on_limits(e, limits))
-            evse.subscribe("hw_capabilities",
-                           lambda caps, e=evse_id: self.station.connector_types.__setitem__(e, caps["connector_type"]))
-            evse.subscribe_error(lambda error, e=evse_id: cp.on_error(e, error))
+            evse.subscribe("session_event", partial(cp.on_session_event, evse_id))
+            evse.subscribe("powermeter", partial(self._powermeter, evse_id))
+            evse.subscribe("limits", partial(cp.on_limits, evse_id))
+            evse.subscribe("hw_capabilities", partial(self._capabilities, evse_id))
+            evse.subscribe_error(partial(cp.on_error, evse_id))
         system = self.require("system")
         system.subscribe("firmware_update_status", cp.on_firmware_update_status)
         system.subscribe("log_status", cp.on_log_status)
+
+    def _capabilities(self, evse_id: int, capabilities: dict[str, Any]) -> None:
+        self.station.connector_types[evse_id] = capabilities["connector_type"]
 
     def _powermeter(self, evse_id: int, reading: dict[str, Any]) -> None:
         self.station.reading(evse_id, reading)

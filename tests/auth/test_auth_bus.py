@@ -185,6 +185,88 @@ async def test_group_member_stops_the_transaction_of_its_group_when_no_evse_is_f
         )
 
 
+def accepted(parent: str | None = None) -> dict:
+    """A validator's Accepted, naming the token's group (parent id token) as OCPP's parentIdTag would."""
+    result: dict = {"authorization_status": "Accepted"}
+    if parent is not None:
+        result["parent_id_token"] = {"value": parent, "type": "Central"}
+    return result
+
+
+async def start_with(system, statuses, evse: str, card: str) -> None:
+    """Swipe `card`, have `evse` start its transaction with it, wait until Auth saw it start."""
+    await swipe(system, card)
+    await statuses.wait_for(lambda m: status_of(m)[:2] == (card, "Accepted"))
+    await transaction_started(system, evse, rfid(card))
+    await statuses.wait_for(lambda m: status_of(m)[:2] == (card, "UsedToStart"))
+
+
+async def test_tc_069_token_with_the_parent_of_the_transaction_token_stops_it() -> None:
+    """OCPP 1.6 TC_069: only the validator knows the group; the provided tokens carry no parent."""
+    table = {"TAG1": accepted("Group"), "TAG2": accepted("GROUP")}  # parents compare ignoring case
+    async with started(auth_system(table=table, valid_tokens="")) as system:
+        auth, validator = system.instances["auth"], system.instances["table"]
+        statuses = system.watch("auth", "main", "token_validation_status")
+        evse = system.instances["evse1"]
+        await plug_in(system, "evse1")
+        await start_with(system, statuses, "evse1", "TAG1")
+        assert (await evse.wait_for_call("authorize_response"))["provided_token"]["id_token"]["value"] == "TAG1"
+        await swipe(system, "TAG2")
+        stop = await evse.wait_for_call("stop_transaction")
+        assert stop["request"]["reason"] == "Local"
+        assert stop["request"]["id_tag"]["id_token"]["value"] == "TAG2"
+        used = await statuses.wait_for(lambda m: m["status"] != "Processing")
+        assert status_of(used) == ("TAG2", "UsedToStop", 1)
+        assert used["validation_results"] == [table["TAG2"]]
+        assert validator.asked == ["TAG1", "TAG2"]
+        assert evse.names() == []  # TAG2 only stopped: it was not handed to the EVSE
+        assert auth.slots[0].transaction_token["id_token"]["value"] == "TAG1"  # until the EVSE ends it
+
+
+async def test_group_stop_picks_the_evse_whose_transaction_token_has_that_parent() -> None:
+    table = {"WORKER": accepted("WORK"), "MUM": accepted("FAMILY"), "DAD": accepted("FAMILY")}
+    async with started(auth_system(evses=2, table=table, valid_tokens="")) as system:
+        statuses = system.watch("auth", "main", "token_validation_status")
+        await start_with(system, statuses, "evse1", "WORKER")
+        await start_with(system, statuses, "evse2", "MUM")
+        await swipe(system, "DAD")
+        assert status_of(await statuses.wait_for(lambda m: m["status"] != "Processing")) == ("DAD", "UsedToStop", 2)
+        stop = await system.instances["evse2"].wait_for_call("stop_transaction")
+        assert stop["request"]["id_tag"]["id_token"]["value"] == "DAD"
+        await system.flush()
+        assert "stop_transaction" not in system.instances["evse1"].names()
+
+
+@pytest.mark.parametrize("dad_parent", [None, "NEIGHBOURS"])
+async def test_token_outside_the_group_is_validated_but_cannot_stop_the_transaction(dad_parent: str | None) -> None:
+    table = {"MUM": accepted("FAMILY"), "DAD": accepted(dad_parent)}
+    async with started(auth_system(table=table, valid_tokens="")) as system:
+        statuses = system.watch("auth", "main", "token_validation_status")
+        await start_with(system, statuses, "evse1", "MUM")
+        await swipe(system, "DAD")
+        rejected = await statuses.wait_for(lambda m: m["status"] != "Processing")
+        assert status_of(rejected) == ("DAD", "Rejected", None)
+        assert rejected["validation_results"] == [table["DAD"]]
+        await system.flush()
+        assert "stop_transaction" not in system.instances["evse1"].names()
+
+
+async def test_token_is_validated_while_a_transaction_of_unknown_group_runs_but_cannot_stop_it() -> None:
+    """The transaction's token never went through Auth's validators: its parent is unknown, so no
+    token stops it by group, but a presented token is still validated (OCPP sends Authorize)."""
+    table = {"DAD": accepted("FAMILY")}
+    async with started(auth_system(table=table, valid_tokens="")) as system:
+        auth, validator = system.instances["auth"], system.instances["table"]
+        statuses = system.watch("auth", "main", "token_validation_status")
+        await transaction_started(system, "evse1", rfid("MUM"))
+        await until(lambda: auth.slots[0].transaction_token is not None)
+        await swipe(system, "DAD")
+        rejected = await statuses.wait_for(lambda m: m["status"] != "Processing")
+        assert status_of(rejected) == ("DAD", "Rejected", None)
+        assert validator.asked == ["DAD"]
+        assert system.instances["evse1"].names() == []
+
+
 async def test_reserved_evse_only_goes_to_the_token_holding_the_reservation() -> None:
     table = {
         "WALKIN": {"authorization_status": "Accepted"},

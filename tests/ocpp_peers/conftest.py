@@ -78,7 +78,9 @@ async def peer_station(tmp_path: Path, csms_url: str, keys: dict[str, str] | Non
                        ) -> AsyncIterator[PeerStation]:
     """The SIL charger (car waiting for commands, RFID reader swiped by the test) against csms_url;
     `system` overrides settings of the System module."""
-    config = sil_ocpp_config(tmp_path, csms_url, car_script=None, swipe=False, keys=keys, ocpp=ocpp)
+    # a charger with a socket (a lock to unlock), as the peers' UnlockConnector scenarios assume
+    config = sil_ocpp_config(tmp_path, csms_url, car_script=None, swipe=False, keys=keys, ocpp=ocpp,
+                             board={"connector_type": "IEC62196Type2Socket"})
     config["active_modules"]["system"]["config_module"].update(system or {})
     async with run_system(config) as system:
         yield PeerStation(system)

@@ -32,7 +32,13 @@ class Authorization:
     def start_answered(self, answer: StartAnswered) -> None:
         """StartTransaction.conf: cache the verdict; a refused id tag stops (or pauses) the transaction."""
         self.cache(answer.id_tag, answer.id_tag_info)
-        if answer.id_tag_info["status"] == "Accepted" or answer.connector_id is None:
+        if answer.connector_id is None:
+            return
+        parent = answer.id_tag_info.get("parentIdTag")
+        if answer.id_tag_info["status"] == "Accepted":
+            if parent:  # Auth learns the group of the running transaction (stop by parentIdTag, TC_069)
+                self.ctx.station.validation_changed(answer.connector_id, {
+                    "authorization_status": "Accepted", "parent_id_token": {"value": parent, "type": "Central"}})
             return
         station, connector_id = self.ctx.station, answer.connector_id
         if self.ctx.config.bool("StopTransactionOnInvalidId"):

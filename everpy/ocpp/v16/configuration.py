@@ -8,6 +8,7 @@ table's spelling. A persisted value that no longer passes the key's checks is qu
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import Callable
 
@@ -25,7 +26,7 @@ def lookup(name: str) -> ConfigKey | None:
 
 
 class Configuration:
-    def __init__(self, store: OcppStore, initial: dict[str, str], log: logging.Logger) -> None:
+    def __init__(self, store: OcppStore, initial: dict[builtins.str, builtins.str], log: logging.Logger) -> None:
         self._store = store
         self._values = {name: key.default for name, key in BY_NAME.items()}
         for name, value in initial.items():
@@ -41,24 +42,24 @@ class Configuration:
                 log.error("ignoring persisted %s=%r: not a valid value (quarantined)", name, value)
                 store.quarantine("config", name, value, "not a valid value for this key")
         self._hooks: list[ChangeHook] = []
-        self._waiters: dict[str, list[asyncio.Future[str]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[builtins.str]]] = {}
 
     def on_change(self, hook: ChangeHook) -> None:
         self._hooks.append(hook)
 
-    def str(self, name: str) -> str:
+    def str(self, name: builtins.str) -> builtins.str:
         return self._values[name]
 
-    def bool(self, name: str) -> bool:
+    def bool(self, name: builtins.str) -> builtins.bool:
         return self._values[name].lower() == "true"
 
-    def int(self, name: str) -> int:
+    def int(self, name: builtins.str) -> builtins.int:
         return int(self._values[name])
 
-    def csl(self, name: str) -> list[str]:
+    def csl(self, name: builtins.str) -> list[builtins.str]:
         return split_csl(self._values[name])
 
-    def set(self, name: str, value: str) -> None:
+    def set(self, name: builtins.str, value: builtins.str) -> None:
         """Set and persist without the CSMS checks (station-internal updates, e.g. HeartbeatInterval
         from BootNotification.conf)."""
         if BY_NAME[name].type is KeyType.BOOL:
@@ -71,9 +72,9 @@ class Configuration:
             if not waiter.done():
                 waiter.set_result(value)
 
-    async def wait_change(self, name: str) -> str:
+    async def wait_change(self, name: builtins.str) -> builtins.str:
         """The next value set for `name`."""
-        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[builtins.str] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(name, [])
         waiters.append(waiter)
         try:
@@ -82,7 +83,7 @@ class Configuration:
             if waiter in waiters:
                 waiters.remove(waiter)
 
-    async def sleep_unless_changed(self, clock: Clock, seconds: float, name: str) -> bool:
+    async def sleep_unless_changed(self, clock: Clock, seconds: float, name: builtins.str) -> builtins.bool:
         """Sleep on the clock; True if the time passed, False if `name` changed first (a timer
         reconfigured from a day to a minute must not sleep out the day)."""
         try:
@@ -91,15 +92,15 @@ class Configuration:
             return True
         return False
 
-    def set_read_only(self, name: str, value: str) -> None:
+    def set_read_only(self, name: builtins.str, value: builtins.str) -> None:
         """Station-determined read-only values (NumberOfConnectors); not persisted."""
         self._values[name] = value
 
-    def readable(self, names: list[str]) -> tuple[list[dict[str, object]], list[str]]:
+    def readable(self, names: list[builtins.str]) -> tuple[list[dict[builtins.str, object]], list[builtins.str]]:
         """(configurationKey entries, unknownKey names) as GetConfiguration answers them."""
         wanted = names or [n for n, k in BY_NAME.items() if k.access is not Access.WRITE_ONLY]
-        known: list[dict[str, object]] = []
-        unknown: list[str] = []
+        known: list[dict[builtins.str, object]] = []
+        unknown: list[builtins.str] = []
         for name in wanted:
             key = lookup(name)
             if key is None or key.access is Access.WRITE_ONLY:

@@ -68,6 +68,9 @@ class FakeStation:
     def provide_token(self, token: IdToken, evse_ids: list[int] | None, prevalidated: bool) -> None:
         self._record("provide_token", token, evse_ids, prevalidated)
 
+    def validation_changed(self, evse_id: int, result: dict[str, Any]) -> None:
+        self._record("validation_changed", evse_id, result)
+
     async def set_connection_timeout(self, seconds: int) -> None:
         self._record("set_connection_timeout", seconds)
 
