@@ -26,12 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import faulthandler
 import json
 import logging
 import multiprocessing
 import os
 import pstats
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,16 +52,23 @@ LOG = logging.getLogger("bench.ocpp")
 
 
 def make_peer(connection: Any, handlers: dict[str, Any]) -> Any:
-    """The one place that builds a station RpcPeer (the constructor is being reworked: adapt here)."""
-    from everpy.ocpp.rpc import RpcPeer, Schemas
+    """The one place that builds a station RpcPeer (OCPP 1.6); adapt here when its constructor changes."""
+    from everpy.ocpp.rpc import RpcPeer
 
-    return RpcPeer(connection, Schemas("v16"), handlers, LOG, 10.0)
+    try:  # RpcPeer(connection, dialect, handlers, log, response_timeout, on_frame)
+        from everpy.ocpp.v16.dialect import DIALECT as protocol
+    except ImportError:  # before the dialect: RpcPeer(connection, schemas, handlers, log, ...)
+        from everpy.ocpp.rpc import Schemas
+
+        protocol = Schemas("v16")
+    return RpcPeer(connection, protocol, handlers, LOG, 10.0)
 
 
 SUBPROTOCOLS = ["ocpp1.6"]
 ROUNDS = 10  # measurements are interleaved in this many rounds, so drifting load hits all cases alike
 WARM_UP = 200
 TARGET = 1.5
+WATCHDOG_S = 300.0  # a lost frame must not hang the bench: both processes dump their stacks and exit
 
 GET_CONFIGURATION = {"key": ["HeartbeatInterval"]}
 DATA_TRANSFER = {"vendorId": "org.everpy.bench", "messageId": "SessionInfo",
@@ -145,10 +154,11 @@ async def _child_main(parent_port: int, ports: Any, profile_path: str | None) ->
     tasks = [make_peer(rpc, STATION_HANDLERS).run(),
              _profile_control(side, profile_path) if profile_path else _echo(side)]
     ports.put(transport.server_port(server))
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*tasks)  # a station that fails must end this process loudly, not stop answering
 
 
-def child_process(parent_port: int, ports: Any, profile_path: str | None) -> None:
+def child_process(parent_port: int, ports: Any, profile_path: str | None, watchdog: float) -> None:
+    faulthandler.dump_traceback_later(watchdog, exit=True)
     asyncio.run(_child_main(parent_port, ports, profile_path))
 
 
@@ -171,8 +181,8 @@ class Child:
     async def start(self, profile_path: str | None = None) -> None:
         context = multiprocessing.get_context("spawn")  # not fork: this process already runs an event loop
         ports = context.Queue()
-        self._process = context.Process(
-            target=child_process, args=(transport.server_port(self._server), ports, profile_path), daemon=True)
+        args = (transport.server_port(self._server), ports, profile_path, WATCHDOG_S)
+        self._process = context.Process(target=child_process, args=args, daemon=True)
         self._process.start()
         self.csms_port = await asyncio.to_thread(ports.get, True, 60)
         self.station_rpc = await self._arrivals["/station/rpc"]
@@ -218,9 +228,9 @@ async def round_trips(child: Child, n: int) -> tuple[list[tuple[str, str, Any]],
     csms = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/csms", subprotocols=SUBPROTOCOLS)
     peer = make_peer(csms, {})
     runner = asyncio.ensure_future(peer.run())
-    floor_a = "floor: raw ws echo by the station process, GetConfiguration CALL"
-    floor_b = "floor: raw ws echo by the station process, DataTransfer CALL"
-    floor_c = "floor: raw ws echo by the CSMS process, DataTransfer CALL"
+    floor_a = "floor: raw ws echo, station process, GetConfiguration CALL"
+    floor_b = "floor: raw ws echo, station process, DataTransfer CALL"
+    floor_c = "floor: raw ws echo, CSMS process, DataTransfer CALL"
     cases: list[tuple[str, str, Callable[[int], Awaitable[list[float]]]]] = [
         (floor_a, "", lambda k: frame_round_trips(child.station_side, get_conf, k, "[2,")),
         ("CSMS -> station RpcPeer GetConfiguration -> CSMS", floor_a,
@@ -453,6 +463,15 @@ async def profile_station(n: int) -> None:
 
 
 # ------------------------------------------------------------------ tables
+def _tree_state() -> str:
+    """The commit measured (and whether the working tree differs from it)."""
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "(no git)"
+    except (OSError, subprocess.SubprocessError):
+        return "(no git)"
+
+
 async def measure(args: argparse.Namespace) -> tuple[Any, dict[str, list[float]], dict[str, list[float]]]:
     async with Child() as child:
         await child.start()
@@ -468,6 +487,7 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="directory for the databases (default: the temp dir)")
     parser.add_argument("--profile", action="store_true", help="cProfile the station side instead")
     args = parser.parse_args()
+    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
     if args.profile:
         asyncio.run(profile_station(max(args.calls, 5000)))
         return
@@ -476,8 +496,8 @@ def main() -> None:
 
     rows, trips, queue = asyncio.run(measure(args))
     print(f"\n## OCPP-J round trips over a loopback websocket ({args.calls} each, {ROUNDS} interleaved rounds)\n")
-    print(f"python {sys.version.split()[0]}, websockets {websockets.__version__}, {os.cpu_count()} cores; "
-          "ratio = p50 / p50 of the floor above it\n")
+    print(f"everpy {_tree_state()}, python {sys.version.split()[0]}, websockets {websockets.__version__}, "
+          f"{os.cpu_count()} cores; ratio = against the floor row above it\n")
     print(f"| {'measurement':<62} | {'CALL/answer B':>13} | {'p50 us':>7} | {'p99 us':>7} | {'trips/s':>7} "
           f"| {'p50 ratio':>9} | {'p99 ratio':>9} | {'target':<12} |")
     print(f"|{'-' * 64}|{'-' * 15}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 11}|{'-' * 11}|{'-' * 14}|")

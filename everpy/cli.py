@@ -267,8 +267,8 @@ def cmd_interfaces(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     if not args.name:
-        for name, iface in sorted(definitions.interfaces.items()):
-            print(f"{name:28} {iface.description.strip().splitlines()[0] if iface.description else ''}")
+        for name, listed in sorted(definitions.interfaces.items()):
+            print(f"{name:28} {listed.description.strip().splitlines()[0] if listed.description else ''}")
         return 0
     iface = definitions.interfaces.get(args.name)
     if iface is None:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from everpy.core import wire
 from everpy.core.bus import BrokerAddress, Bus
@@ -19,6 +19,8 @@ from everpy.core.exceptions import CommandError, CommandTimeout
 from everpy.core.loading import load_system
 from everpy.core.module import Module
 from everpy.core.runtime import Runtime
+
+M = TypeVar("M", bound=Module)
 
 
 class Recorder:
@@ -160,6 +162,14 @@ class RunningSystem(Probe):
         host = self.runtime.host
         assert host is not None
         return {mid: slot.instance for mid, slot in host.slots.items() if slot.instance is not None}
+
+    def instance(self, module_id: str, cls: type[M]) -> M:
+        """The running instance of `module_id`, checked to be a `cls`: typed access to what only that
+        module type has (``system.instance("agent", SatelliteAgent).port``)."""
+        module = self.instances[module_id]
+        if not isinstance(module, cls):
+            raise TypeError(f"module {module_id!r} is a {type(module).__name__}, not a {cls.__name__}")
+        return module
 
 
 @asynccontextmanager

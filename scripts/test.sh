@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Runs the whole suite, then the minimum-versions subset (the dependency versions Yocto scarthgap ships,
-# in their own virtualenv). "No tests collected" counts as a failure.
+# Lints (ruff) and type-checks (mypy), then runs the whole suite, then the minimum-versions subset (the
+# dependency versions Yocto scarthgap ships, in their own virtualenv). "No tests collected" counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
+# Static checks first (seconds; mypy's cache makes a second run near-instant): lint, then types with the
+# [tool.mypy] settings in pyproject.toml. Both run from the same interpreter as the tests (its stubs).
+"$PY" -m ruff check . || { echo "test: ruff check . found problems (see above); fix them or run 'ruff check --fix .'" >&2; exit 1; }
+"$PY" -m mypy || { echo "test: mypy found type errors (see above; configured in pyproject.toml [tool.mypy])" >&2; exit 1; }
 "$PY" -m pytest -q -p no:cacheprovider --timeout=300 "$@"
 rc=$?
 [ $rc -eq 5 ] && { echo "test: no tests were collected" >&2; exit 1; }

@@ -18,7 +18,7 @@ import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
@@ -89,7 +89,7 @@ class Bus:
         self._connected = asyncio.Event()
         self._closing = False
         self.on_connection_lost: Callable[[], None] | None = None
-        transport = "unix" if address.socket_path else "tcp"
+        transport: Literal["unix", "tcp"] = "unix" if address.socket_path else "tcp"
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, transport=transport
         )
@@ -234,7 +234,8 @@ class Bus:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._in_callback = True  # paho holds its callback lock: publishes go through the writer
         try:
-            self._dispatch(message.topic, message.payload)
+            # paho types the payload bytes | bytearray; received ones are bytes, for which bytes() is a no-op
+            self._dispatch(message.topic, bytes(message.payload))
         except Exception:  # a subscriber's bug must not break paho's read loop for everyone else
             log.exception("subscriber failed on %s", message.topic)
         finally:

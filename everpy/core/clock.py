@@ -95,8 +95,13 @@ class FakeClock(Clock):
         return self._epoch + self._now
 
     async def sleep(self, seconds: float) -> None:
-        future = asyncio.get_running_loop().create_future()
-        handle = self.call_later(seconds, lambda: future.done() or future.set_result(None))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        handle = self.call_later(seconds, wake)
         try:
             await future
         finally:

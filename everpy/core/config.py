@@ -574,7 +574,8 @@ class _GraphChecker:
                 hint=did_you_mean(module_id, self.active),
             )
             return None
-        peer_manifest = self.manifests.get(peer.get("module")) if isinstance(peer, dict) else None
+        peer_type = peer.get("module") if isinstance(peer, dict) else None
+        peer_manifest = self.manifests.get(peer_type) if isinstance(peer_type, str) else None
         if peer_manifest is None:
             return None  # its unknown module type is reported on its own entry
         provide = peer_manifest.provides.get(impl_id)

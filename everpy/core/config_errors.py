@@ -183,7 +183,9 @@ class IssueCollector:
     def _add_schema_error(self, error: jsonschema.ValidationError, base: list[PathPart]) -> None:
         where = [*base, *error.absolute_path]
         keyword = error.validator
-        value = error.validator_value
+        # The schema keyword's value, any JSON. The stubs add Unset (jsonschema's "not given" sentinel for
+        # hand-built errors); errors from iter_errors always carry it.
+        value: Any = error.validator_value
         instance = error.instance
         given = show_value(instance)
         if keyword == "type" and instance is not None:

@@ -501,15 +501,15 @@ def load_definitions(dirs: Sequence[Path | str], check_schemas: bool = True) -> 
     of the load time); for processes whose parent already loaded the same files with the full check.
     File structure, required keys and references are checked either way.
     """
-    dirs = [Path(d) for d in dirs]
+    paths = [Path(d) for d in dirs]
     collector = IssueCollector("<definitions>")
-    files = _definition_files(dirs, collector)
+    files = _definition_files(paths, collector)
     signature = tuple(
         (kind, name, str(path), path.stat().st_mtime_ns, path.stat().st_size)
         for kind in _KINDS
         for name, path in files[kind]
     )
-    cache_key = (tuple(str(d) for d in dirs), signature)
+    cache_key = (tuple(str(d) for d in paths), signature)
     if not collector.issues:
         for checked in (True,) if check_schemas else (True, False):
             if (*cache_key, checked) in _cache:

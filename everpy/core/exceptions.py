@@ -82,8 +82,8 @@ class ModuleStartupError(Exception):
     """A module failed to initialise or never reported ready; the system does not start."""
 
 
-def _all_subclasses(cls: type) -> list[type]:
-    out = []
+def _all_subclasses(cls: type[CommandError]) -> list[type[CommandError]]:
+    out: list[type[CommandError]] = []
     for sub in cls.__subclasses__():
         out.append(sub)
         out.extend(_all_subclasses(sub))

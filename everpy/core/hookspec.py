@@ -27,6 +27,7 @@ def everpy_module_types() -> list[ModuleType]:
     Build each with :func:`everpy.core.plugins.module_type`, which reads the ``manifest.yaml``
     beside the plugin and imports the class only when a config uses it.
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations, never this body
 
 
 @hookspec
@@ -35,3 +36,4 @@ def everpy_definition_dirs() -> list[Path]:
 
     Use this when a plugin brings interfaces of its own.
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations, never this body

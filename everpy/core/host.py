@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import inspect
 import logging
 import time
@@ -420,7 +421,7 @@ class ModuleHost:
         self, module: Module, target: RemoteTarget, callback: Callable[[str, Any], Any]
     ) -> None:
         for var in self.definitions.interfaces[target.interface].vars:
-            self.subscribe_var(module, target, var, lambda value, var=var: callback(var, value))
+            self.subscribe_var(module, target, var, functools.partial(callback, var))
 
     async def _guard_async(self, module: Module, awaitable: Awaitable[Any]) -> None:
         try:

@@ -18,9 +18,11 @@ import yaml
 from everpy.core.config_errors import ConfigError, ConfigIssue, PathPart, format_path
 
 try:  # libyaml's parser+composer when available (much faster); construction stays in Python either way
-    from yaml.cyaml import CParser as _FastParser
+    from yaml._yaml import CParser  # where yaml.cyaml imports it from (the stubs do not re-export it there)
+
+    _HAVE_LIBYAML = True
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    _FastParser = None
+    _HAVE_LIBYAML = False
 
 
 class _Yaml12CoreResolver(yaml.resolver.BaseResolver):
@@ -51,11 +53,11 @@ _Yaml12CoreResolver.add_implicit_resolver(
 _Yaml12CoreResolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
 
 
-if _FastParser is not None:
+if _HAVE_LIBYAML:
 
-    class _BaseLoader(_FastParser, yaml.constructor.SafeConstructor, _Yaml12CoreResolver):  # type: ignore[misc]
+    class _BaseLoader(CParser, yaml.constructor.SafeConstructor, _Yaml12CoreResolver):
         def __init__(self, stream: str) -> None:
-            _FastParser.__init__(self, stream)
+            CParser.__init__(self, stream)
             yaml.constructor.SafeConstructor.__init__(self)
             _Yaml12CoreResolver.__init__(self)
 
@@ -165,9 +167,11 @@ def _construct_core_int(loader: _LineLoader, node: yaml.ScalarNode) -> int:
     return int(text)  # decimal even with leading zeros (1.2 core), unlike PyYAML's octal
 
 
-_LineLoader.add_constructor("tag:yaml.org,2002:int", _construct_core_int)
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader._record_map)
-_LineLoader.add_constructor("tag:yaml.org,2002:seq", _LineLoader._record_seq)
+# types-PyYAML bounds add_constructor's loader type to PyYAML's own Loader/CLoader classes; a loader composed
+# from the same mixins (as PyYAML's are) works at runtime but does not satisfy that bound.
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _construct_core_int)  # type: ignore[type-var]
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader._record_map)  # type: ignore[type-var]
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _LineLoader._record_seq)  # type: ignore[type-var]
 
 
 def load_yaml_text(text: str, file: str) -> tuple[Any, LineMap]:

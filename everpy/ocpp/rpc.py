@@ -8,9 +8,10 @@ from a protocol fault); the package supplies the official schemas and the action
 
 Range, not just schema: before a handler sees a CALL (and before a CALLRESULT is believed), every
 integer must fit the 32-bit integers OCPP defines, every number must be finite and of a size the
-station can compute with, and the JSON nesting must stay shallow. A value outside gets the dialect's
-PropertyConstraintViolation (or, for an answer, :class:`InvalidResponse`), never an exception that
-drops the link.
+station can compute with, every string must be Unicode (no lone surrogate from a ``\\ud800`` escape), and
+the JSON nesting must stay shallow. A value outside gets the dialect's PropertyConstraintViolation
+(TypeConstraintViolation for a string, FormationViolation for the nesting; for an answer,
+:class:`InvalidResponse`), never an exception that drops the link.
 """
 
 from __future__ import annotations
@@ -171,23 +172,52 @@ def fault_for(error: jsonschema.ValidationError) -> Fault:
 
 
 def bounded(value: Any, depth: int = 0, where: str = "payload") -> None:
-    """Raise OcppCallError(PROPERTY/FORMATION) for a value no station arithmetic should meet."""
+    """Raise OcppCallError(PROPERTY/FORMATION/TYPE) for a value no station arithmetic or storage should meet."""
     if depth > MAX_DEPTH:
         raise OcppCallError(Fault.FORMATION, f"{where}: nested deeper than {MAX_DEPTH}")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str):
+        if not _unicode(value):
+            raise OcppCallError(Fault.TYPE, f"{where}: not a Unicode string (lone surrogate)"[:255])
         return
     if isinstance(value, int):
         if not INT32_MIN <= value <= INT32_MAX:
-            raise OcppCallError(Fault.PROPERTY, f"{where}: integer {value:.3g} does not fit 32 bits"[:255])
+            # described by its size: formatting the value itself fails beyond a double (10**400)
+            raise OcppCallError(Fault.PROPERTY,
+                                f"{where}: integer of {value.bit_length()} bits does not fit 32 bits"[:255])
     elif isinstance(value, decimal.Decimal | float):
-        if not decimal.Decimal(value).is_finite() or abs(value) > MAX_NUMBER:
+        if not _computable(decimal.Decimal(value)):
             raise OcppCallError(Fault.PROPERTY, f"{where}: number out of range"[:255])
     elif isinstance(value, dict):
         for key, item in value.items():
+            if not _unicode(key):
+                raise OcppCallError(Fault.FORMATION, f"{where}: a property name is not a Unicode string")
             bounded(item, depth + 1, f"{where}/{key}"[:100])
     elif isinstance(value, list):
         for index, item in enumerate(value):
             bounded(item, depth + 1, f"{where}/{index}"[:100])
+
+
+def _unicode(text: str) -> bool:
+    """JSON's \\ud800 escapes parse to lone surrogates: no character, and SQLite or UTF-8 refuse them."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _computable(number: decimal.Decimal) -> bool:
+    """Finite, at most MAX_NUMBER, and not so close to zero that a float (what handlers get) flushes it to
+    0. Checked without the decimal context: abs() would raise Overflow for 1E+999999999, and below the
+    context's exponent range the schema's multipleOf would see 1E-999999999 as a multiple of 0.1."""
+    if not number.is_finite():
+        return False
+    magnitude = number.copy_abs()  # exact, unlike abs()
+    return magnitude <= MAX_NUMBER and (magnitude == 0 or float(magnitude) != 0.0)
 
 
 class _Encoder(json.JSONEncoder):

@@ -78,7 +78,7 @@ class RpcPeer:
         sock = writer.get_extra_info("sockname")
         self.remote_address: tuple[str, int] | None = tuple(peer[:2]) if peer else None
         self.local_address: tuple[str, int] | None = tuple(sock[:2]) if sock else None
-        self.name = name or (f"{self.remote_address[0]}:{self.remote_address[1]}" if peer else "peer")
+        self.name = name or (f"{self.remote_address[0]}:{self.remote_address[1]}" if self.remote_address else "peer")
         self.log = log or _log
 
     # ------------------------------------------------------------------ lifecycle

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from functools import partial
 from typing import Any
 
 from everpy.core.clock import TimerHandle
@@ -49,9 +50,9 @@ class Auth(Module):
         for validator in self.connections("token_validator"):
             validator.subscribe("validate_result_update", self._on_validate_result_update)
         for index, evse in enumerate(self.evses):
-            evse.subscribe("session_event", lambda event, index=index: self._on_session_event(index, event))
+            evse.subscribe("session_event", partial(self._on_session_event, index))
             if not self.config["ignore_connector_faults"]:
-                evse.subscribe_error(lambda error, index=index: self._on_inoperative(index, error), INOPERATIVE)
+                evse.subscribe_error(partial(self._on_inoperative, index), INOPERATIVE)
 
     async def ready(self) -> None:
         # Commands are served only after global ready, so the EVSE ids are asked for here.
@@ -335,7 +336,7 @@ class Auth(Module):
             self.log.error("ignoring malformed validate_result_update %r", update)
             return
         slot = next((s for s in self.slots if s.evse_id == update.get("connector_id")), None)
-        token = slot and (slot.transaction_token or slot.authorized_token)
+        token = None if slot is None else (slot.transaction_token or slot.authorized_token)
         if slot is None or token is None:
             self.log.info("validate_result_update for EVSE %s without a token in use", update.get("connector_id"))
             return

@@ -7,6 +7,7 @@ subtree holds the addressed uuid.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from everpy.core.exceptions import CommandError
@@ -61,7 +62,7 @@ class EnergyNode(Module):
         self._child_requests: dict[int, tuple[float, dict[str, Any]]] = {}
         self._external_import: list[dict[str, Any]] = []
         for index, child in enumerate(self.children):
-            child.subscribe("energy_flow_request", lambda request, index=index: self._on_child(index, request))
+            child.subscribe("energy_flow_request", functools.partial(self._on_child, index))
 
     def _on_child(self, index: int, request: Any) -> None:
         if not isinstance(request, dict) or "uuid" not in request:

@@ -111,8 +111,9 @@ class ModbusLink:
         client = self._client
         read = client.read_input_registers if function_code == 4 else client.read_holding_registers
         where = f"{self.settings.describe()}, FC{function_code} address {address} count {count}"
+        unit: dict[str, Any] = {self._unit_keyword: self.settings.unit_id}  # keyword differs by pymodbus version
         try:
-            reply = read(address, count=count, **{self._unit_keyword: self.settings.unit_id})
+            reply = read(address, count=count, **unit)
             if isinstance(reply, ModbusException):
                 raise reply  # pymodbus < 3.7 returns I/O errors instead of raising them
         except ConnectionException as exc:

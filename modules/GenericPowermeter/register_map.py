@@ -222,21 +222,24 @@ def _parse_value(group: str, key: str, spec: Any, offset: int, issues: IssueColl
         return None
     for unknown in set(spec) - VALUE_KEYS:
         issues.unknown_key(where, str(unknown), VALUE_KEYS)
-    register = spec.get("register")
+    raw_register = spec.get("register")
     value_type = spec.get("type", "float32")
     scale = spec.get("scale", 1)
     ok = True
-    if isinstance(register, bool) or not isinstance(register, int):
-        issues.add(where, "'register' must be an integer", given=show_value(register))
+    register: int | None = None
+    if isinstance(raw_register, bool) or not isinstance(raw_register, int):
+        issues.add(where, "'register' must be an integer", given=show_value(raw_register))
         ok = False
-    elif not 0 <= register - offset <= 0xFFFF:
+    elif not 0 <= raw_register - offset <= 0xFFFF:
         issues.add(
             [*where, "register"],
             "register outside the Modbus address space after subtracting register_offset",
             expected=f"{offset}..{offset + 0xFFFF}",
-            given=str(register),
+            given=str(raw_register),
         )
         ok = False
+    else:
+        register = raw_register
     if value_type not in VALUE_TYPES:
         issues.add(
             [*where, "type"],
@@ -248,7 +251,7 @@ def _parse_value(group: str, key: str, spec: Any, offset: int, issues: IssueColl
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale) or scale == 0:
         issues.add([*where, "scale"], "must be a finite non-zero number", given=show_value(scale))
         ok = False
-    if not ok:
+    if not ok or register is None:
         return None
     return MappedValue(group, key, register, register - offset, value_type, float(scale))
 

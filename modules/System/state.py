@@ -40,12 +40,13 @@ class SystemState:
         recorded = self._read(BOOT_REASON_FILE)
         request_id = self._installed_request_id()
         previous = self._current_boot()
+        previous_reason = previous.get("reason")
         if request_id is not None:
             reason = "FirmwareUpdate"
         elif recorded:
             reason = recorded
-        elif boot_id and previous.get("boot_id") == boot_id and isinstance(previous.get("reason"), str):
-            reason = previous["reason"]
+        elif boot_id and previous.get("boot_id") == boot_id and isinstance(previous_reason, str):
+            reason = previous_reason
         else:
             reason = DEFAULT_BOOT_REASON
         self._write(CURRENT_BOOT_FILE, json.dumps({"boot_id": boot_id, "reason": reason}))

@@ -234,7 +234,7 @@ class SystemAggregator(Module):
         """Have one board upload into the inbox; returns what happened, for the archive's BOARDS.txt."""
         slot = inbox.expect(board.name)
         host = await self._inbox_host_for(board)
-        board_request = {
+        board_request: dict[str, Any] = {
             key: request[key] for key in ("oldest_timestamp", "latest_timestamp", "type") if key in request
         }
         # A fresh id per board and collection: a late status of an earlier collection is never taken for this one.

@@ -16,7 +16,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, StreamReader, web
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -55,9 +55,9 @@ class UploadInbox:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind_host, self.port, ssl_context=self.tls)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # started above
-        self.port = server.sockets[0].getsockname()[1]
+        addresses = self._runner.addresses  # (host, port, ...) of each listening socket of the site above
+        assert addresses, "the upload inbox site listens on no socket"
+        self.port = addresses[0][1]
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -108,7 +108,7 @@ class UploadInbox:
         finally:
             slot.busy = False
 
-    async def _store(self, slot: Slot, name: str, body: web.StreamReader | BodyPartReader) -> web.Response:
+    async def _store(self, slot: Slot, name: str, body: StreamReader | BodyPartReader) -> web.Response:
         target = slot.directory / (SAFE_NAME.sub("_", Path(name).name).lstrip(".") or "upload")
         partial = target.with_name(target.name + ".part")
         await asyncio.to_thread(slot.directory.mkdir, parents=True, exist_ok=True)
@@ -134,7 +134,7 @@ class UploadInbox:
         return web.Response(status=201)
 
 
-async def _read_chunk(body: web.StreamReader | BodyPartReader) -> bytes:
+async def _read_chunk(body: StreamReader | BodyPartReader) -> bytes:
     if isinstance(body, BodyPartReader):
         return await body.read_chunk(64 * 1024)
     return await body.read(64 * 1024)

@@ -73,7 +73,7 @@ async def test_tc_046_reservation_used_by_its_id_tag(tmp_path, csms: Csms):
 
 
 async def test_tc_048_049_reserve_occupied_and_cancel(tmp_path, csms: Csms):
-    async with sil_station(tmp_path, csms) as station:
+    async with sil_station(tmp_path, csms, keys={"ReserveConnectorZeroSupported": "false"}) as station:
         assert (await station.call("ReserveNow", connectorId=0, expiryDate=_in(600), idTag="A",
                                    reservationId=1))["status"] == "Rejected"  # connector 0 not supported
         assert (await station.call("ReserveNow", connectorId=1, expiryDate=_in(600), idTag="A",

@@ -3,10 +3,14 @@ relative schedules, the composite schedule, and that the composite is what the E
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from everpy.csms import Csms
+from everpy.ocpp.v16.smart_charging import STATION_MAX_CURRENT_A
+from everpy.ocpp.values import parse_time, rfc3339
 
 from .station import WAIT_S, Station, sil_station
 
@@ -34,11 +38,18 @@ async def _set(station: Station, connector: int, cs_profile: dict[str, Any]) -> 
     return (await station.call("SetChargingProfile", connectorId=connector, csChargingProfiles=cs_profile))["status"]
 
 
-async def _composite(station: Station, connector: int, duration: int, unit: str = "A") -> list[tuple[int, float]]:
+async def _composite_at(station: Station, connector: int, duration: int,
+                        unit: str = "A") -> tuple[float, list[tuple[int, float]]]:
+    """(scheduleStart as epoch seconds, [(startPeriod, limit)])"""
     answer = await station.call("GetCompositeSchedule", connectorId=connector, duration=duration, chargingRateUnit=unit)
     assert answer["status"] == "Accepted"
-    periods = answer.get("chargingSchedule", {}).get("chargingSchedulePeriod", [])
-    return [(p["startPeriod"], p["limit"]) for p in periods]
+    assert answer["chargingSchedule"]["duration"] == duration
+    periods = answer["chargingSchedule"]["chargingSchedulePeriod"]
+    return parse_time(answer["scheduleStart"]), [(p["startPeriod"], p["limit"]) for p in periods]
+
+
+async def _composite(station: Station, connector: int, duration: int, unit: str = "A") -> list[tuple[int, float]]:
+    return (await _composite_at(station, connector, duration, unit))[1]
 
 
 async def test_tc_056_tx_default_profile_is_enforced_by_the_evse(tmp_path, csms: Csms):
@@ -65,16 +76,19 @@ async def test_tc_057_tx_profile_only_during_a_transaction_and_removed_after(tmp
         await station.unplug()
         await csms.wait_for("StopTransaction")
         await station.transactions.wait_for(lambda e: e["transaction_event"] == "Ended", WAIT_S)
-        assert await _composite(station, 1, 60) == []
+        # no profile left: the station reports its own maximum, not "no schedule" nor the TxProfile's 8 A
+        assert await _composite(station, 1, 60) == [(0, STATION_MAX_CURRENT_A)]
 
 
 async def test_tc_066_stack_levels_and_duration(tmp_path, csms: Csms):
     async with sil_station(tmp_path, csms) as station:
         assert await _set(station, 1, profile(1, "TxDefaultProfile", [(0, 16.0)], stack=0)) == "Accepted"
+        start = math.floor(time.time()) - 1  # whole seconds: the expected offsets below are exact
         assert await _set(station, 1, profile(2, "TxDefaultProfile", [(0, 6.0), (30, 9.0)], stack=1,
-                                              duration=61)) == "Accepted"
-        # the higher stack level wins while its schedule runs (started 1 s ago, 61 s long)
-        assert await _composite(station, 1, 120) == [(0, 6.0), (29, 9.0), (60, 16.0)]
+                                              duration=61, start=rfc3339(start))) == "Accepted"
+        # the higher stack level wins while its schedule runs (started 1 s ago, 61 s long), then stack 0 again
+        begin, periods = await _composite_at(station, 1, 120)
+        assert periods == [(0, 6.0), (int(start + 30 - begin), 9.0), (int(start + 61 - begin), 16.0)]
         assert await _set(station, 1, profile(3, "TxDefaultProfile", [(0, 1.0)], stack=11)) == "Rejected"
 
 
@@ -120,7 +134,7 @@ async def test_tc_059_060_clear_charging_profile(tmp_path, csms: Csms):
         assert await _composite(station, 1, 60) == [(0, 10.0)]
         assert (await station.call("ClearChargingProfile", chargingProfilePurpose="TxDefaultProfile"))["status"] \
             == "Accepted"
-        assert await _composite(station, 1, 60) == []
+        assert await _composite(station, 1, 60) == [(0, STATION_MAX_CURRENT_A)]
 
 
 async def test_remote_start_with_a_tx_profile(tmp_path, csms: Csms):

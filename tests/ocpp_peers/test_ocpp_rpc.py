@@ -12,6 +12,8 @@ import pytest
 import websockets
 from websockets.typing import Subprotocol
 
+from everpy.ocpp.v16.smart_charging import STATION_MAX_CURRENT_A, STATION_MAX_PHASES
+
 from ..ocpp.certs import make_pki, sign_csr
 from ..ocpp.sil import StationProcess, sil_ocpp_config
 from ..ocpp.station import wait_file
@@ -157,7 +159,10 @@ async def test_smart_charging_profiles_and_composite_schedule(tmp_path: Path, rp
         assert await rpc_csms.call("ClearChargingProfile", chargingProfilePurpose="ChargePointMaxProfile") \
             == {"status": "Accepted"}
         cleared = await rpc_csms.call("GetCompositeSchedule", connectorId=1, duration=600)
-        assert cleared["status"] == "Accepted" and "chargingSchedule" not in cleared
+        # no profile left: the station's own maximum over the whole duration, nothing from the cleared ones
+        assert cleared["status"] == "Accepted"
+        assert cleared["chargingSchedule"]["chargingSchedulePeriod"] == [
+            {"startPeriod": 0, "limit": STATION_MAX_CURRENT_A, "numberPhases": STATION_MAX_PHASES}]
 
 
 async def test_reservation_then_charging_with_the_reserved_id_tag(tmp_path: Path, rpc_csms: OcppRpcCsms):

@@ -10,7 +10,7 @@ from typing import Any
 from everpy.ocpp.blocks import BlockContext, handles
 from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v16.configuration import Configuration
-from everpy.ocpp.v16.connectors import Connectors
+from everpy.ocpp.v16.connectors import Connector, Connectors
 from everpy.ocpp.v16.status import StatusNotifications
 
 KIND = "availability"
@@ -38,9 +38,12 @@ class Availability:
                 await self.ctx.station.set_available(c.id, c.operative and self.connectors.station_operative)
 
     def transaction_ended(self, connector_id: int) -> None:
+        """A Scheduled change takes effect now, with the transaction's end (not when the car leaves): the
+        status computed right after the StopTransaction is already the new one."""
         c = self.connectors[connector_id]
         if c.scheduled_operative is not None:
-            self.ctx.jobs.spawn(self.apply(connector_id, c.scheduled_operative))
+            self._record(connector_id, c.scheduled_operative)
+            self.ctx.jobs.spawn(self._tell(connector_id))
 
     @handles("ChangeAvailability")
     async def on_change_availability(self, payload: dict[str, Any]) -> Reply:
@@ -67,15 +70,25 @@ class Availability:
 
     async def apply(self, connector_id: int, operative: bool) -> None:
         """Connector 0 means the station and every connector (persisted, survives restarts)."""
-        targets = list(self.connectors) if connector_id == 0 else [self.connectors[connector_id]]
+        self._record(connector_id, operative)
+        await self._tell(connector_id)
+
+    def _targets(self, connector_id: int) -> list[Connector]:
+        return list(self.connectors) if connector_id == 0 else [self.connectors[connector_id]]
+
+    def _record(self, connector_id: int, operative: bool) -> None:
         with self.ctx.store.atomic():
             if connector_id == 0:
                 self.connectors.station_operative = operative
                 self.ctx.store.put_record(KIND, 0, {"operative": operative})
-            for c in targets:
+            for c in self._targets(connector_id):
                 c.operative = operative
                 c.scheduled_operative = None
                 self.ctx.store.put_record(KIND, c.id, {"operative": operative})
+
+    async def _tell(self, connector_id: int) -> None:
+        """The charger and the CSMS learn the recorded availability."""
+        targets = self._targets(connector_id)
         if connector_id == 0:
             await self.status.send(0)
         for c in targets:

@@ -36,8 +36,16 @@ MEASURANDS = (
 )  # fmt: skip
 FEATURE_PROFILES = ("Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation", "SmartCharging",
                     "RemoteTrigger")  # fmt: skip
+CHARGING_RATE_UNITS = ("Current", "Power")
+# Security whitepaper / OCPP 2.0.1 FileTransferProtocolEnumType
+FILE_TRANSFER_PROTOCOLS = ("FTP", "FTPS", "HTTP", "HTTPS", "SFTP")
+# What the System module transfers firmware and logs with (modules/System/transfer.py: http(s) through
+# aiohttp, ftp(s) through ftplib; no SFTP). A test checks this against the module's schemes.
+SUPPORTED_FILE_TRANSFER_PROTOCOLS = ("FTP", "FTPS", "HTTP", "HTTPS")
 _PHASE_ROTATION = re.compile(r"^\d+\.(RST|RTS|SRT|STR|TRS|TSR|NotApplicable|Unknown)$")
 MEASURAND_LIST_MAX = 12
+PHASE_ROTATION_MAX = 8
+DAY_S = 86400
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class ConfigKey:
     max_members: int | None = None
     reboot_required: bool = False
     check: Callable[[str], bool] | None = None  # extra rule for a value (after the type check)
+    rule: str | None = None  # the check in words, for the doc (when neither bounds nor members say it)
 
     def validate(self, value: str) -> bool:
         """True if ``value`` is an acceptable new value for this key."""
@@ -96,13 +105,18 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("AuthorizeRemoteTxRequests", B, "false", RW, "Core",
               "Send Authorize for the id tag of a RemoteStartTransaction before starting"),
     ConfigKey("ClockAlignedDataInterval", N, "0", RW, "Core",
-              "Seconds between clock-aligned meter values (0 = none), aligned to midnight", minimum=0),
+              "Seconds between clock-aligned meter values (0 = none), aligned to midnight", minimum=0,
+              maximum=DAY_S),
     ConfigKey("ConnectionTimeOut", N, "60", RW, "Core",
               "Seconds an authorised id tag waits for the car to be plugged in", minimum=10, maximum=300),
     ConfigKey("ConnectorPhaseRotation", L, "0.RST", RW, "Core",
-              "Phase rotation per connector, e.g. 0.RST,1.RST", check=lambda item: bool(_PHASE_ROTATION.match(item))),
-    ConfigKey("ConnectorPhaseRotationMaxLength", N, "8", R, "Core", "Most items in ConnectorPhaseRotation"),
-    ConfigKey("GetConfigurationMaxKeys", N, "100", R, "Core", "Most keys in one GetConfiguration request"),
+              "Phase rotation per connector, e.g. 0.RST,1.RST", max_members=PHASE_ROTATION_MAX,
+              check=lambda item: bool(_PHASE_ROTATION.match(item)),
+              rule="`<connector>.<rotation>`, rotation one of RST, RTS, SRT, STR, TRS, TSR, NotApplicable, Unknown"),
+    ConfigKey("ConnectorPhaseRotationMaxLength", N, str(PHASE_ROTATION_MAX), R, "Core",
+              "Most items in ConnectorPhaseRotation", minimum=PHASE_ROTATION_MAX, maximum=PHASE_ROTATION_MAX),
+    ConfigKey("GetConfigurationMaxKeys", N, "100", R, "Core", "Most keys in one GetConfiguration request",
+              minimum=1, maximum=1000),
     ConfigKey("HeartbeatInterval", N, "300", RW, "Core",
               "Seconds of silence after which a Heartbeat is sent", minimum=1, maximum=86400),
     ConfigKey("LocalAuthorizeOffline", B, "true", RW, "Core",
@@ -112,74 +126,109 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("MeterValuesAlignedData", L, "Energy.Active.Import.Register", RW, "Core",
               "Measurands of clock-aligned meter values", members=MEASURANDS, max_members=MEASURAND_LIST_MAX),
     ConfigKey("MeterValuesAlignedDataMaxLength", N, str(MEASURAND_LIST_MAX), R, "Core",
-              "Most items in MeterValuesAlignedData"),
+              "Most items in MeterValuesAlignedData", minimum=MEASURAND_LIST_MAX, maximum=MEASURAND_LIST_MAX),
     ConfigKey("MeterValuesSampledData", L, "Energy.Active.Import.Register,Power.Active.Import", RW, "Core",
               "Measurands of sampled meter values during a transaction", members=MEASURANDS,
               max_members=MEASURAND_LIST_MAX),
     ConfigKey("MeterValuesSampledDataMaxLength", N, str(MEASURAND_LIST_MAX), R, "Core",
-              "Most items in MeterValuesSampledData"),
+              "Most items in MeterValuesSampledData", minimum=MEASURAND_LIST_MAX, maximum=MEASURAND_LIST_MAX),
     ConfigKey("MeterValueSampleInterval", N, "60", RW, "Core",
-              "Seconds between sampled meter values during a transaction (0 = none)", minimum=0),
+              "Seconds between sampled meter values during a transaction (0 = none)", minimum=0,
+              maximum=DAY_S),
     ConfigKey("MinimumStatusDuration", N, "0", RW, "Core",
-              "Seconds a status must last before StatusNotification is sent (0 = send all)", minimum=0),
-    ConfigKey("NumberOfConnectors", N, "1", R, "Core", "Connectors of the station (from the EVSEs connected)"),
+              "Seconds a status must last before StatusNotification is sent (0 = send all)", minimum=0,
+              maximum=3600),
+    ConfigKey("NumberOfConnectors", N, "1", R, "Core", "Connectors of the station (from the EVSEs connected)",
+              minimum=1, maximum=100),
     ConfigKey("ResetRetries", N, "1", RW, "Core",
               "Attempts of a failed reset (stored only: a reset is done by the System module, which ends the "
               "process; it is not retried)", minimum=0, maximum=10),
     ConfigKey("StopTransactionOnEVSideDisconnect", B, "true", RW, "Core",
               "Stop the transaction when the cable is unplugged on the car side; only true is accepted "
-              "(EvseManager always ends the transaction on unplug)", check=lambda value: value.lower() == "true"),
+              "(EvseManager always ends the transaction on unplug)", check=lambda value: value.lower() == "true",
+              rule="true"),
     ConfigKey("StopTransactionOnInvalidId", B, "true", RW, "Core",
               "Stop the transaction when StartTransaction.conf says the id tag is not Accepted"),
     ConfigKey("StopTxnAlignedData", L, "", RW, "Core",
               "Clock-aligned measurands put into StopTransaction.transactionData", members=MEASURANDS,
               max_members=MEASURAND_LIST_MAX),
-    ConfigKey("StopTxnAlignedDataMaxLength", N, str(MEASURAND_LIST_MAX), R, "Core", "Most items in StopTxnAlignedData"),
+    ConfigKey("StopTxnAlignedDataMaxLength", N, str(MEASURAND_LIST_MAX), R, "Core", "Most items in StopTxnAlignedData",
+              minimum=MEASURAND_LIST_MAX, maximum=MEASURAND_LIST_MAX),
     ConfigKey("StopTxnSampledData", L, "Energy.Active.Import.Register", RW, "Core",
               "Sampled measurands put into StopTransaction.transactionData", members=MEASURANDS,
               max_members=MEASURAND_LIST_MAX),
-    ConfigKey("StopTxnSampledDataMaxLength", N, str(MEASURAND_LIST_MAX), R, "Core", "Most items in StopTxnSampledData"),
-    ConfigKey("SupportedFeatureProfiles", L, ",".join(FEATURE_PROFILES), R, "Core", "Feature profiles implemented"),
-    ConfigKey("SupportedFeatureProfilesMaxLength", N, "6", R, "Core", "Most items in SupportedFeatureProfiles"),
+    ConfigKey("StopTxnSampledDataMaxLength", N, str(MEASURAND_LIST_MAX), R, "Core", "Most items in StopTxnSampledData",
+              minimum=MEASURAND_LIST_MAX, maximum=MEASURAND_LIST_MAX),
+    ConfigKey("SupportedFeatureProfiles", L, ",".join(FEATURE_PROFILES), R, "Core", "Feature profiles implemented",
+              members=FEATURE_PROFILES, max_members=len(FEATURE_PROFILES)),
+    ConfigKey("SupportedFeatureProfilesMaxLength", N, str(len(FEATURE_PROFILES)), R, "Core",
+              "Most items in SupportedFeatureProfiles", minimum=len(FEATURE_PROFILES), maximum=len(FEATURE_PROFILES)),
     ConfigKey("TransactionMessageAttempts", N, "3", RW, "Core",
               "Attempts to deliver a transaction message the CSMS failed to process", minimum=1, maximum=100),
     ConfigKey("TransactionMessageRetryInterval", N, "60", RW, "Core",
-              "Seconds before the 2nd attempt; the n-th waits (n-1) times this", minimum=0),
+              "Seconds before the 2nd attempt; the n-th waits (n-1) times this", minimum=0, maximum=DAY_S),
     ConfigKey("UnlockConnectorOnEVSideDisconnect", B, "true", RW, "Core",
               "Unlock the station-side connector when the car-side cable is unplugged; only true is accepted "
-              "(EvseManager always unlocks on unplug)", check=lambda value: value.lower() == "true"),
+              "(EvseManager always unlocks on unplug)", check=lambda value: value.lower() == "true", rule="true"),
     ConfigKey("WebSocketPingInterval", N, "0", RW, "Core",
-              "Seconds between websocket pings (0 = no pings); applies from the next connection", minimum=0),
+              "Seconds between websocket pings (0 = no pings); applies from the next connection", minimum=0,
+              maximum=3600),
     # Local Auth List Management
     ConfigKey("LocalAuthListEnabled", B, "true", RW, "LocalAuthListManagement", "Use the local authorisation list"),
-    ConfigKey("LocalAuthListMaxLength", N, "1000", R, "LocalAuthListManagement", "Most id tags in the local list"),
+    ConfigKey("LocalAuthListMaxLength", N, "1000", R, "LocalAuthListManagement", "Most id tags in the local list",
+              minimum=1, maximum=100000),
     ConfigKey("SendLocalListMaxLength", N, "100", R, "LocalAuthListManagement",
-              "Most id tags in one SendLocalList request"),
+              "Most id tags in one SendLocalList request", minimum=1, maximum=10000),
     # Reservation
-    ConfigKey("ReserveConnectorZeroSupported", B, "false", R, "Reservation",
-              "Reservations for connector 0 (any connector) are supported"),
+    ConfigKey("ReserveConnectorZeroSupported", B, "true", R, "Reservation",
+              "Reservations for connector 0 (any connector) are supported: other id tags are refused while the "
+              "free connectors are only as many as such reservations"),
     # Smart Charging
-    ConfigKey("ChargeProfileMaxStackLevel", N, "10", R, "SmartCharging", "Highest stackLevel accepted"),
-    ConfigKey("ChargingScheduleAllowedChargingRateUnit", L, "Current,Power", R, "SmartCharging",
-              "Units allowed in charging schedules"),
-    ConfigKey("ChargingScheduleMaxPeriods", N, "24", R, "SmartCharging", "Most periods in one charging schedule"),
+    ConfigKey("ChargeProfileMaxStackLevel", N, "10", R, "SmartCharging", "Highest stackLevel accepted",
+              minimum=0, maximum=100),
+    ConfigKey("ChargingScheduleAllowedChargingRateUnit", L, ",".join(CHARGING_RATE_UNITS), R, "SmartCharging",
+              "Units allowed in charging schedules", members=CHARGING_RATE_UNITS),
+    ConfigKey("ChargingScheduleMaxPeriods", N, "24", R, "SmartCharging", "Most periods in one charging schedule",
+              minimum=1, maximum=1000),
     ConfigKey("ConnectorSwitch3to1PhaseSupported", B, "false", R, "SmartCharging",
               "numberPhases can be changed during a transaction"),
-    ConfigKey("MaxChargingProfilesInstalled", N, "20", R, "SmartCharging", "Most charging profiles installed"),
+    ConfigKey("MaxChargingProfilesInstalled", N, "20", R, "SmartCharging", "Most charging profiles installed",
+              minimum=1, maximum=100),
     # Security (Security whitepaper)
     ConfigKey("AuthorizationKey", S, "", W, "Security",
-              "Basic authentication password (16-40 printable characters); never readable", check=_authorization_key),
+              "Basic authentication password (16-40 printable characters); never readable", check=_authorization_key,
+              rule="16-40 printable ASCII characters"),
     ConfigKey("SecurityProfile", N, "0", RW, "Security",
               "0-3; can only be raised, and only to a profile whose prerequisites are configured",
               minimum=0, maximum=3),
-    ConfigKey("CpoName", S, "", RW, "Security", "Operator name (O of the station certificate)"),
+    ConfigKey("CpoName", S, "", RW, "Security", "Operator name (O of the station certificate)",
+              check=lambda value: len(value) <= 64, rule="at most 64 characters (X.509 organizationName)"),
     ConfigKey("AdditionalRootCertificateCheck", B, "false", R, "Security", "Extra root certificate check"),
     ConfigKey("CertificateSignedMaxChainSize", N, "10000", R, "Security",
-              "Longest certificate chain (characters) accepted by CertificateSigned"),
-    ConfigKey("CertificateStoreMaxLength", N, "20", R, "Security", "Most root certificates installed"),
+              "Longest certificate chain (characters) accepted by CertificateSigned", minimum=1, maximum=10000),
+    ConfigKey("CertificateStoreMaxLength", N, "20", R, "Security", "Most root certificates installed",
+              minimum=1, maximum=100),
+    ConfigKey("SupportedFileTransferProtocols", L, ",".join(SUPPORTED_FILE_TRANSFER_PROTOCOLS), R, "Security",
+              "Protocols of firmware downloads and log uploads (what the System module transfers with)",
+              members=FILE_TRANSFER_PROTOCOLS),
 )  # fmt: skip
 
 BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
+
+
+def allowed_values(key: ConfigKey) -> str:
+    """The doc's "range / values" of a key: its bounds, members or rule, as validate() applies them."""
+    if key.type is KeyType.INT:
+        return f"{key.minimum}..{key.maximum}"
+    if key.type is KeyType.BOOL:
+        return key.rule or "true, false"
+    if key.members is not None:
+        allowed = f"any of {len(key.members)} measurands" if key.members is MEASURANDS else ", ".join(key.members)
+    else:
+        allowed = key.rule or ""
+    if key.max_members is not None:
+        allowed += f" (at most {key.max_members})"
+    return allowed
 
 
 def render_markdown() -> str:
@@ -193,21 +242,14 @@ def render_markdown() -> str:
         "Access: R = read-only, RW = read-write, W = write-only (never returned by GetConfiguration).",
         "Values changed by the CSMS are persisted and survive restarts. Initial values can be set per",
         "station with the OCPP module's `configuration` config entry (a JSON object key -> string).",
+        "A value outside a key's range / values (a ChangeConfiguration, or an initial value) is refused:",
+        "ChangeConfiguration answers Rejected.",
         "",
         "| key | profile | type | access | default | range / values | reboot | meaning |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for key in KEYS:
-        if key.members is not None:
-            allowed = f"any of {len(key.members)} measurands" if key.members is MEASURANDS else ", ".join(key.members)
-            if key.max_members is not None:
-                allowed += f" (at most {key.max_members})"
-        elif key.minimum is not None or key.maximum is not None:
-            low = "" if key.minimum is None else str(key.minimum)
-            high = "" if key.maximum is None else str(key.maximum)
-            allowed = f"{low}..{high}"
-        else:
-            allowed = ""
+        allowed = allowed_values(key)
         default = f"`{key.default}`" if key.default else "(empty)"
         reboot = "yes" if key.reboot_required else "no"
         lines.append(

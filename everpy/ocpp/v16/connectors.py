@@ -92,11 +92,13 @@ class Connectors:
             error = next(iter(c.errors.values()))
             name = error.get("type", "").rsplit("/", 1)[-1]
             return "Faulted", ERROR_CODES.get(name, "OtherError"), error
+        if c.transaction is None and not (c.operative and self.station_operative):
+            # Inoperative takes effect once no transaction runs: when it ends (a Scheduled change), not
+            # when the car is unplugged; a car plugged in without a transaction does not hide it
+            return "Unavailable", "NoError", None
         if c.reservation_id is not None and c.transaction is None:
             # someone else's car at a reserved connector does not take it (1.6 §5.13)
             return "Reserved", "NoError", None
         if c.session_status is not None:
             return c.session_status, "NoError", None
-        if not (c.operative and self.station_operative):
-            return "Unavailable", "NoError", None
         return "Available", "NoError", None

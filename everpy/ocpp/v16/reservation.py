@@ -28,6 +28,9 @@ class Reservations:
         self.connectors = connectors
         self.status = status
         self._timers: dict[int, TimerHandle] = {}
+        # reservations being ended by us: the EVSE's ReservationEnd for them changes nothing (the connector
+        # shows Reserved until the EVSE let go, so no Available can reach the CSMS before our answer)
+        self._ending: set[int] = set()
 
     def _reservations(self) -> dict[int, dict[str, Any]]:
         return self.ctx.store.records(KIND)
@@ -136,9 +139,14 @@ class Reservations:
         connector = self.connectors.get(data.get("connectorId"))
         if connector is None or connector.reservation_id != reservation_id:
             return None
-        connector.reservation_id = None
         if cancel_on_evse:
-            await self.ctx.station.cancel_reservation(connector.id)
+            self._ending.add(reservation_id)
+            try:
+                await self.ctx.station.cancel_reservation(connector.id)
+            finally:
+                self._ending.discard(reservation_id)
+        if connector.reservation_id == reservation_id:
+            connector.reservation_id = None  # no await from here to the caller's answer
         if report:
             await self.status.send(connector.id)
         return connector.id
@@ -147,7 +155,7 @@ class Reservations:
         """The EVSE reports the reservation over (used by a transaction, or cancelled locally)."""
         connector = self.connectors[connector_id]
         reservation_id = reservation_id if reservation_id is not None else connector.reservation_id
-        if reservation_id is None:
+        if reservation_id is None or reservation_id in self._ending:
             return
         timer = self._timers.pop(reservation_id, None)
         if timer is not None:
@@ -177,8 +185,22 @@ class Reservations:
                 evse_ids = [data["connectorId"]] if data["connectorId"] else self.connectors.ids()
                 return {**result, "evse_ids": evse_ids, "reservation_id": reservation_id}
         reserved = {data["connectorId"] for data in reservations.values()}
-        station_wide = sum(1 for data in reservations.values() if data["connectorId"] == 0)
         free = [c for c in self.connectors.ids() if c not in reserved]
-        if not free or len([c for c in free if c in self._free_connectors()]) <= station_wide and station_wide:
+        if not free:
             return {**result, "authorization_status": "NotAtThisTime"}
+        station_wide = sum(1 for data in reservations.values() if data["connectorId"] == 0)
+        if station_wide:
+            # connector-0 reservations keep that many Available connectors for their holders; a car that
+            # already waits at a connector for its authorisation takes none of them
+            available = [c for c in free if c in self._free_connectors()]
+            waiting = [c for c in free if self._car_waits(c)]
+            if len(available) <= station_wide:
+                if not waiting:
+                    return {**result, "authorization_status": "NotAtThisTime"}
+                return {**result, "evse_ids": waiting}
         return {**result, "evse_ids": free}
+
+    def _car_waits(self, connector_id: int) -> bool:
+        """A car is plugged in and waits for an authorisation (Preparing, no transaction yet)."""
+        c = self.connectors[connector_id]
+        return c.transaction is None and self.connectors.status_of(connector_id)[0] == "Preparing"

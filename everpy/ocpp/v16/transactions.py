@@ -65,6 +65,8 @@ class Transactions:
                 self._continue(c, tx)
             else:
                 self._stop_after_power_loss(tx)
+                if c is not None:  # what hangs on the transaction (a TxProfile, a scheduled change) ends too
+                    self.ended.emit(c.id)
         self.restart_aligned()
 
     def _continue(self, c: Connector, tx: OpenTransaction) -> None:

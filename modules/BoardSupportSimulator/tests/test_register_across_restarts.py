@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from everpy_modules.BoardSupportSimulator.board_simulator import BoardSupportSimulator
 from everpy_modules.BoardSupportSimulator.register_file import (
     BadRegisterFile,
     read_register,
@@ -92,7 +93,7 @@ async def test_register_continues_after_a_restart(tmp_path: Path) -> None:
         assert kept_total(state_file) == pytest.approx(at_stop, abs=1e-3)
         await relays(system, closed=True)
         await clock.advance(5)  # charging when the stack stops: only shutdown() can keep these 5 s
-        at_shutdown = system.instances["board"].port.energy_wh
+        at_shutdown = system.instance("board", BoardSupportSimulator).port.energy_wh
 
     clock = FakeClock()  # a new process: its clock starts over, the register does not
     async with run_system(config, clock=clock) as system:

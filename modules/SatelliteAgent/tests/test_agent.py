@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from everpy_modules.SatelliteAgent.agent import SatelliteAgent
 
 from everpy.rpc import ConnectionLost, HandshakeFailed, MethodRegistry, RpcError, RpcPeer, connect, load_key
 from everpy.testing import RunningSystem, run_system
@@ -64,7 +65,7 @@ async def satellite() -> AsyncIterator[RunningSystem]:
 
 async def test_hello_and_the_allow_list(satellite: RunningSystem) -> None:
     main = MainBoard()
-    peer = await main.connect(satellite.instances["agent"].port)
+    peer = await main.connect(satellite.instance("agent", SatelliteAgent).port)
     try:
         info = await peer.call("hello", 1, {"serial": "main", "boot_id": "x"})
         assert info["serial"] == "SAT-A1" and info["tunnels"] == {"evse_manager": "evse_manager"}
@@ -92,7 +93,7 @@ async def test_snapshot_then_pushes_in_order(satellite: RunningSystem) -> None:
     await satellite.publish_var("evse", "evse", "evse_id", "DE*S*1")
     await satellite.flush()
     main = MainBoard()
-    peer = await main.connect(satellite.instances["agent"].port)
+    peer = await main.connect(satellite.instance("agent", SatelliteAgent).port)
     link = satellite.watch("agent", "link", "connection_state")
     await satellite.flush()
     try:
@@ -120,7 +121,7 @@ async def test_snapshot_then_pushes_in_order(satellite: RunningSystem) -> None:
 
 
 async def test_a_new_main_board_connection_replaces_the_old_one(satellite: RunningSystem) -> None:
-    port = satellite.instances["agent"].port
+    port = satellite.instance("agent", SatelliteAgent).port
     old, new = MainBoard(), MainBoard()
     old_peer = await old.connect(port)
     new_peer = await new.connect(port)
@@ -140,7 +141,7 @@ async def test_silent_main_board_is_dropped_and_the_link_faulted() -> None:
         errors = satellite.watch_errors("agent", "link")
         await satellite.flush()
         main = MainBoard()
-        peer = await main.connect(satellite.instances["agent"].port)
+        peer = await main.connect(satellite.instance("agent", SatelliteAgent).port)
         await peer.call("subscribe")
         await asyncio.wait_for(peer.wait_closed(), 10)  # no pings: the agent hangs up
         fault = await errors.wait_for(lambda e: e["type"] == "generic/CommunicationFault")
@@ -150,7 +151,7 @@ async def test_silent_main_board_is_dropped_and_the_link_faulted() -> None:
 
 
 async def test_clients_without_the_key_are_refused(satellite: RunningSystem) -> None:
-    port = satellite.instances["agent"].port
+    port = satellite.instance("agent", SatelliteAgent).port
     with pytest.raises(HandshakeFailed):
         await connect("127.0.0.1", port, psk=b"\x00" * 32)
     peer = await connect("127.0.0.1", port)  # no key at all
@@ -164,7 +165,7 @@ async def test_clients_without_the_key_are_refused(satellite: RunningSystem) -> 
 
 async def test_a_returning_main_board_gets_exactly_what_it_missed() -> None:
     async with run_system(satellite_config(journal_size=8)) as satellite:
-        agent = satellite.instances["agent"]
+        agent = satellite.instance("agent", SatelliteAgent)
         first = MainBoard()
         peer = await first.connect(agent.port)
         await peer.call("subscribe")
@@ -200,7 +201,7 @@ async def test_serial_read_from_a_file(tmp_path) -> None:
     serial_file.write_text("SAT-FROM-FILE\n")
     async with run_system(satellite_config(serial=f"file:{serial_file}")) as satellite:
         board = MainBoard()
-        peer = await board.connect(satellite.instances["agent"].port)
+        peer = await board.connect(satellite.instance("agent", SatelliteAgent).port)
         try:
             assert (await peer.call("hello", 1, {"serial": "main", "boot_id": "x"}))["serial"] == "SAT-FROM-FILE"
         finally:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from everpy_modules.SatelliteController.controller import SatelliteController
 
 from everpy import PeerUnavailable, SchemaValidationError
 from everpy.rpc import MethodRegistry, RpcError, RpcPeer, RpcServer, load_key
@@ -161,7 +162,7 @@ async def test_satellite_with_another_serial_is_refused(satellite: ScriptedSatel
         with pytest.raises(PeerUnavailable, match="SAT-OTHER"):
             await system.call("sat", "evse_manager", "get_evse")
         assert await system.call("sat", "satellite", "get_satellite_info") == {}
-        controller = system.instances["sat"]
+        controller = system.instance("sat", SatelliteController)
         for impl in ("satellite", "evse_manager", "powermeter", "system"):
             faults = [e for e in controller.active_errors(impl) if e["type"] == FAULT]
             assert faults and "SAT-OTHER" in faults[0]["message"]
@@ -188,7 +189,7 @@ async def test_pushes_that_overtake_the_subscribe_answer_are_applied_after_it(sa
     satellite.pushes_before_answer = [("var", 5, "evse_manager", "evse_id", "ALREADY-IN-SNAPSHOT"),
                                       ("var", 6, "evse_manager", "evse_id", "NEWER")]
     async with run_system(controller_config(satellite.server.port)) as system:
-        controller = system.instances["sat"]
+        controller = system.instance("sat", SatelliteController)
         assert controller.last_vars[("evse_manager", "evse_id")] == "NEWER"
         assert controller._resume["seq"] == 6
 

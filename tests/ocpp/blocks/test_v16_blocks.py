@@ -14,7 +14,14 @@ import yaml
 
 import everpy
 from everpy.ocpp.v16.availability import Availability
-from everpy.ocpp.v16.config_keys import BY_NAME, KEYS, SUPPORTED_FILE_TRANSFER_PROTOCOLS, Access, KeyType
+from everpy.ocpp.v16.config_keys import (
+    BY_NAME,
+    KEYS,
+    SUPPORTED_FILE_TRANSFER_PROTOCOLS,
+    Access,
+    KeyType,
+    allowed_values,
+)
 from everpy.ocpp.v16.configuration_messages import ConfigurationMessages
 from everpy.ocpp.v16.connectors import KEEP, SESSION_STATUS, Connectors, Transaction
 from everpy.ocpp.v16.local_auth import LocalAuth
@@ -184,6 +191,9 @@ async def test_connector_zero_reservation_keeps_one_connector_for_its_id_tag(tmp
     assert {c: b.connectors.status_of(c)[0] for c in (1, 2)} == {1: "Available", 2: "Available"}
     other = b.reservations.restrict(accepted(), "OTHER", None)
     assert other == {"authorization_status": "Accepted", "evse_ids": [1, 2]}  # two free, one kept
+    b.connectors[1].session_status = "Preparing"  # OTHER's car waits at connector 1: it takes no free one
+    assert b.reservations.restrict(accepted(), "OTHER", None) == {"authorization_status": "Accepted",
+                                                                   "evse_ids": [1]}
     b.connectors[1].transaction, b.connectors[1].session_status = running(1), "Charging"
     assert b.reservations.restrict(accepted(), "OTHER", None)["authorization_status"] == "NotAtThisTime"
     assert b.reservations.restrict(accepted(), "holder", None) == {
@@ -299,6 +309,21 @@ async def test_change_configuration_beyond_the_bounds_is_rejected(tmp_path, name
         assert (await block.on_change_configuration({"key": name, "value": str(value)})).payload == {
             "status": "Accepted"}
     assert block.ctx.config.int(name) == high
+
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "ocpp16-configuration.md"
+
+
+@pytest.mark.parametrize("key", KEYS, ids=[key.name for key in KEYS])
+def test_the_configuration_doc_states_every_keys_bounds(key):
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in DOC.read_text().splitlines()
+            if line.startswith("| ")}
+    row = rows[key.name]
+    assert row[5] == allowed_values(key)
+    if key.type is KeyType.INT:
+        assert row[5] == f"{key.minimum}..{key.maximum}"
+    if key.type is not KeyType.STRING or key.check is not None:
+        assert row[5], f"{key.name}: the doc says nothing of its values"
 
 
 def test_initial_values_beyond_the_bounds_are_refused(tmp_path):
