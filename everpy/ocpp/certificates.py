@@ -9,6 +9,7 @@ the private key of a CSR sent to the CSMS.
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,8 +18,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
-
-USES = ("CentralSystemRootCertificate", "ManufacturerRootCertificate")
 
 
 def hash_data(certificate: x509.Certificate) -> dict[str, str]:
@@ -36,18 +35,30 @@ def _same_certificate(data: dict[str, str], wanted: dict[str, str]) -> bool:
         return False
     return same_serial and all(data[k].lower() == str(wanted[k]).lower() for k in ("issuerNameHash", "issuerKeyHash"))
 
+log = logging.getLogger("everpy.ocpp.certificates")
+
 
 class CertificateStore:
-    def __init__(self, directory: Path, max_certificates: int, uses: tuple[str, ...] = USES) -> None:
+    def __init__(self, directory: Path, max_certificates: int, uses: tuple[str, ...]) -> None:
+        """`uses`: the version's names of the root-certificate uses kept here."""
         self.directory = directory
         self.max_certificates = max_certificates
         self.uses = uses
 
     def installed(self, use: str) -> list[x509.Certificate]:
+        return [certificate for _, certificate in self._files(use)]
+
+    def _files(self, use: str) -> list[tuple[Path, x509.Certificate]]:
+        """The readable certificates of a use; a damaged file is kept aside, never a reason to fail."""
         folder = self.directory / use
-        if not folder.is_dir():
-            return []
-        return [x509.load_pem_x509_certificate(p.read_bytes()) for p in sorted(folder.glob("*.pem"))]
+        found = []
+        for path in sorted(folder.glob("*.pem")) if folder.is_dir() else []:
+            try:
+                found.append((path, x509.load_pem_x509_certificate(path.read_bytes())))
+            except (ValueError, OSError) as error:  # must not stop every connection attempt
+                log.error("certificate %s is unreadable (%s); kept aside as %s.damaged", path, error, path.name)
+                path.replace(path.with_name(path.name + ".damaged"))
+        return found
 
     def install(self, use: str, pem: str, now: datetime) -> str:
         """InstallCertificate status: Accepted, Rejected (not a valid CA certificate) or Failed (store full)."""
@@ -72,8 +83,8 @@ class CertificateStore:
 
     def delete(self, wanted: dict[str, str]) -> bool:
         for use in self.uses:
-            for path in sorted((self.directory / use).glob("*.pem")) if (self.directory / use).is_dir() else []:
-                if _same_certificate(hash_data(x509.load_pem_x509_certificate(path.read_bytes())), wanted):
+            for path, certificate in self._files(use):
+                if _same_certificate(hash_data(certificate), wanted):
                     path.unlink()
                     return True
         return False

@@ -50,10 +50,11 @@ class ConnectionParameters:
 
 class ConnectionSecurity:
     def __init__(self, settings: SecuritySettings, certificates: CertificateStore, csms_root_use: str,
-                 log: logging.Logger, on_event: Callable[[str, str], None]) -> None:
+                 bad_csms_certificate_event: str, log: logging.Logger, on_event: Callable[[str, str], None]) -> None:
         self.settings = settings
         self.certificates = certificates
         self.csms_root_use = csms_root_use  # the certificate-use name of CSMS roots in this version
+        self.bad_csms_certificate_event = bad_csms_certificate_event  # this version's security event name
         self.log = log
         self._on_event = on_event  # (security event type, info)
         self._previous_profile: int | None = None  # set while trying a freshly raised profile
@@ -105,7 +106,7 @@ class ConnectionSecurity:
 
     def failed(self, error: Exception) -> None:
         if isinstance(error, ssl.SSLCertVerificationError):
-            self._on_event("InvalidCentralSystemCertificate", str(error)[:255])
+            self._on_event(self.bad_csms_certificate_event, str(error)[:255])
         if self._previous_profile is None:
             return
         self._failures_with_new_profile += 1

@@ -18,10 +18,6 @@ class EvseRef:
     evse_id: int
     connector_id: int = 1
 
-    @classmethod
-    def from_connector16(cls, connector_id: int) -> EvseRef:
-        return cls(connector_id, 1 if connector_id else 0)
-
 
 @dataclass(frozen=True)
 class IdToken:

@@ -76,3 +76,16 @@ async def test_install_root_upgrade_to_tls_sign_station_certificate_upgrade_to_m
                 assert deleted == {"status": "Accepted"}
                 assert (await ask(mutual, "DeleteCertificate", certificateHashData=ids["certificateHashData"][0])) \
                     == {"status": "NotFound"}
+
+
+def test_a_damaged_certificate_file_is_kept_aside_and_the_rest_is_used(tmp_path):
+    from everpy.ocpp.certificates import CertificateStore
+
+    make_pki(tmp_path / "pki")
+    folder = tmp_path / "store" / "CentralSystemRootCertificate"
+    folder.mkdir(parents=True)
+    (folder / "good.pem").write_text((tmp_path / "pki" / "ca.pem").read_text())
+    (folder / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
+    store = CertificateStore(tmp_path / "store", 20, ("CentralSystemRootCertificate",))
+    assert len(store.installed("CentralSystemRootCertificate")) == 1
+    assert (folder / "bad.pem.damaged").exists() and not (folder / "bad.pem").exists()

@@ -30,7 +30,7 @@ from everpy.ocpp.v16.firmware import Firmware
 from everpy.ocpp.v16.local_auth import LocalAuth
 from everpy.ocpp.v16.remote_control import RemoteControl
 from everpy.ocpp.v16.reservation import Reservations
-from everpy.ocpp.v16.security import CSMS_ROOT, SecurityEvents, SecurityExtension, SecuritySettings16
+from everpy.ocpp.v16.security import CERTIFICATE_USES, CSMS_ROOT, SecurityEvents, SecurityExtension, SecuritySettings16
 from everpy.ocpp.v16.smart_charging import SmartCharging
 from everpy.ocpp.v16.status import StatusNotifications
 from everpy.ocpp.v16.transactions import TransactionQueue, Transactions
@@ -76,8 +76,9 @@ class ChargePoint16:
             settings.basic_auth_raw_key, settings.certificate_store_dir, settings.client_cert_file,
             settings.client_key_file)
         self.certificates = CertificateStore(Path(settings.certificate_store_dir),
-                                             self.config.int("CertificateStoreMaxLength"))
-        self.connection_security = ConnectionSecurity(self.security_settings, self.certificates, CSMS_ROOT, log,
+                                             self.config.int("CertificateStoreMaxLength"), CERTIFICATE_USES)
+        self.connection_security = ConnectionSecurity(self.security_settings, self.certificates, CSMS_ROOT,
+                                                      "InvalidCentralSystemCertificate", log,
                                                       lambda kind, info: self.events.record(kind, info))
         self.connectors = Connectors(station.evse_ids())
         self.session = Session(self, self.connection_security, store, SessionSettings(

@@ -19,6 +19,7 @@ from everpy.ocpp.values import rfc3339
 
 FIRMWARE_ANSWERS = {"Accepted", "Rejected", "AcceptedCanceled", "InvalidCertificate", "RevokedCertificate"}
 CSMS_ROOT = "CentralSystemRootCertificate"
+CERTIFICATE_USES = (CSMS_ROOT, "ManufacturerRootCertificate")
 # Security whitepaper / OCPP 2.0.1 appendix: events the CSMS must be told about (others: security log only)
 CRITICAL_EVENTS = frozenset({
     "FirmwareUpdated", "FailedToAuthenticateAtCentralSystem", "CentralSystemFailedToAuthenticate",
