@@ -11,9 +11,18 @@ The store must never stop the charger, and it never trusts what it reads back:
   code is not downgraded: it is kept aside like a damaged one.
 * A file that is not a database, fails ``PRAGMA quick_check`` or has an unexpected schema is moved aside to
   ``<name>.damaged-<UTC time>`` (kept for diagnostics) and a fresh store is started in its place.
+* A reserve file ``<name>.reserve`` (``RESERVE_BYTES`` of real, fsynced bytes) is kept beside the store
+  while the disk has room for it. When the disk fills, the reserve is released and the write retried on the
+  file, so a full disk costs a warning (``nearly_full``, reported through ``on_degraded``), not the store.
+  Released, it is truncated to zero bytes rather than deleted: the empty file tells a later start that the
+  disk was full, and the reserve is written again at an open that finds room.
 * When the file cannot be used at all (read-only, disk full, I/O errors), at open or later during a write,
-  the store carries on in an in-memory SQLite database holding what could still be read (``degraded``).
-  Nothing is persisted from then on until a restart, but no storage error reaches the caller.
+  the store carries on in an in-memory SQLite database holding what could still be read (``degraded``). No
+  storage error reaches the caller. After a read-only, full or I/O error, the store tries (at most once
+  every ``WRITE_BACK_INTERVAL_S``, between transactions) to copy the memory onto the file again; when that
+  works it persists again, ``degraded`` is cleared and ``on_recovered`` called. A file that cannot be
+  trusted, was replaced or was written by someone else meanwhile is never overwritten: then the store stays
+  in memory until a restart.
 * A row that cannot be decoded is moved to the ``quarantine`` table and skipped, so one bad row does not
   take the whole service down; the station learns about it through ``new_quarantine_events()``.
 * A sidecar file ``<name>.id`` remembers which store this was, so a store that vanished or was replaced is
@@ -31,6 +40,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -40,6 +50,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
+
+# Space kept free for the store: released when the disk fills, so that the store goes on on the file.
+RESERVE_BYTES = 256 * 1024
+# How often, at most, a store running in memory after a storage fault tries to write itself back.
+WRITE_BACK_INTERVAL_S = 30.0
+# wal_autocheckpoint while the disk has no reserve: a WAL of at most this many pages is reset and reused
+# instead of growing, so the space left lasts (the default lets the WAL grow to 1000 pages, 4 MiB).
+_TIGHT_WAL_PAGES = 32
+# An I/O error with less free space than this is taken for a full disk.
+_FULL_BELOW_BYTES = 64 * 1024
 
 # The version of the schema this code writes (PRAGMA user_version). Version 0 is the unversioned store of
 # the releases before it: tables config, queue, transactions, id_tags, records.
@@ -58,6 +78,10 @@ _STORAGE_FAULTS = {_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUP
                    _SQLITE_CANTOPEN, _SQLITE_PROTOCOL, _SQLITE_NOLFS, _SQLITE_NOTADB}
 # Of those, the ones that say the content is broken: the file is kept aside rather than read.
 _DAMAGE = {_SQLITE_CORRUPT, _SQLITE_NOTADB}
+# The faults after which the file itself is fine and may take the store back once it can be written.
+_WRITE_BACK_FAULTS = {_SQLITE_READONLY, _SQLITE_FULL, _SQLITE_IOERR}
+_UNTIL_RESTART = "in-memory until restart"
+_UNTIL_WRITABLE = "in-memory until the file can be written again"
 # While opening, the statements are fixed, so a plain SQL error, a constraint or a type mismatch can only
 # come from what is in the file (a schema nobody wrote): damage as well. Busy or locked is not: another
 # process (the store of another OCPP version) holding the file a while is no reason to throw it away.
@@ -279,18 +303,55 @@ def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
     return db
 
 
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _file_state(path: Path) -> tuple[tuple[int, int] | None, ...]:
+    """Size and modification time of the store and its -wal: whether anybody wrote them since."""
+    states: list[tuple[int, int] | None] = []
+    for name in (str(path), f"{path}-wal"):
+        try:
+            stat = os.stat(name)
+        except OSError:
+            states.append(None)
+        else:
+            states.append((stat.st_size, stat.st_mtime_ns))
+    return tuple(states)
+
+
 class OcppStore:
     def __init__(self, path: str | Path, ocpp_version: str = "1.6", log: logging.Logger | None = None, *,
-                 on_degraded: Callable[[str], None] | None = None) -> None:
+                 on_degraded: Callable[[str], None] | None = None,
+                 on_recovered: Callable[[], None] | None = None,
+                 reserve_bytes: int = RESERVE_BYTES, clock: Callable[[], float] = time.monotonic,
+                 write_back_interval_s: float = WRITE_BACK_INTERVAL_S) -> None:
         if not ocpp_version:
             raise ValueError("ocpp_version must name the OCPP version, e.g. '1.6'")
         self.path = Path(path)
         self.ocpp_version = ocpp_version
         self.log = log or logging.getLogger("everpy.ocpp.store")
-        # Called once, with the reason, when the store starts running in memory (the module raises an
-        # error on the bus with it). When passed here it is also called for a store degraded at startup.
+        # Called with the reason when the store starts running in memory (once each time), and when the
+        # reserve had to be released (the module raises an error on the bus with it). When passed here it is
+        # also called for a store degraded (or nearly full) at startup.
         self.on_degraded: Callable[[str], None] | None = on_degraded
+        # Called when a store running in memory has been written back to the file and persists again.
+        self.on_recovered: Callable[[], None] | None = on_recovered
+        # Monotonic seconds, for the pace of write-back attempts (replaceable in tests).
+        self.clock = clock
         self.degraded: str | None = None
+        # Set while the disk has no reserve left: the reserve was released (now, or before and no room to
+        # write it again at open). The store still persists.
+        self.nearly_full: str | None = None
+        self._reserve_bytes = reserve_bytes
+        self._write_back_interval = write_back_interval_s
+        self._write_back_possible = False  # in memory, and the file may take the store back
+        self._write_back_due = 0.0
+        self._file_seen: tuple[tuple[int, int] | None, ...] = ()  # _file_state() when the store left the file
         self.kept_aside: Path | None = None
         self.lost: str | None = None
         self.store_id = ""
@@ -304,9 +365,12 @@ class OcppStore:
         self._startup_problems = self._problems()
         if self.degraded is not None:
             self._report_degraded()
+        elif self.nearly_full is not None:
+            self._notify_degraded(self.nearly_full)
 
     def _problems(self) -> list[str]:
-        return [reason for reason in (self.lost, self._kept_aside_reason, self.degraded) if reason is not None]
+        return [reason for reason in (self.lost, self._kept_aside_reason, self.nearly_full, self.degraded)
+                if reason is not None]
 
     # -- opening -------------------------------------------------------------------------------------
     @property
@@ -318,8 +382,7 @@ class OcppStore:
             return self._open_or_replace()
         except Exception as error:  # anything unforeseen: still no exception out of the constructor
             self.log.exception("OCPP store %s: unexpected failure while opening", self.path)
-            return self._open_memory(f"store {self.path} cannot be opened ({error!r}): in-memory until restart",
-                                     carry_over=False)
+            return self._open_memory(f"store {self.path} cannot be opened ({error!r})", carry_over=False)
 
     def _open_or_replace(self) -> sqlite3.Connection:
         sidecar = self._read_sidecar()
@@ -332,14 +395,21 @@ class OcppStore:
             self.lost = (f"store {self.path} was {state} though it existed before (id {sidecar[0]}):"
                          " started empty")
             self.log.error("%s", self.lost)
-        try:
-            db = self._open_file()
-        except _Damaged as damage:
-            return self._replace_damaged(str(damage))
-        except (sqlite3.Error, OSError) as error:
-            return self._open_memory(self._reason(error), carry_over=True)
-        self._adopt_identity(db, sidecar, had_content)
-        return db
+        for attempt in (1, 2):
+            try:
+                db = self._open_file()
+            except _Damaged as damage:
+                return self._replace_damaged(str(damage))
+            except (sqlite3.Error, OSError) as error:
+                fault = self._fault(error)
+                if attempt == 1 and fault == _SQLITE_FULL and self._release_reserve():
+                    continue  # the reserve gave room: open again
+                return self._open_memory(self._reason(error), carry_over=True,
+                                         write_back=fault in _WRITE_BACK_FAULTS)
+            self._adopt_identity(db, sidecar, had_content)
+            self._keep_reserve(db)
+            return db
+        raise AssertionError("unreachable: the second attempt returns")
 
     def _check_file(self) -> None:
         """Raise _Damaged when the file is not a store this code may use. Done on a read-only connection: a
@@ -373,12 +443,15 @@ class OcppStore:
         try:
             try:
                 version = _user_version(db)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
+                # A migration that fails on a schema nobody of ours wrote is rolled back, leaving the file as
+                # it was: another program's database is kept aside untouched.
                 if _migrate(db):
                     self.log.info("OCPP store %s migrated from version %d to %d", self.path, version,
                                   SCHEMA_VERSION)
                 _check_schema(db)
+                # Only now that the file is known to be ours: WAL mode is recorded in the file's header.
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
                 # A real write at every start: a read-only file or a full disk shows up now, reported as a
                 # startup problem, rather than at the first transaction.
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('opened', ?)", (_utc_now(),))
@@ -409,7 +482,7 @@ class OcppStore:
             self.path.rename(aside)
         except OSError as error:
             return self._open_memory(f"store {self.path} is damaged ({damage}) and cannot be kept aside"
-                                     f" ({error}): in-memory until restart", carry_over=False)
+                                     f" ({error})", carry_over=False)
         self.kept_aside = aside
         self._kept_aside_reason = f"store {self.path} was damaged ({damage}): kept aside as {aside}, started empty"
         self.log.error("%s", self._kept_aside_reason)
@@ -417,17 +490,25 @@ class OcppStore:
             db = self._open_file()
         except (_Damaged, sqlite3.Error, OSError) as error:
             return self._open_memory(f"store {self.path} was damaged and a fresh one cannot be created"
-                                     f" ({error}): in-memory until restart", carry_over=False)
+                                     f" ({error})", carry_over=False)
         self._adopt_identity(db, None, False)
+        self._keep_reserve(db)
         return db
 
-    def _open_memory(self, reason: str, *, carry_over: bool) -> sqlite3.Connection:
+    def _open_memory(self, reason: str, *, carry_over: bool, write_back: bool = False) -> sqlite3.Connection:
         """The last resort at open: a store in memory, holding what the file still gives when it is
-        healthy but unwritable (read-only, full), nothing when it cannot be trusted."""
-        self.degraded = reason
+        healthy but unwritable (read-only, full), nothing when it cannot be trusted. With write_back, the
+        memory goes onto the file once it can be written, provided it holds all the file held."""
         self._memory = True
-        self.log.error("%s", reason)
         db = self._copy_to_memory(None) if carry_over else None
+        try:
+            had_content = self.path.stat().st_size > 0
+        except OSError:
+            had_content = False
+        self._write_back_possible = write_back and (db is not None or not had_content)
+        self.degraded = f"{reason}: {_UNTIL_WRITABLE if self._write_back_possible else _UNTIL_RESTART}"
+        self.log.error("%s", self.degraded)
+        self._left_file()
         if db is None:
             db = self._empty_memory()
         self.store_id = self._identity(db) or ""
@@ -479,7 +560,8 @@ class OcppStore:
                     src.close()
         return None
 
-    def _reason(self, error: BaseException) -> str:
+    def _fault(self, error: BaseException) -> int | None:
+        """The SQLite result code an error amounts to (an OSError mapped to one)."""
         code = _code(error)
         if isinstance(error, OSError) and error.errno is not None:
             code = {errno.EROFS: _SQLITE_READONLY, errno.EACCES: _SQLITE_READONLY, errno.EPERM: _SQLITE_READONLY,
@@ -487,13 +569,106 @@ class OcppStore:
                         error.errno, code)
         if code == _SQLITE_CANTOPEN and not os.access(self.path.parent, os.W_OK):
             code = _SQLITE_READONLY  # SQLite cannot create the file or its -wal in a read-only directory
+        if code == _SQLITE_IOERR and (free := self._free_bytes()) is not None and free < _FULL_BELOW_BYTES:
+            code = _SQLITE_FULL  # e.g. no room to create the -shm: SQLite says I/O error, the disk is full
+        return code
+
+    def _free_bytes(self) -> int | None:
+        try:
+            stats = os.statvfs(self.path.parent)
+        except OSError:
+            return None
+        return stats.f_bavail * stats.f_frsize
+
+    def _reason(self, error: BaseException) -> str:
+        """What went wrong, for the log and the bus (the caller says how the store goes on)."""
+        code = self._fault(error)
         if code == _SQLITE_READONLY:
-            return f"store {self.path} is read-only ({error}): in-memory until restart"
+            return f"store {self.path} is read-only ({error})"
         if code == _SQLITE_FULL:
-            return f"store {self.path}: disk is full ({error}): in-memory until restart"
+            return f"store {self.path}: disk is full ({error})"
         if code == _SQLITE_IOERR:
-            return f"store {self.path}: I/O error ({error}): in-memory until restart"
-        return f"store {self.path} cannot be used ({error}): in-memory until restart"
+            return f"store {self.path}: I/O error ({error})"
+        return f"store {self.path} cannot be used ({error})"
+
+    # -- reserve -------------------------------------------------------------------------------------------
+    @property
+    def _reserve(self) -> Path:
+        return self.path.with_name(self.path.name + ".reserve")
+
+    def _keep_reserve(self, db: sqlite3.Connection) -> None:
+        """With the file open: write the reserve when it is missing or was released and the disk has room
+        for it (twice its size: the reserve must not be what fills the disk). Without one, the WAL is kept
+        small, and a reserve released before that cannot be written again means the disk is still nearly
+        full. A disk too small for a reserve from the start only gets a log line."""
+        if self._reserve_bytes <= 0:
+            return
+        reserve = self._reserve
+        try:
+            size: int | None = reserve.stat().st_size
+        except FileNotFoundError:
+            size = None
+        except OSError as error:
+            self.log.warning("OCPP store reserve %s: %s", reserve, error)
+            return
+        if size is not None and size >= self._reserve_bytes:
+            return
+        free = self._free_bytes()
+        if free is not None and free >= 2 * self._reserve_bytes and self._write_reserve():
+            if self.nearly_full is not None:
+                self.log.warning("OCPP store %s: reserve written again, the disk has room", self.path)
+            self.nearly_full = None
+            return
+        if size:
+            return  # a smaller reserve than asked for (an older setting) is still one
+        self._tight_wal(db)
+        if size is None:
+            self.log.warning("OCPP store %s: no room for a reserve of %d bytes (%s bytes free)", self.path,
+                             self._reserve_bytes, free)
+        elif self.nearly_full is None:
+            self.nearly_full = (f"store {self.path}: disk nearly full: the reserve released earlier cannot be"
+                                f" written again ({free} bytes free)")
+            self.log.error("%s", self.nearly_full)
+
+    def _write_reserve(self) -> bool:
+        reserve = self._reserve
+        tmp = reserve.with_name(f"{reserve.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as file:
+                # Random bytes, written and fsynced: a sparse file, or one a compressing file system shrinks,
+                # would reserve nothing.
+                file.write(os.urandom(self._reserve_bytes))
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, reserve)
+            _fsync_directory(reserve.parent)
+        except OSError as error:
+            self.log.warning("OCPP store reserve %s not written: %s", reserve, error)
+            with suppress(OSError):
+                tmp.unlink()
+            return False
+        return True
+
+    def _release_reserve(self) -> bool:
+        """Free the reserve after the disk filled; False when there is none. It is truncated rather than
+        deleted: the space is freed all the same, and the empty file tells the next open the disk was full."""
+        reserve = self._reserve
+        try:
+            size = reserve.stat().st_size
+            if size == 0:
+                return False
+            os.truncate(reserve, 0)
+        except OSError as error:
+            if not isinstance(error, FileNotFoundError):
+                self.log.error("OCPP store reserve %s cannot be released: %s", reserve, error)
+            return False
+        self.nearly_full = f"store {self.path}: disk nearly full: reserve released ({size} bytes), still persisting"
+        self.log.error("%s", self.nearly_full)
+        return True
+
+    def _tight_wal(self, db: sqlite3.Connection) -> None:
+        with suppress(sqlite3.Error):  # a WAL that grows is the worst that can come of a failure
+            db.execute(f"PRAGMA wal_autocheckpoint={_TIGHT_WAL_PAGES}")
 
     # -- identity (sidecar) --------------------------------------------------------------------------------
     def _read_sidecar(self) -> tuple[str, int] | None:
@@ -520,11 +695,7 @@ class OcppStore:
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(tmp, self._sidecar)
-            directory = os.open(self._sidecar.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            _fsync_directory(self._sidecar.parent)
         except OSError as error:
             self.log.warning("OCPP store sidecar %s not written: %s", self._sidecar, error)
             with suppress(OSError):
@@ -558,15 +729,48 @@ class OcppStore:
             self._write_sidecar()
 
     # -- degraded mode -------------------------------------------------------------------------------------
+    def _notify_degraded(self, reason: str) -> None:
+        if self.on_degraded is not None:
+            try:
+                self.on_degraded(reason)
+            except Exception:  # the report must not turn into the failure it reports
+                self.log.exception("OCPP store: on_degraded callback failed")
+
     def _report_degraded(self) -> None:
         if self._degraded_reported or self.degraded is None:
             return
         self._degraded_reported = True
-        if self.on_degraded is not None:
+        self._notify_degraded(self.degraded)
+
+    def _left_file(self) -> None:
+        """The store has just gone to memory: remember the file as it was left (a write-back must not
+        overwrite what somebody else wrote since) and when to try the first write-back."""
+        self._file_seen = _file_state(self.path)
+        self._write_back_due = self.clock() + self._write_back_interval
+
+    def _recover(self, error: sqlite3.DatabaseError) -> bool:
+        """After a statement failed with a storage fault: release the reserve and go on on the file, else
+        go to memory. True when the caller retries the statement; False when the error is not a storage
+        fault (a bug of the caller) or the store is in memory already, then the caller re-raises."""
+        if self._memory or not _is_storage_fault(error):
+            return False
+        if self._fault(error) == _SQLITE_FULL and self._release_reserve():
+            self._tight_wal(self._db)
+            self._notify_degraded(self.nearly_full or "disk nearly full: reserve released")
             try:
-                self.on_degraded(self.degraded)
-            except Exception:  # the report must not turn into the failure it reports
-                self.log.exception("OCPP store: on_degraded callback failed")
+                self._resume_on_file()
+            except sqlite3.DatabaseError as again:
+                return self._degrade(again)
+            return True
+        return self._degrade(error)
+
+    def _resume_on_file(self) -> None:
+        """Go on on the file after the reserve was released. SQLite may have rolled back the open
+        transaction with the error: then it is begun again and its writes so far are replayed."""
+        if self._depth and not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")
+            for sql, params in self._pending:
+                self._db.execute(sql, params)
 
     def _degrade(self, error: sqlite3.Error) -> bool:
         """Switch to memory after a storage fault of the file; False when the error is not one (a bug of the
@@ -574,18 +778,22 @@ class OcppStore:
         if self._memory or not _is_storage_fault(error):
             return False
         failing = self._db
-        self.degraded = self._reason(error)
         self._memory = True
-        self.log.error("OCPP store: %s; changes from now on are lost at restart", self.degraded)
         if failing.in_transaction:  # SQLite may or may not have rolled back after FULL/IOERR already
             with suppress(sqlite3.Error):
                 failing.execute("ROLLBACK")
         memory = self._copy_to_memory(failing)
+        self._write_back_possible = memory is not None and self._fault(error) in _WRITE_BACK_FAULTS
+        self.degraded = f"{self._reason(error)}: {_UNTIL_WRITABLE if self._write_back_possible else _UNTIL_RESTART}"
+        self.log.error("OCPP store: %s; %s", self.degraded,
+                       "written back when possible" if self._write_back_possible
+                       else "changes from now on are lost at restart")
         if memory is None:
             self.log.error("OCPP store %s unreadable: continuing with an empty store in memory", self.path)
             memory = self._empty_memory()
         with suppress(sqlite3.Error):
             failing.close()
+        self._left_file()
         self._db = memory
         if self._depth:
             # The open transaction is redone in memory: the writes made so far, then the one that failed
@@ -596,36 +804,103 @@ class OcppStore:
         self._report_degraded()
         return True
 
-    # -- statements ----------------------------------------------------------------------------------------
-    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    def _maybe_write_back(self) -> None:
+        """Between transactions, at most once per interval: try to put the store back on the file."""
+        if not self._memory or not self._write_back_possible or self._depth or self._db.in_transaction:
+            return
+        now = self.clock()
+        if now < self._write_back_due:
+            return
+        self._write_back_due = now + self._write_back_interval
         try:
-            cursor = self._db.execute(sql, params)
+            self._write_back()
+        except Exception:  # like every storage problem: logged, never the caller's
+            self.log.exception("OCPP store %s: write-back failed", self.path)
+
+    def _give_up_write_back(self, why: str) -> None:
+        self._write_back_possible = False
+        self.log.error("OCPP store %s: %s: not written back, %s", self.path, why, _UNTIL_RESTART)
+
+    def _write_back(self) -> None:
+        """Copy the memory onto the file (one transaction of the backup API: all or nothing) and persist
+        there from now on. Only onto the file as the store left it (the memory holds all of it): one that
+        was replaced, or written by another process (the store of another OCPP version) meanwhile, is not
+        overwritten."""
+        if _file_state(self.path) != self._file_seen:
+            self._give_up_write_back("the file was changed by someone else meanwhile")
+            return
+        memory = self._db
+        db: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = _connect(str(self.path))
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            memory.backup(db)
+        except (sqlite3.Error, OSError) as error:
+            if db is not None:
+                with suppress(sqlite3.Error):
+                    db.close()
+            self.log.info("OCPP store %s: not written back yet: %s", self.path, error)
+            self._file_seen = _file_state(self.path)  # what this attempt left (a -wal, a new file) is ours
+            return
+        was = self.degraded
+        self._db, self._memory, self._write_back_possible = db, False, False
+        self.degraded, self._degraded_reported = None, False
+        with suppress(sqlite3.Error):
+            memory.close()
+        self.log.warning("OCPP store %s: written back from memory, persisting again (was: %s)", self.path, was)
+        if self._read_sidecar() != (self.store_id, SCHEMA_VERSION):
+            self._write_sidecar()
+        self._keep_reserve(db)
+        if self.on_recovered is not None:
+            try:
+                self.on_recovered()
+            except Exception:
+                self.log.exception("OCPP store: on_recovered callback failed")
+        if self.nearly_full is not None:
+            self._notify_degraded(self.nearly_full)
+
+    # -- statements ----------------------------------------------------------------------------------------
+    def _guarded(self, run: Callable[[], _T], again: Callable[[], _T] | None = None) -> _T:
+        """run(), and after a storage fault the same again (again() if given) on the file with the reserve
+        released, else in memory."""
+        try:
+            return run()
         except sqlite3.DatabaseError as error:
+            if not self._recover(error):
+                raise
+        retry = again or run
+        try:
+            return retry()
+        except sqlite3.DatabaseError as error:
+            # Still failing on the file, the reserve used up: memory (which a second fault there re-raises).
             if not self._degrade(error):
                 raise
-            cursor = self._db.execute(sql, params)
+        return retry()
+
+    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        cursor = self._guarded(lambda: self._db.execute(sql, params))
         if self._depth:
             self._pending.append((sql, params))
+        else:
+            self._maybe_write_back()  # committed: a boundary between transactions
         return cursor
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         # fetchall inside the guard: a bad page shows up while stepping through rows, not at execute
-        try:
-            return self._db.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as error:
-            if not self._degrade(error):
-                raise
-            return self._db.execute(sql, params).fetchall()
+        return self._guarded(lambda: self._db.execute(sql, params).fetchall())
 
     def _control(self, sql: str) -> None:
         """BEGIN/COMMIT: guarded like a write but not replayed (the replay opens its own transaction)."""
-        try:
+        def run() -> None:
             self._db.execute(sql)
-        except sqlite3.DatabaseError as error:
-            if not self._degrade(error):
-                raise
+
+        def again() -> None:  # a replay has begun the transaction already
             if sql != "BEGIN IMMEDIATE" or not self._db.in_transaction:
                 self._db.execute(sql)
+
+        self._guarded(run, again)
 
     def _rollback(self) -> None:
         if not self._db.in_transaction:
@@ -663,6 +938,7 @@ class OcppStore:
                     self._db.execute("ROLLBACK")
             raise
         self._depth, self._pending = 0, []
+        self._maybe_write_back()
 
     def close(self) -> None:
         try:

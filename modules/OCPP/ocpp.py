@@ -174,9 +174,17 @@ class OCPP(Module):
         config = self.config
         self.station = BusStation(self)
         self.store = OcppStore(config["database_path"].replace("{id}", self.id), ocpp_version="1.6", log=self.log)
-        self.store.on_degraded = lambda reason: self.station.raise_error("StoreDegraded", reason)
-        if self.store.degraded:
-            self.station.raise_error("StoreDegraded", self.store.degraded)
+
+        def store_degraded(reason: str) -> None:
+            # Raised again with the newest reason: a disk nearly full (reserve released) may turn into a store
+            # in memory, and the bus error must say so.
+            self.clear_error("main", "ocpp/StoreDegraded")
+            self.station.raise_error("StoreDegraded", reason)
+
+        self.store.on_degraded = store_degraded
+        self.store.on_recovered = lambda: self.clear_error("main", "ocpp/StoreDegraded")
+        if self.store.degraded or self.store.nearly_full:
+            self.station.raise_error("StoreDegraded", self.store.degraded or self.store.nearly_full or "")
         if self.store.lost:
             self.station.raise_error("StoreLost", self.store.lost)
         settings = Settings(

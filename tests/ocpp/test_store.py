@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from everpy.ocpp.store import SCHEMA_VERSION, OcppStore, OpenTransaction, QueuedMessage
+from everpy.ocpp.store import RESERVE_BYTES, SCHEMA_VERSION, OcppStore, OpenTransaction, QueuedMessage
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "ocpp" / "store-v0.db"
 
@@ -117,6 +117,53 @@ def test_new_store_gets_an_id_and_a_sidecar(tmp_path: Path) -> None:
     store.set_config("K", "v")
     store.close()
     assert OcppStore(path).config_values() == {"K": "v"}
+
+
+def test_new_store_is_in_wal_mode_with_a_reserve_of_real_bytes_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    OcppStore(path).close()
+    with raw(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    reserve = Path(f"{path}.reserve")
+    stat = reserve.stat()
+    assert stat.st_size == RESERVE_BYTES
+    assert stat.st_blocks * 512 >= RESERVE_BYTES  # allocated, not sparse
+    assert len(set(reserve.read_bytes())) > 16  # not a run of zeros a file system could leave out
+    assert [p.name for p in tmp_path.iterdir() if ".reserve." in p.name] == []  # no temporary file left
+    OcppStore(path).close()  # the next open keeps it as it is
+    assert reserve.stat().st_ino == stat.st_ino and reserve.stat().st_mtime_ns == stat.st_mtime_ns
+
+
+def test_no_reserve_when_switched_off(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    OcppStore(path, reserve_bytes=0).close()
+    assert not Path(f"{path}.reserve").exists()
+
+
+def test_released_reserve_is_written_again_at_an_open_with_room(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    OcppStore(path).close()
+    reserve = Path(f"{path}.reserve")
+    reserve.write_bytes(b"")  # as released on a full disk
+    store = OcppStore(path)
+    assert store.startup_problems() == [] and store.nearly_full is None
+    assert reserve.stat().st_size == RESERVE_BYTES
+    store.close()
+
+
+def test_foreign_database_is_kept_aside_byte_for_byte(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    with raw(path) as db:  # another program's database, with a table of our name and other columns
+        db.execute("CREATE TABLE config (name TEXT, enabled INTEGER)")
+        db.execute("INSERT INTO config VALUES ('x', 1)")
+    db.close()
+    original = path.read_bytes()
+    store = OcppStore(path)
+    assert store.kept_aside is not None and "damaged" in store.startup_problems()[0]
+    assert store.kept_aside.read_bytes() == original  # not even switched to WAL mode
+    assert not Path(f"{store.kept_aside}-wal").exists() and not Path(f"{store.kept_aside}-journal").exists()
+    store.close()
 
 
 def test_ocpp_versions_sharing_the_file_stay_apart(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""OcppStore when the file or the disk fails: damaged, truncated, newer, read-only and full stores.
+"""OcppStore when the file or the disk fails: damaged, truncated, newer, read-only and full stores, the
+reserve released on a full disk, and the store written back from memory once the file can be written.
 
 Real failures only, no mocks of SQLite. The tests run as root, which file modes do not stop, so read-only
 and full come from small tmpfs mounts (remounted read-only) and read-only bind mounts; those tests are
@@ -7,15 +8,17 @@ skipped when mounting is not permitted.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
-from everpy.ocpp.store import SCHEMA_VERSION, OcppStore
+from everpy.ocpp.store import RESERVE_BYTES, SCHEMA_VERSION, WRITE_BACK_INTERVAL_S, OcppStore
 
 
 def raw(path: Path) -> sqlite3.Connection:
@@ -193,6 +196,34 @@ def remount_read_only(point: Path) -> None:
         pytest.skip(f"cannot remount read-only: {result.stderr.strip()}")
 
 
+def remount_read_write(point: Path) -> None:
+    result = run("mount", "-o", "remount,rw", str(point))
+    assert result.returncode == 0, result.stderr
+
+
+def fill(point: Path) -> None:
+    """Write a file until the file system is full (unbuffered: the error comes at the write)."""
+    with open(point / "filler", "wb", buffering=0) as file:
+        for chunk in (b"\xff" * 65536, b"\xff" * 512):  # the last partial block too
+            with suppress(OSError):
+                while True:
+                    file.write(chunk)
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reserve_of(path: Path) -> Path:
+    return Path(f"{path}.reserve")
+
+
 def bind_read_only(file: Path, mounts: list[Path]) -> None:
     """Make one file read-only even for root, its directory staying writable."""
     result = run("mount", "--bind", str(file), str(file))
@@ -365,4 +396,296 @@ def test_failing_on_degraded_callback_does_not_reach_the_caller(
         store.put_record("charging_profile", n, {"blob": "x" * 20_000})
     assert store.degraded is not None
     assert "on_degraded callback failed" in caplog.text
+    store.close()
+
+
+# -- the reserve -----------------------------------------------------------------------------------------
+def test_disk_full_releases_the_reserve_and_the_store_goes_on_on_the_file(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    path = point / "ocpp.db"
+    calls: list[str] = []
+    store = OcppStore(path, on_degraded=calls.append)
+    reserve = reserve_of(path)
+    assert reserve.stat().st_size == RESERVE_BYTES
+    store.open_transaction("tx-1", 1, "TAG", 10, "t0")
+    fill(point)
+    n = 0
+    while store.nearly_full is None:  # the meter readings of a session, each growing the WAL
+        store.record_meter("tx-1", n, f"t{n}")
+        n += 1
+        assert n < 5000, "the tmpfs never filled"
+    assert "disk nearly full: reserve released" in store.nearly_full
+    assert calls == [store.nearly_full] and store.degraded is None
+    assert reserve.exists() and reserve.stat().st_size == 0  # its space is free again
+    # the session goes on for long on the space released (the WAL is kept small and reused), and ends
+    for m in range(n, n + 1000):
+        seq = store.enqueue("MeterValues", {"connectorId": 1, "n": m}, f"uid-{m}", "tx-1")
+        store.record_meter("tx-1", m, f"t{m}")
+        store.dequeue(seq)
+    store.close_transaction("tx-1")
+    assert store.degraded is None and calls == [store.nearly_full]
+    store.close()
+    db = raw(path)  # all of it on the file
+    assert db.execute("SELECT open, last_meter_wh FROM v16_transactions").fetchall() == [(0, n + 999)]
+    db.close()
+
+    again = OcppStore(path, on_degraded=calls.append)  # the disk still full: no room for a new reserve
+    assert again.degraded is None
+    assert again.nearly_full is not None and "cannot be written again" in again.nearly_full
+    assert again.startup_problems() == [again.nearly_full] and calls[-1] == again.nearly_full
+    assert again.open_transactions() == []
+    again.close()
+    (point / "filler").unlink()
+    third = OcppStore(path)  # room again: the reserve is back
+    assert third.startup_problems() == [] and third.nearly_full is None
+    assert reserve.stat().st_size == RESERVE_BYTES and reserve.stat().st_blocks * 512 >= RESERVE_BYTES
+    third.close()
+
+
+def test_disk_full_at_open_releases_the_reserve(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    path = point / "ocpp.db"
+    filled_store(path)
+    assert reserve_of(path).stat().st_size == RESERVE_BYTES
+    fill(point)  # not even room for the -wal and -shm of the next open
+
+    calls: list[str] = []
+    store = OcppStore(path, on_degraded=calls.append)
+    assert store.degraded is None
+    assert store.nearly_full is not None and "reserve released" in store.nearly_full
+    assert store.startup_problems() == [store.nearly_full] and calls == [store.nearly_full]
+    assert_filled(store)
+    assert_works(store)
+    store.close()
+
+
+def test_disk_full_with_the_reserve_used_up_goes_to_memory(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    calls: list[str] = []
+    store = OcppStore(point / "ocpp.db", on_degraded=calls.append)
+    fill(point)
+    written = 0
+    while store.degraded is None:
+        store.put_record("charging_profile", written, {"blob": "x" * 20_000})
+        written += 1
+        assert written < 100, "the tmpfs never filled"
+    assert store.nearly_full is not None and "disk is full" in store.degraded
+    assert calls == [store.nearly_full, store.degraded]
+    assert set(store.records("charging_profile")) == set(range(written))
+    assert_works(store)
+    store.close()
+
+
+def test_write_bigger_than_the_reserve_is_done_in_memory(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    calls: list[str] = []
+    store = OcppStore(point / "ocpp.db", on_degraded=calls.append)
+    fill(point)
+    store.put_record("charging_profile", 1, {"blob": "x" * 600_000})  # fails on the file twice
+    assert store.nearly_full is not None and store.degraded is not None
+    assert calls == [store.nearly_full, store.degraded]
+    assert store.records("charging_profile") == {1: {"blob": "x" * 600_000}}
+    store.close()
+
+
+def test_disk_full_inside_atomic_after_the_reserve_was_released_redoes_the_block(
+        small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    store = OcppStore(point / "ocpp.db")
+    fill(point)
+    with store.atomic():
+        store.open_transaction("tx", 1, "T", 0, "t0")
+        store.enqueue("StartTransaction", {"connectorId": 1}, "uid", "tx")
+        for n in range(150):  # spills to the -wal: the reserve goes first, then the file, mid-block
+            store.put_record("charging_profile", n, {"blob": "x" * 20_000})
+    assert store.nearly_full is not None and store.degraded is not None
+    assert set(store.records("charging_profile")) == set(range(150))
+    assert [tx.tx_key for tx in store.open_transactions()] == ["tx"]
+    assert store.queued_actions() == ["StartTransaction"]
+    store.close()
+
+
+# -- written back from memory ----------------------------------------------------------------------------
+def degrade_on_a_full_disk(store: OcppStore, point: Path) -> None:
+    fill(point)
+    n = 0
+    while store.degraded is None:
+        store.put_record("charging_profile", n, {"blob": "x" * 2_000})
+        n += 1
+        assert n < 1000, "the tmpfs never filled"
+
+
+def test_store_in_memory_after_a_full_disk_is_written_back_once_there_is_room(
+        small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("256k")  # no room for a reserve: the full disk sends the store to memory at once
+    path = point / "ocpp.db"
+    clock = Clock()
+    recovered: list[str | None] = []
+    store = OcppStore(path, clock=clock, on_recovered=lambda: recovered.append(store.degraded))
+    assert not reserve_of(path).exists()
+    store_id = store.store_id
+    store.set_config("HeartbeatInterval", "120")
+    store.open_transaction("tx-1", 1, "TAG", 10, "t0")
+    degrade_on_a_full_disk(store, point)
+    assert store.degraded is not None and "until the file can be written again" in store.degraded
+    profiles = set(store.records("charging_profile"))
+    store.close_transaction("tx-1")  # in memory only, for now: the file has the transaction open
+
+    clock.now += WRITE_BACK_INTERVAL_S  # an attempt is due, but the disk is still full
+    store.set_config("A", "1")
+    assert store.degraded is not None and recovered == []
+    (point / "filler").unlink()
+    clock.now += WRITE_BACK_INTERVAL_S - 1  # room now, but the last attempt is not an interval ago
+    store.set_config("B", "2")
+    assert store.degraded is not None and recovered == []
+    clock.now += 1
+    store.set_config("C", "3")  # committed: the boundary where the store goes back
+    assert store.degraded is None and recovered == [None]
+    store.put_record("reservation", 1, {"idTag": "T"})  # persisted from now on
+    store.close()
+
+    again = OcppStore(path)
+    assert again.startup_problems() == [] and again.store_id == store_id
+    assert again.open_transactions() == []  # the next start does not stop it again
+    assert again.config_values() == {"HeartbeatInterval": "120", "A": "1", "B": "2", "C": "3"}
+    assert set(again.records("charging_profile")) == profiles
+    assert again.records("reservation") == {1: {"idTag": "T"}}
+    again.close()
+
+
+def test_write_back_waits_for_the_end_of_an_atomic_block(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("256k")
+    path = point / "ocpp.db"
+    clock = Clock()
+    store = OcppStore(path, clock=clock)
+    degrade_on_a_full_disk(store, point)
+    (point / "filler").unlink()
+    clock.now += WRITE_BACK_INTERVAL_S
+    with store.atomic():
+        store.open_transaction("tx", 1, "T", 0, "t0")
+        store.enqueue("StartTransaction", {"connectorId": 1}, "uid", "tx")
+        assert store.degraded is not None  # never in the middle of a block
+    assert store.degraded is None
+    store.close()
+    again = OcppStore(path)
+    assert [tx.tx_key for tx in again.open_transactions()] == ["tx"]
+    assert again.queued_actions() == ["StartTransaction"]
+    again.close()
+
+
+def test_read_only_store_is_written_back_once_writable(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    path = point / "ocpp.db"
+    store_id = filled_store(path)
+    remount_read_only(point)
+    clock = Clock()
+    recovered: list[bool] = []
+    store = OcppStore(path, clock=clock, on_recovered=lambda: recovered.append(True))
+    assert store.degraded is not None and "read-only" in store.degraded
+    was = store.degraded
+    store.set_config("After", "1")
+    remount_read_write(point)
+    clock.now += WRITE_BACK_INTERVAL_S
+    store.set_config("Later", "2")
+    assert store.degraded is None and recovered == [True]
+    assert store.startup_problems() == [was]  # what happened at the start stays said
+    store.close()
+    again = OcppStore(path)
+    assert again.startup_problems() == [] and again.store_id == store_id
+    assert again.config_values() == {"HeartbeatInterval": "120", "After": "1", "Later": "2"}
+    again.close()
+
+
+def test_store_missing_in_a_read_only_directory_is_created_by_the_write_back(
+        small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    path = point / "ocpp.db"
+    filled_store(path)
+    path.unlink()
+    remount_read_only(point)
+    clock = Clock()
+    store = OcppStore(path, clock=clock)
+    assert store.lost is not None and store.degraded is not None
+    store.set_config("New", "1")
+    remount_read_write(point)
+    clock.now += WRITE_BACK_INTERVAL_S
+    store.put_record("reservation", 1, {})
+    assert store.degraded is None
+    store.close()
+    assert json.loads(Path(f"{path}.id").read_text())["store_id"] == store.store_id  # the new one is known now
+    again = OcppStore(path)
+    assert again.startup_problems() == [] and again.config_values() == {"New": "1"}
+    again.close()
+
+
+def test_written_back_without_room_for_the_reserve_is_still_nearly_full(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    path = point / "ocpp.db"
+    clock = Clock()
+    calls: list[str] = []
+    store = OcppStore(path, clock=clock, on_degraded=calls.append, on_recovered=lambda: calls.append("recovered"))
+    degrade_on_a_full_disk(store, point)  # the reserve is released first, then the store goes to memory
+    assert calls == [store.nearly_full, store.degraded]
+    (point / "filler").unlink()
+    stats = os.statvfs(point)
+    with open(point / "filler", "wb") as file:  # room for the store, not for the reserve as well
+        file.write(b"\xff" * (stats.f_bavail * stats.f_frsize - 3 * RESERVE_BYTES // 2))
+    clock.now += WRITE_BACK_INTERVAL_S
+    store.set_config("A", "1")
+    assert store.degraded is None and store.nearly_full is not None
+    assert calls[2:] == ["recovered", store.nearly_full]  # cleared, and said again: the disk is nearly full
+    assert reserve_of(path).stat().st_size == 0
+    store.close()
+
+
+def test_failing_on_recovered_callback_does_not_reach_the_caller(
+        small_fs: Callable[[str], Path], caplog: pytest.LogCaptureFixture) -> None:
+    point = small_fs("256k")
+    clock = Clock()
+
+    def broken() -> None:
+        raise RuntimeError("bus down")
+
+    store = OcppStore(point / "ocpp.db", clock=clock, on_recovered=broken)
+    degrade_on_a_full_disk(store, point)
+    (point / "filler").unlink()
+    clock.now += WRITE_BACK_INTERVAL_S
+    store.set_config("A", "1")
+    assert store.degraded is None
+    assert "on_recovered callback failed" in caplog.text
+    store.close()
+
+
+def test_damaged_store_that_could_not_be_kept_aside_is_never_overwritten(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("1m")
+    path = point / "ocpp.db"
+    path.write_bytes(b"garbage" * 1000)
+    remount_read_only(point)
+    clock = Clock()
+    store = OcppStore(path, clock=clock)
+    assert store.degraded is not None and "until restart" in store.degraded
+    remount_read_write(point)
+    clock.now += WRITE_BACK_INTERVAL_S
+    store.set_config("A", "1")
+    assert store.degraded is not None
+    assert path.read_bytes() == b"garbage" * 1000
+    store.close()
+
+
+def test_store_written_by_someone_else_meanwhile_is_not_overwritten(small_fs: Callable[[str], Path]) -> None:
+    point = small_fs("256k")
+    path = point / "ocpp.db"
+    clock = Clock()
+    store = OcppStore(path, clock=clock)
+    degrade_on_a_full_disk(store, point)
+    (point / "filler").unlink()
+    db = raw(path)  # e.g. the store of another OCPP version in another process, the disk free again
+    db.execute("INSERT INTO config VALUES ('2.0.1', 'Other', 'x')")
+    db.close()
+    clock.now += WRITE_BACK_INTERVAL_S
+    store.set_config("A", "1")
+    assert store.degraded is not None  # stays in memory rather than losing what the other one wrote
+    db = raw(path)
+    assert db.execute("SELECT key FROM config WHERE version = '2.0.1'").fetchall() == [("Other",)]
+    db.close()
     store.close()

@@ -68,9 +68,9 @@ class SecurityEvents:
 
     def record(self, kind: str, info: str = "", critical: bool | None = None) -> None:
         timestamp = rfc3339(self.ctx.clock.time())
-        event: dict[str, Any] = {"type": kind, "timestamp": timestamp}
+        event: dict[str, Any] = {"type": kind[:50], "timestamp": timestamp}  # the ocpp interface's limits
         if info:
-            event["info"] = info
+            event["info"] = info[:255]
         critical = kind in CRITICAL_EVENTS if critical is None else critical
         event["critical"] = critical
         self.ctx.log.warning("security event %s %s", kind, info)
