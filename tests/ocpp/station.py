@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from everpy.core.clock import Clock
+from everpy.core.clock import Clock, FakeClock
 from everpy.csms import Csms
 from everpy.testing import RunningSystem, run_system
 
@@ -23,6 +23,16 @@ async def wait_file(path: Path, timeout: float = WAIT_S) -> None:
     async with asyncio.timeout(timeout):
         while not path.exists():
             await asyncio.sleep(0.05)
+
+
+async def advance(station: Station, clock: FakeClock, seconds: float, step: float = 1.0) -> None:
+    """Move fake time in steps; bus traffic each step causes settles before the next."""
+    remaining = seconds
+    while remaining > 1e-9:
+        delta = min(step, remaining)
+        await clock.advance(delta)
+        await station.system.flush()
+        remaining -= delta
 
 
 @dataclass

@@ -9,17 +9,7 @@ from datetime import UTC, datetime
 from everpy.core.clock import FakeClock
 from everpy.csms import Behaviour, Csms
 
-from .station import WAIT_S, Address, Station, sil_station, wait_file
-
-
-async def advance(station: Station, clock: FakeClock, seconds: float, step: float = 1.0) -> None:
-    """Move fake time in steps; bus traffic each step causes settles before the next."""
-    remaining = seconds
-    while remaining > 1e-9:
-        delta = min(step, remaining)
-        await clock.advance(delta)
-        await station.system.flush()
-        remaining -= delta
+from .station import WAIT_S, Address, Station, advance, sil_station, wait_file
 
 
 async def charging_on_fake_time(station: Station, clock: FakeClock) -> None:

@@ -12,7 +12,7 @@ from everpy.csms import Behaviour, Csms
 from everpy.testing import run_system
 
 from .sil import CHARGE_FOREVER
-from .station import WAIT_S, Station, sil_station, wait_file
+from .station import WAIT_S, Station, advance, sil_station, wait_file
 from .test_two_evses import two_evse_config
 
 KEY = "0123456789abcdef0123"  # AuthorizationKey: 16-40 characters
@@ -41,14 +41,6 @@ def station_frames(csms: Csms, after: int) -> list[list]:
     return [json.loads(raw) for _, raw in csms.frames[after:]]
 
 
-async def advance(station: Station, clock: FakeClock, seconds: float, step: float = 1.0) -> None:
-    """Move fake time in steps; what each step caused on the bus settles before the next."""
-    remaining = seconds
-    while remaining > 1e-9:
-        delta = min(step, remaining)
-        await clock.advance(delta)
-        await station.system.flush()
-        remaining -= delta
 
 
 # -- 1. every session event has its status: a car charging again is Charging at the CSMS ----------------

@@ -52,6 +52,20 @@ def sign(key: Key, data: bytes) -> str:
     return base64.b64encode(signature).decode()
 
 
+def signing_system(tmp_path: Path) -> tuple[RecordingCommand, dict[str, Any]]:
+    """A System module that installs signed images (signers checked against tmp_path/ca.pem) with a
+    recording installer, and a recorder of its statuses."""
+    installer = RecordingCommand(tmp_path / "bin", "installer")
+    board = system_module_config(
+        tmp_path / "board",
+        firmware_installer_command=installer.command,
+        wait_for_installation_permission=False,
+        firmware_signing_ca_file=str(tmp_path / "ca.pem"),
+    )
+    return installer, {"active_modules": {"sys": {"module": "System", "config_module": board},
+                                          "recorder": recorder_of("sys")}}
+
+
 @pytest.fixture(scope="module")
 def pki() -> dict[str, Any]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -72,14 +86,7 @@ def pki() -> dict[str, Any]:
 
 async def test_signed_updates(tmp_path: Path, pki: dict[str, Any]):
     (tmp_path / "ca.pem").write_text(pki["ca"])
-    installer = RecordingCommand(tmp_path / "bin", "installer")
-    board = system_module_config(
-        tmp_path / "board",
-        firmware_installer_command=installer.command,
-        wait_for_installation_permission=False,
-        firmware_signing_ca_file=str(tmp_path / "ca.pem"),
-    )
-    cfg = {"active_modules": {"sys": {"module": "System", "config_module": board}, "recorder": recorder_of("sys")}}
+    installer, cfg = signing_system(tmp_path)
     async with HttpServer(tmp_path / "http") as http, running(cfg) as system:
         (http.root / "fw.img").write_bytes(IMAGE)
         recorder = system.instances["recorder"]
@@ -155,14 +162,7 @@ async def test_signature_wrapped_by_openssl_base64_is_accepted(tmp_path: Path, p
     assert len(lines) > 1 and all(len(line) == 64 for line in lines[:-1]) and wrapped.endswith("\n")
     unwrapped = "".join(lines)
     assert unwrapped.endswith("==")  # a 256-byte RSA signature: so dropping one "=" breaks the padding
-    installer = RecordingCommand(tmp_path / "bin", "installer")
-    board = system_module_config(
-        tmp_path / "board",
-        firmware_installer_command=installer.command,
-        wait_for_installation_permission=False,
-        firmware_signing_ca_file=str(tmp_path / "ca.pem"),
-    )
-    cfg = {"active_modules": {"sys": {"module": "System", "config_module": board}, "recorder": recorder_of("sys")}}
+    installer, cfg = signing_system(tmp_path)
     async with HttpServer(tmp_path / "http") as http, running(cfg) as system:
         (http.root / "fw.img").write_bytes(IMAGE)
         recorder = system.instances["recorder"]
