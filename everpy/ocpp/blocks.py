@@ -1,8 +1,9 @@
 """Functional blocks: how one OCPP feature is built, for every version.
 
 A block is a class constructed with a narrow :class:`BlockContext` (a sender, a configuration view, the
-store, the Station, a clock, a log) plus only the other blocks it truly needs; it never sees the whole
-charge point. Its CSMS->station messages are methods marked ``@handles("Action")``; the charge point
+store, the Station, a clock, a log) plus only the other blocks it truly needs, and the repository of its
+OCPP version when it keeps rows in that version's own tables (``everpy.ocpp.v16.repository``); it never
+sees the whole charge point. Its CSMS->station messages are methods marked ``@handles("Action")``; the charge point
 collects them (:func:`handlers_of`), so adding a message that needs no new charger capability is one
 method in one file. Blocks that only need to hear of something subscribe to :class:`Signal`\\ s.
 """

@@ -7,10 +7,12 @@ leaves either the old or the new state, never half of each.
 
 The store must never stop the charger, and it never trusts what it reads back:
 
-* The schema is versioned (``PRAGMA user_version``) and migrated forward on open. A file written by newer
-  code is not downgraded: it is kept aside like a damaged one.
-* A file that is not a database, fails ``PRAGMA quick_check`` or has an unexpected schema is moved aside to
-  ``<name>.damaged-<UTC time>`` (kept for diagnostics) and a fresh store is started in its place.
+* The schema is versioned (``PRAGMA user_version``) and migrated forward on open; the tables of each
+  repository (see below) have a version of their own, migrated when the repository registers them. A file
+  written by newer code is not downgraded: it is kept aside like a damaged one.
+* A file that is not a database, fails ``PRAGMA quick_check`` or has an unexpected schema (found at open,
+  or for a repository's tables when it registers them) is moved aside to ``<name>.damaged-<UTC time>``
+  (kept for diagnostics) and a fresh store is started in its place.
 * A reserve file ``<name>.reserve`` (``RESERVE_BYTES`` of real, fsynced bytes) is kept beside the store
   while the disk has room for it. When the disk fills, the reserve is released and the write retried on the
   file, so a full disk costs a warning (``nearly_full``, reported through ``on_degraded``), not the store.
@@ -29,8 +31,13 @@ The store must never stop the charger, and it never trusts what it reads back:
   reported (``lost``) instead of being taken silently as a new charger.
 
 Data of different OCPP versions sharing the file stays apart: configuration keys, records and queued
-messages are read and written for the ``ocpp_version`` the store was opened with. Transactions and id
-tags live in tables of OCPP 1.6 (``v16_*``); another version adds its own tables in a migration.
+messages are read and written for the ``ocpp_version`` the store was opened with.
+
+The store is the same for every OCPP version. What only one version has (the transactions and id tag
+lists of 1.6, say) lives in tables of that version's *repository* (``everpy.ocpp.v16.repository``): the
+repository declares its tables and their migrations (:class:`Tables`) to :meth:`OcppStore.register_tables`
+when it is created, and reads and writes them through the store's methods for repositories (``read``,
+``write``, ``quarantine_row``, ``move_to_quarantine``), so its rows get the same care as the store's own.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,23 +93,39 @@ _UNTIL_WRITABLE = "in-memory until the file can be written again"
 # come from what is in the file (a schema nobody wrote): damage as well. Busy or locked is not: another
 # process (the store of another OCPP version) holding the file a while is no reason to throw it away.
 _SQLITE_ERROR, _SQLITE_CONSTRAINT, _SQLITE_MISMATCH = 1, 19, 20
-_DAMAGE_AT_OPEN = _DAMAGE | {_SQLITE_ERROR, _SQLITE_CONSTRAINT, _SQLITE_MISMATCH}
+_MISFIT = {_SQLITE_ERROR, _SQLITE_CONSTRAINT, _SQLITE_MISMATCH}
+_DAMAGE_AT_OPEN = _DAMAGE | _MISFIT
 
-# The tables and columns of SCHEMA_VERSION; a file claiming that version without them is not trusted.
+# The tables and columns of SCHEMA_VERSION; a file claiming that version without them is not trusted. The
+# tables of a repository are checked against its own Tables.columns.
 _SCHEMA_COLUMNS: dict[str, set[str]] = {
     "meta": {"key", "value"},
     "config": {"version", "key", "value"},
     "queue": {"seq", "version", "action", "payload", "tx_key", "unique_id", "attempts"},
-    "v16_transactions": {"tx_key", "connector", "id_tag", "meter_start", "start_time", "transaction_id",
-                         "last_meter_wh", "last_meter_time", "open", "stop_samples"},
-    "v16_id_tags": {"list", "id_tag", "info"},
     "records": {"version", "kind", "id", "data"},
     "quarantine": {"id", "kind", "source", "data", "reason", "time"},
 }
 
-# Transactions and id tags per OCPP version; 2.0.1 gets its own tables (in a migration) beside these.
-_TRANSACTION_TABLES = {"1.6": "v16_transactions"}
-_ID_TAG_TABLES = {"1.6": "v16_id_tags"}
+# A migration, of the store's own schema or of a repository's tables: run inside a transaction the store
+# opened (it must not commit), it turns one version into the next.
+Migration = Callable[[sqlite3.Connection], None]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables of one repository, as it declares them to OcppStore.register_tables().
+
+    ``name`` is unique among the repositories of a store file; the version of these tables is kept under it
+    in the meta table (``tables_version:<name>``), apart from the store's own schema version.
+    ``columns`` names each table and the columns it must have once migrated: the schema check, which keeps
+    a file whose tables do not fit aside as damaged. ``migrations[n]`` turns version ``n`` of the tables
+    into ``n + 1`` (version 0: the repository never ran on this file), so ``len(migrations)`` is the version
+    this code writes; a file with a newer one is not downgraded but kept aside.
+    """
+
+    name: str
+    columns: Mapping[str, Set[str]]
+    migrations: tuple[Migration, ...]
 
 
 @dataclass(frozen=True)
@@ -113,19 +136,6 @@ class QueuedMessage:
     tx_key: str | None
     unique_id: str
     attempts: int
-
-
-@dataclass(frozen=True)
-class OpenTransaction:
-    tx_key: str
-    connector: int
-    id_tag: str
-    meter_start: int
-    start_time: str
-    transaction_id: int | None
-    last_meter_wh: int
-    last_meter_time: str
-    stop_samples: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -151,8 +161,10 @@ def _text(raw: bytes) -> str | _BadText:
         return _BadText(raw)
 
 
-class _BadRow(ValueError):
-    """A row read back from the file that cannot be used (the message says why)."""
+class BadRow(ValueError):
+    """A row read back from the file that cannot be used (the message says why). Raised by the checks below
+    (json_object, json_objects, int_value, str_value), which repositories use on their rows too: the row is
+    then moved to quarantine (OcppStore.move_to_quarantine) and skipped."""
 
 
 class _Damaged(Exception):
@@ -172,39 +184,43 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _json_object(value: Any, what: str) -> dict[str, Any]:
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """A column holding a JSON object, decoded; BadRow when it is not one."""
     if not isinstance(value, str):
-        raise _BadRow(f"{what} is not text")
+        raise BadRow(f"{what} is not text")
     try:
         decoded = json.loads(value)
     except ValueError as error:
-        raise _BadRow(f"{what} is not valid JSON: {error}") from None
+        raise BadRow(f"{what} is not valid JSON: {error}") from None
     if not isinstance(decoded, dict):
-        raise _BadRow(f"{what} is not a JSON object")
+        raise BadRow(f"{what} is not a JSON object")
     return decoded
 
 
-def _json_objects(value: Any, what: str) -> list[dict[str, Any]]:
+def json_objects(value: Any, what: str) -> list[dict[str, Any]]:
+    """A column holding a JSON list of objects, decoded; BadRow when it is not one."""
     if not isinstance(value, str):
-        raise _BadRow(f"{what} is not text")
+        raise BadRow(f"{what} is not text")
     try:
         decoded = json.loads(value)
     except ValueError as error:
-        raise _BadRow(f"{what} is not valid JSON: {error}") from None
+        raise BadRow(f"{what} is not valid JSON: {error}") from None
     if not isinstance(decoded, list) or not all(isinstance(item, dict) for item in decoded):
-        raise _BadRow(f"{what} is not a JSON list of objects")
+        raise BadRow(f"{what} is not a JSON list of objects")
     return decoded
 
 
-def _int(value: Any, what: str) -> int:
+def int_value(value: Any, what: str) -> int:
+    """A column holding an integer; BadRow when it holds anything else."""
     if not isinstance(value, int):
-        raise _BadRow(f"{what} is not an integer")
+        raise BadRow(f"{what} is not an integer")
     return value
 
 
-def _str(value: Any, what: str) -> str:
+def str_value(value: Any, what: str) -> str:
+    """A column holding (UTF-8) text; BadRow when it holds anything else."""
     if not isinstance(value, str):
-        raise _BadRow(f"{what} is not text")
+        raise BadRow(f"{what} is not text")
     return value
 
 
@@ -220,6 +236,12 @@ def _describe(row: Sequence[Any]) -> str:
 
 # -- schema migrations ---------------------------------------------------------------------------------
 def _migrate_0_to_1(db: sqlite3.Connection) -> None:
+    # The one step of the store that knows an OCPP version: a version-0 store IS an OCPP 1.6 store (the
+    # releases before it spoke nothing else), so this step gives its rows the version '1.6' and turns its
+    # transactions and id_tags into the tables of the 1.6 repository (v16_transactions, v16_id_tags;
+    # everpy.ocpp.v16.repository checks and migrates them from then on). A fresh file is an empty version-0
+    # store and gets them too. Later versions of the store do not touch a repository's tables.
+    #
     # Complete a version-0 store first (an empty file is a version-0 store without tables, and stores from
     # before StopTxn samples were persisted lack transactions.stop_samples), so the steps below always
     # start from the same schema.
@@ -290,11 +312,52 @@ def _migrate(db: sqlite3.Connection) -> bool:
     return version < SCHEMA_VERSION
 
 
-def _check_schema(db: sqlite3.Connection) -> None:
-    for table, columns in _SCHEMA_COLUMNS.items():
+def _check_schema(db: sqlite3.Connection, tables: Mapping[str, Set[str]] = _SCHEMA_COLUMNS,
+                  of: str = f"version {SCHEMA_VERSION}") -> None:
+    for table, columns in tables.items():
         found = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if not columns <= found:
-            raise _Damaged(f"table {table} does not have the columns of version {SCHEMA_VERSION}")
+            raise _Damaged(f"table {table} does not have the columns of {of}")
+
+
+def _tables_key(tables: Tables) -> str:
+    return f"tables_version:{tables.name}"
+
+
+def _tables_version(db: sqlite3.Connection, tables: Tables) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (_tables_key(tables),)).fetchone()
+    if row is None:
+        return 0  # the repository never ran on this file
+    value = row[0]
+    if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+        raise _Damaged(f"the version of its tables {tables.name} is {value!r}")
+    return int(value)
+
+
+def _apply_tables(db: sqlite3.Connection, tables: Tables) -> None:
+    """Migrate a repository's tables to their version (one transaction per step, as _migrate) and check
+    them. _Damaged when they are newer than this code or do not fit; storage faults are raised as they are."""
+    try:
+        version, target = _tables_version(db, tables), len(tables.migrations)
+        if version > target:
+            raise _Damaged(f"its tables {tables.name} are of version {version}, newer than this code knows"
+                           f" ({target})")
+        for step in range(version, target):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if _tables_version(db, tables) <= step:  # again under the write lock, as in _migrate
+                    tables.migrations[step](db)
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_tables_key(tables), str(step + 1)))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        _check_schema(db, tables.columns, f"tables {tables.name} version {target}")
+    except sqlite3.DatabaseError as error:
+        if _code(error) in _MISFIT:
+            raise _Damaged(f"tables {tables.name}: {error}") from error
+        raise
 
 
 def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
@@ -331,7 +394,7 @@ class OcppStore:
                  reserve_bytes: int = RESERVE_BYTES, clock: Callable[[], float] = time.monotonic,
                  write_back_interval_s: float = WRITE_BACK_INTERVAL_S) -> None:
         if not ocpp_version:
-            raise ValueError("ocpp_version must name the OCPP version, e.g. '1.6'")
+            raise ValueError("ocpp_version must name the OCPP version the store is opened for")
         self.path = Path(path)
         self.ocpp_version = ocpp_version
         self.log = log or logging.getLogger("everpy.ocpp.store")
@@ -361,6 +424,7 @@ class OcppStore:
         self._depth = 0  # 1 inside a transaction (atomic() or an internal one)
         self._pending: list[tuple[str, tuple[Any, ...]]] = []  # writes of the open transaction, for replay
         self._quarantine_events: list[tuple[str, str]] = []
+        self._tables: dict[str, Tables] = {}  # of the repositories, by name (register_tables)
         self._db = self._open()
         self._startup_problems = self._problems()
         if self.degraded is not None:
@@ -449,6 +513,7 @@ class OcppStore:
                     self.log.info("OCPP store %s migrated from version %d to %d", self.path, version,
                                   SCHEMA_VERSION)
                 _check_schema(db)
+                self._apply_registered(db)
                 # Only now that the file is known to be ours: WAL mode is recorded in the file's header.
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
@@ -525,7 +590,14 @@ class OcppStore:
     def _empty_memory(self) -> sqlite3.Connection:
         db = _connect(":memory:")
         _migrate(db)
+        self._apply_registered(db)
         return db
+
+    def _apply_registered(self, db: sqlite3.Connection) -> None:
+        """The tables of the registered repositories, in a database the store is about to use instead of
+        the one they were registered on (a fresh file after damage, memory after a storage fault)."""
+        for tables in self._tables.values():
+            _apply_tables(db, tables)
 
     def _copy_to_memory(self, failing: sqlite3.Connection | None) -> sqlite3.Connection | None:
         """The committed state of the store, copied into memory with the backup API: from the failing
@@ -551,6 +623,7 @@ class OcppStore:
                     raise _Damaged("quick_check failed")
                 _migrate(memory)
                 _check_schema(memory)
+                self._apply_registered(memory)
                 return memory
             except (sqlite3.Error, OSError, _Damaged) as error:
                 self.log.warning("OCPP store %s: copying to memory failed: %s", self.path, error)
@@ -956,7 +1029,8 @@ class OcppStore:
 
     # -- reporting -------------------------------------------------------------------------------------
     def startup_problems(self) -> list[str]:
-        """What went wrong while opening (lost, kept aside, in memory), for the station to report."""
+        """What went wrong while opening (lost, kept aside, in memory), or while registering the tables of
+        a repository right after, for the station to report."""
         return list(self._startup_problems)
 
     def quarantine(self, kind: str, source: str, data: str, reason: str) -> None:
@@ -983,10 +1057,88 @@ class OcppStore:
         events, self._quarantine_events = self._quarantine_events, []
         return events
 
-    def _move_to_quarantine(self, kind: str, source: str, row: Sequence[Any], reason: str, table: str,
-                            rowid: int) -> None:
+    # -- for repositories ----------------------------------------------------------------------------
+    # A repository (everpy.ocpp.v16.repository.Repository16, ...) keeps the tables of one OCPP version in
+    # this store. It declares them with register_tables() and reads and writes them only through the methods
+    # of this section, which take the same care as the store's own methods: a storage fault releases the
+    # reserve or moves the store to memory (and later back onto the file) and never reaches the repository;
+    # a mistake of the caller (bad SQL, a constraint) still raises. Writes join an open atomic() block.
+    def register_tables(self, tables: Tables) -> None:
+        """Keep a repository's tables in this store: migrate them to their version and check their columns
+        now, and in every database the store takes from now on (a fresh file, memory). Called by the
+        repository when it is created, right after the store was opened and before it is used: tables that
+        do not fit the file (or are newer than this code) are damage, as found at open, so the file is kept
+        aside and the store starts empty (reported in startup_problems()). Registering the same tables again
+        changes nothing."""
+        known = self._tables.get(tables.name)
+        if known is not None:
+            if known != tables:
+                raise ValueError(f"other tables are registered as {tables.name!r} already")
+            return
+        taken = set(_SCHEMA_COLUMNS).union(*(other.columns for other in self._tables.values()))
+        if clash := taken & set(tables.columns):
+            raise ValueError(f"tables {tables.name} would take tables the store has already: {sorted(clash)}")
+        if self._depth:
+            raise RuntimeError("OcppStore.register_tables() inside atomic(): register before using the store")
+        self._tables[tables.name] = tables  # first: a database taken after a fault below gets them too
+        try:
+            self._guarded(lambda: _apply_tables(self._db, tables))
+        except _Damaged as damage:
+            self._damaged_in_use(str(damage))
+        self._maybe_write_back()
+
+    def _damaged_in_use(self, damage: str) -> None:
+        """Registered tables do not fit: the file is kept aside and a fresh store started, as at open; a
+        store in memory starts an empty memory (it cannot go back onto that file)."""
+        before = self._problems()
+        with suppress(sqlite3.Error):
+            self._db.close()
+        if self._memory:
+            self._db = self._empty_memory()
+            self._write_back_possible = False
+            self.degraded = f"store {self.path} cannot be trusted ({damage}): {_UNTIL_RESTART}"
+            self._degraded_reported = False
+            self.log.error("%s", self.degraded)
+        else:
+            self._db = self._replace_damaged(damage)
+        self._startup_problems += [problem for problem in self._problems() if problem not in before]
+        self._report_degraded()
+
+    def write(self, sql: str, params: tuple[Any, ...] = (), *, durable: bool = True) -> None:
+        """One statement that changes the store, committed at once or with the open atomic() block.
+
+        durable=False is for a frequent write whose last few may be lost at a power cut (a meter reading
+        every second): it survives a crash of the process (WAL commit) without an fsync each time
+        (synchronous=NORMAL for this write only), which spares the flash of small boards. Inside an
+        atomic() block the setting would not apply to this write alone, and in memory it means nothing:
+        there the write is an ordinary one."""
+        relaxed = not durable and not self._memory and not self._depth
+        if relaxed:
+            with suppress(sqlite3.Error):  # a failed PRAGMA costs one fsync, nothing else
+                self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._write(sql, params)
+        finally:
+            if relaxed and not self._memory:  # a write that moved the store to memory left the file behind
+                with suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA synchronous=FULL")
+
+    def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """The rows of a query. Text that is not UTF-8 comes back as bytes (not str), so that one such value
+        does not fail the whole query: the checks (str_value, ...) then raise BadRow for that row alone."""
+        return self._read(sql, params)
+
+    def quarantine_row(self, kind: str, source: str, row: Sequence[Any], reason: str) -> None:
+        """Keep the values of a row that cannot be used (whatever their types) in quarantine; the row itself
+        stays where it is."""
+        self.quarantine(kind, source, _describe(row), reason)
+
+    def move_to_quarantine(self, kind: str, source: str, row: Sequence[Any], reason: str, table: str,
+                           rowid: int) -> None:
+        """quarantine_row(), and the row (``rowid`` of ``table``) deleted in the same transaction: a bad row
+        is skipped once and never read again."""
         with self._transaction():
-            self.quarantine(kind, source, _describe(row), reason)
+            self.quarantine_row(kind, source, row, reason)
             self._write(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
 
     # -- configuration -----------------------------------------------------------------------------
@@ -994,10 +1146,10 @@ class OcppStore:
         values: dict[str, str] = {}
         for row in self._read("SELECT rowid, key, value FROM config WHERE version = ?", (self.ocpp_version,)):
             try:
-                values[_str(row[1], "key")] = _str(row[2], "value")
-            except _BadRow as bad:
-                self._move_to_quarantine("config", f"{self.ocpp_version} config", row[1:],
-                                         f"configuration key {bad}", "config", row[0])
+                values[str_value(row[1], "key")] = str_value(row[2], "value")
+            except BadRow as bad:
+                self.move_to_quarantine("config", f"{self.ocpp_version} config", row[1:],
+                                        f"configuration key {bad}", "config", row[0])
         return values
 
     def set_config(self, key: str, value: str) -> None:
@@ -1015,15 +1167,15 @@ class OcppStore:
     def _queued(row: Sequence[Any]) -> QueuedMessage:
         seq, action, payload, tx_key, unique_id, attempts = row
         if not isinstance(action, str) or not action:
-            raise _BadRow("action is not text")
+            raise BadRow("action is not text")
         if tx_key is not None and not isinstance(tx_key, str):
-            raise _BadRow("tx_key is not text")
-        return QueuedMessage(_int(seq, "seq"), action, _json_object(payload, "payload"), tx_key,
-                             _str(unique_id, "unique_id"), _int(attempts, "attempts"))
+            raise BadRow("tx_key is not text")
+        return QueuedMessage(int_value(seq, "seq"), action, json_object(payload, "payload"), tx_key,
+                             str_value(unique_id, "unique_id"), int_value(attempts, "attempts"))
 
     def _quarantine_queue_row(self, row: Sequence[Any], reason: str) -> None:
-        self._move_to_quarantine("queue", f"{self.ocpp_version} queue seq {row[0]} {row[1]!r}", row, reason,
-                                 "queue", row[0])
+        self.move_to_quarantine("queue", f"{self.ocpp_version} queue seq {row[0]} {row[1]!r}", row, reason,
+                                "queue", row[0])
 
     def queue_head(self) -> QueuedMessage | None:
         after = -1  # rows looked at are passed even if their removal did not stick: no endless loop
@@ -1034,7 +1186,7 @@ class OcppStore:
                 return None
             try:
                 return self._queued(rows[0])
-            except _BadRow as bad:
+            except BadRow as bad:
                 self._quarantine_queue_row(rows[0], str(bad))
                 after = rows[0][0]
 
@@ -1048,7 +1200,7 @@ class OcppStore:
                               " WHERE version = ? ORDER BY seq", (self.ocpp_version,)):
             try:
                 actions.append(self._queued(row).action)
-            except _BadRow as bad:
+            except BadRow as bad:
                 self._quarantine_queue_row(row, str(bad))
         return actions
 
@@ -1069,134 +1221,6 @@ class OcppStore:
         self._quarantine_queue_row(rows[0], reason)
         return True
 
-    # -- transactions ------------------------------------------------------------------------------
-    def _tx_table(self) -> str:
-        table = _TRANSACTION_TABLES.get(self.ocpp_version)
-        if table is None:
-            raise NotImplementedError(f"the store has no transaction table for OCPP {self.ocpp_version} yet")
-        return table
-
-    def _id_tag_table(self) -> str:
-        table = _ID_TAG_TABLES.get(self.ocpp_version)
-        if table is None:
-            raise NotImplementedError(f"the store has no id tag table for OCPP {self.ocpp_version} yet")
-        return table
-
-    def _quarantine_transaction(self, row: Sequence[Any], reason: str) -> None:
-        self._move_to_quarantine("transaction", f"{self.ocpp_version} transaction {row[1]!r}", row[1:], reason,
-                                 self._tx_table(), row[0])
-
-    def open_transaction(self, tx_key: str, connector: int, id_tag: str, meter_start: int, start_time: str) -> None:
-        self._write(
-            f"INSERT INTO {self._tx_table()} (tx_key, connector, id_tag, meter_start, start_time, last_meter_wh,"
-            " last_meter_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (tx_key, connector, id_tag, meter_start, start_time, meter_start, start_time),
-        )
-
-    def set_transaction_id(self, tx_key: str, transaction_id: int) -> None:
-        self._write(f"UPDATE {self._tx_table()} SET transaction_id = ? WHERE tx_key = ?", (transaction_id, tx_key))
-
-    def transaction_id(self, tx_key: str) -> int | None:
-        rows = self._read(f"SELECT rowid, tx_key, transaction_id FROM {self._tx_table()} WHERE tx_key = ?",
-                          (tx_key,))
-        if not rows:
-            return None
-        value = rows[0][2]
-        if value is not None and not isinstance(value, int):
-            self._quarantine_transaction(rows[0], "transaction_id is not an integer")
-            return None
-        return value
-
-    def record_meter(self, tx_key: str, energy_wh: int, timestamp: str) -> None:
-        """The latest reading of an open transaction, written about once a second. It survives a process
-        crash (WAL commit) without an fsync each time (synchronous=NORMAL for this write only), which
-        spares the flash of small boards; a power cut may lose the last few readings, never a queued
-        message."""
-        # Inside a transaction the setting would not apply to this write alone; in memory it means nothing.
-        relaxed = not self._memory and not self._depth
-        if relaxed:
-            with suppress(sqlite3.Error):  # a failed PRAGMA costs one fsync, nothing else
-                self._db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            self._write(
-                f"UPDATE {self._tx_table()} SET last_meter_wh = ?, last_meter_time = ? WHERE tx_key = ? AND open = 1",
-                (energy_wh, timestamp, tx_key),
-            )
-        finally:
-            if relaxed and not self._memory:
-                with suppress(sqlite3.Error):
-                    self._db.execute("PRAGMA synchronous=FULL")
-
-    def add_stop_samples(self, tx_key: str, samples: list[dict[str, Any]]) -> None:
-        """Meter values for StopTransaction.transactionData, kept so a crash does not lose them."""
-        table = self._tx_table()
-        rows = self._read(f"SELECT rowid, tx_key, stop_samples FROM {table} WHERE tx_key = ?", (tx_key,))
-        if not rows or not samples:
-            return
-        try:
-            kept = _json_objects(rows[0][2], "stop_samples")
-        except _BadRow as bad:
-            # The transaction itself is still good: only the unusable samples go, the new ones are kept.
-            self.quarantine("transaction", f"{self.ocpp_version} transaction {tx_key!r} stop_samples",
-                            _describe(rows[0][1:]), str(bad))
-            kept = []
-        self._write(f"UPDATE {table} SET stop_samples = ? WHERE tx_key = ?", (json.dumps(kept + samples), tx_key))
-
-    def close_transaction(self, tx_key: str) -> None:
-        self._write(f"UPDATE {self._tx_table()} SET open = 0 WHERE tx_key = ?", (tx_key,))
-
-    def forget_transaction(self, tx_key: str) -> None:
-        self._write(f"DELETE FROM {self._tx_table()} WHERE tx_key = ?", (tx_key,))
-
-    def open_transactions(self) -> list[OpenTransaction]:
-        rows = self._read(
-            "SELECT rowid, tx_key, connector, id_tag, meter_start, start_time, transaction_id, last_meter_wh,"
-            f" last_meter_time, stop_samples FROM {self._tx_table()} WHERE open = 1 ORDER BY rowid"
-        )
-        transactions: list[OpenTransaction] = []
-        for row in rows:
-            try:
-                transaction_id = row[6]
-                if transaction_id is not None and not isinstance(transaction_id, int):
-                    raise _BadRow("transaction_id is not an integer")
-                transactions.append(OpenTransaction(
-                    _str(row[1], "tx_key"), _int(row[2], "connector"), _str(row[3], "id_tag"),
-                    _int(row[4], "meter_start"), _str(row[5], "start_time"), transaction_id,
-                    _int(row[7], "last_meter_wh"), _str(row[8], "last_meter_time"),
-                    _json_objects(row[9], "stop_samples")))
-            except _BadRow as bad:
-                self._quarantine_transaction(row, str(bad))
-        return transactions
-
-    # -- id tag lists (authorisation cache, local authorisation list) -------------------------------
-    def id_tag_info(self, list_name: str, id_tag: str) -> dict[str, Any] | None:
-        table = self._id_tag_table()
-        rows = self._read(f"SELECT rowid, list, id_tag, info FROM {table} WHERE list = ? AND id_tag = ? COLLATE NOCASE",
-                          (list_name, id_tag))
-        if not rows:
-            return None
-        try:
-            return _json_object(rows[0][3], "info")
-        except _BadRow as bad:
-            # An unusable entry is no entry: the tag is then authorised the normal way.
-            self._move_to_quarantine("id_tag", f"{self.ocpp_version} id tag list {list_name!r}", rows[0][1:],
-                                     str(bad), table, rows[0][0])
-            return None
-
-    def put_id_tag(self, list_name: str, id_tag: str, info: dict[str, Any]) -> None:
-        self._write(f"INSERT OR REPLACE INTO {self._id_tag_table()} VALUES (?, ?, ?)",
-                    (list_name, id_tag, json.dumps(info)))
-
-    def remove_id_tag(self, list_name: str, id_tag: str) -> None:
-        self._write(f"DELETE FROM {self._id_tag_table()} WHERE list = ? AND id_tag = ? COLLATE NOCASE",
-                    (list_name, id_tag))
-
-    def clear_id_tags(self, list_name: str) -> None:
-        self._write(f"DELETE FROM {self._id_tag_table()} WHERE list = ?", (list_name,))
-
-    def id_tag_count(self, list_name: str) -> int:
-        return int(self._read(f"SELECT COUNT(*) FROM {self._id_tag_table()} WHERE list = ?", (list_name,))[0][0])
-
     # -- records (charging profiles, reservations) ---------------------------------------------------
     def put_record(self, kind: str, record_id: int, data: dict[str, Any]) -> None:
         self._write("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
@@ -1211,8 +1235,8 @@ class OcppStore:
         for row in self._read("SELECT rowid, id, data FROM records WHERE version = ? AND kind = ? ORDER BY id",
                               (self.ocpp_version, kind)):
             try:
-                result[_int(row[1], "id")] = _json_object(row[2], "data")
-            except _BadRow as bad:
-                self._move_to_quarantine("record", f"{self.ocpp_version} record {kind!r}", row[1:], str(bad),
-                                         "records", row[0])
+                result[int_value(row[1], "id")] = json_object(row[2], "data")
+            except BadRow as bad:
+                self.move_to_quarantine("record", f"{self.ocpp_version} record {kind!r}", row[1:], str(bad),
+                                        "records", row[0])
         return result

@@ -1,5 +1,6 @@
 """OcppStore on real SQLite files: migration of the store of the previous release, OCPP versions kept
-apart, quarantine of rows that cannot be decoded, stores that vanished or were replaced, atomic()."""
+apart, the tables of repositories (Repository16's and others), quarantine of rows that cannot be decoded,
+stores that vanished or were replaced, atomic()."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from everpy.ocpp.store import RESERVE_BYTES, SCHEMA_VERSION, OcppStore, OpenTransaction, QueuedMessage
+from everpy.ocpp.store import RESERVE_BYTES, SCHEMA_VERSION, OcppStore, QueuedMessage, Tables
+from everpy.ocpp.v16.repository import OpenTransaction, Repository16
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "ocpp" / "store-v0.db"
 
@@ -41,12 +43,13 @@ def assert_v0_content(store: OcppStore) -> None:
     assert store.queued_actions() == ["StartTransaction", "MeterValues"]
     assert store.queue_length() == 2
     assert store.queue_head() == QueuedMessage(1, "StartTransaction", START, "tx-1", "uid-start", 0)
-    assert store.open_transactions() == [OpenTransaction("tx-1", 1, "TAG-1", 1000, "2024-01-02T03:04:05Z", 42,
-                                                         1500, "2024-01-02T03:14:05Z", SAMPLES)]
-    assert store.transaction_id("tx-1") == 42
-    assert store.id_tag_info("cache", "TAG-1") == {"status": "Accepted", "expiryDate": "2030-01-01T00:00:00Z"}
-    assert store.id_tag_info("local", "tag-2") == {"status": "Blocked"}  # still case-insensitive
-    assert store.id_tag_count("cache") == 1 and store.id_tag_count("local") == 1
+    v16 = Repository16(store)
+    assert v16.open_transactions() == [OpenTransaction("tx-1", 1, "TAG-1", 1000, "2024-01-02T03:04:05Z", 42,
+                                                       1500, "2024-01-02T03:14:05Z", SAMPLES)]
+    assert v16.transaction_id("tx-1") == 42
+    assert v16.id_tag_info("cache", "TAG-1") == {"status": "Accepted", "expiryDate": "2030-01-01T00:00:00Z"}
+    assert v16.id_tag_info("local", "tag-2") == {"status": "Blocked"}  # still case-insensitive
+    assert v16.id_tag_count("cache") == 1 and v16.id_tag_count("local") == 1
     assert store.records("local_list_version") == {0: {"version": 3}}
     assert store.records("charging_profile") == {7: PROFILE}
     assert store.records("reservation") == {5: RESERVATION}
@@ -79,6 +82,7 @@ def test_store_of_the_previous_release_is_migrated_with_every_value(tmp_path: Pa
     assert not {"transactions", "id_tags"} & tables  # renamed by the migration, not copied
     assert db.execute("SELECT DISTINCT version FROM queue").fetchall() == [("1.6",)]
     assert db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0] == store_id
+    assert db.execute("SELECT value FROM meta WHERE key = 'tables_version:v16'").fetchone()[0] == "1"
     db.close()
     assert sidecar(path) == {"store_id": store_id, "user_version": SCHEMA_VERSION}
 
@@ -100,9 +104,10 @@ def test_store_from_before_stop_samples_were_persisted_is_migrated(tmp_path: Pat
         db.execute("INSERT INTO transactions VALUES ('tx-9', 2, 'T', 5, 't0', NULL, 7, 't1', 1)")
     db.close()
     store = OcppStore(path)
-    assert store.open_transactions() == [OpenTransaction("tx-9", 2, "T", 5, "t0", None, 7, "t1", [])]
-    store.add_stop_samples("tx-9", SAMPLES)
-    assert store.open_transactions()[0].stop_samples == SAMPLES
+    v16 = Repository16(store)
+    assert v16.open_transactions() == [OpenTransaction("tx-9", 2, "T", 5, "t0", None, 7, "t1", [])]
+    v16.add_stop_samples("tx-9", SAMPLES)
+    assert v16.open_transactions()[0].stop_samples == SAMPLES
     assert store.config_values() == {} and store.queue_head() is None  # the missing tables were created
     store.close()
 
@@ -190,10 +195,120 @@ def test_ocpp_versions_sharing_the_file_stay_apart(tmp_path: Path) -> None:
     assert v201.records("charging_profile") == {1: {"v": 201}}
     v16.dequeue(seq16)
     assert v16.queue_length() == 0 and v201.queue_length() == 1
-    with pytest.raises(NotImplementedError):  # no 2.0.1 transaction table yet: a clear error, not the 1.6 one
-        v201.open_transactions()
+    with pytest.raises(ValueError, match="OCPP 1.6"):  # the 1.6 tables are 1.6's: not for a 2.0.1 store
+        Repository16(v201)
     v16.close()
     v201.close()
+
+
+# -- the tables of repositories -------------------------------------------------------------------------
+def other_tables(steps: list[str]) -> Tables:
+    """The tables of a repository of another version: one table, made in two migrations (recorded in steps)."""
+    def create(db: sqlite3.Connection) -> None:
+        steps.append("create")
+        db.execute("CREATE TABLE x_things (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+
+    def add_column(db: sqlite3.Connection) -> None:
+        steps.append("add_column")
+        db.execute("ALTER TABLE x_things ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
+
+    return Tables("x", {"x_things": {"id", "name", "size"}}, (create, add_column))
+
+
+def test_tables_of_a_repository_are_migrated_once_and_used_through_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    steps: list[str] = []
+    store = OcppStore(path, ocpp_version="x")
+    tables = other_tables(steps)
+    store.register_tables(tables)
+    store.register_tables(tables)  # again (a second repository on the store): nothing
+    assert steps == ["create", "add_column"]
+    store.write("INSERT INTO x_things (id, name, size) VALUES (?, ?, ?)", (1, "one", 5))
+    with store.atomic():  # the writes of a repository join the block
+        store.write("INSERT INTO x_things (id, name) VALUES (?, ?)", (2, "two"))
+        store.enqueue("Thing", {}, "u", None)
+    assert store.read("SELECT id, name, size FROM x_things ORDER BY id") == [(1, "one", 5), (2, "two", 0)]
+    with pytest.raises(ValueError, match="registered"):  # other tables under a taken name are a bug
+        store.register_tables(Tables("x", {"x_other": {"id"}}, ()))
+    with pytest.raises(ValueError, match="queue"):  # and so are tables the store has already
+        store.register_tables(Tables("y", {"queue": {"seq"}}, ()))
+    store.close()
+    with raw(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'tables_version:x'").fetchone() == ("2",)
+    db.close()
+
+    again = OcppStore(path, ocpp_version="x")
+    again.register_tables(other_tables(steps))
+    assert steps == ["create", "add_column"]  # migrated already
+    assert again.startup_problems() == [] and again.kept_aside is None
+    assert len(again.read("SELECT * FROM x_things")) == 2
+    again.close()
+
+
+def test_bad_rows_of_a_repository_are_moved_to_quarantine(tmp_path: Path) -> None:
+    store = OcppStore(tmp_path / "ocpp.db", ocpp_version="x")
+    store.register_tables(other_tables([]))
+    store.write("INSERT INTO x_things (id, name) VALUES (1, CAST(x'ff' AS TEXT))")
+    [row] = store.read("SELECT rowid, id, name FROM x_things")
+    assert isinstance(row[2], bytes)  # undecodable text does not fail the query
+    store.move_to_quarantine("thing", "x things", row[1:], "name is not text", "x_things", row[0])
+    assert store.read("SELECT * FROM x_things") == []
+    [kept] = store.quarantined()
+    assert (kept.kind, kept.source, kept.reason) == ("thing", "x things", "name is not text") and "ff" in kept.data
+    store.quarantine_row("thing", "x things", ("any", b"\x00"), "only kept")  # the row itself stays
+    assert [reason for _, reason in store.new_quarantine_events()] == ["name is not text", "only kept"]
+    store.close()
+
+
+def test_tables_of_a_repository_are_there_in_a_store_in_memory(tmp_path: Path) -> None:
+    (tmp_path / "ocpp.db").mkdir()  # cannot be opened: in memory from the start
+    store = OcppStore(tmp_path / "ocpp.db", ocpp_version="x")
+    assert store.degraded is not None
+    store.register_tables(other_tables([]))
+    store.write("INSERT INTO x_things (id, name) VALUES (1, 'one')", durable=False)  # in memory: a plain write
+    assert store.read("SELECT id, name FROM x_things") == [(1, "one")]
+    store.close()
+
+
+def test_store_whose_1_6_tables_do_not_fit_is_kept_aside_when_the_repository_comes(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    OcppStore(path).close()  # a current store, its 1.6 tables made by the store's migration
+    with raw(path) as db:  # then a column goes missing, as only a bug or a hand edit would do
+        db.execute("ALTER TABLE v16_id_tags DROP COLUMN info")
+    db.close()
+    store = OcppStore(path)
+    store.set_config("Before", "1")
+    assert store.startup_problems() == []  # the store's own tables are fine
+    v16 = Repository16(store)
+    assert store.kept_aside is not None and store.degraded is None
+    [problem] = store.startup_problems()
+    assert "v16_id_tags" in problem and "columns" in problem and str(store.kept_aside) in problem
+    assert store.config_values() == {}  # started empty, like a damaged file found at open
+    v16.put_id_tag("cache", "T", {"status": "Accepted"})
+    assert v16.id_tag_info("cache", "t") == {"status": "Accepted"}
+    store.close()
+    again = OcppStore(path)
+    assert Repository16(again).id_tag_count("cache") == 1 and again.startup_problems() == []
+    again.close()
+
+
+def test_store_whose_1_6_tables_are_newer_is_kept_aside_never_downgraded(tmp_path: Path) -> None:
+    path = tmp_path / "ocpp.db"
+    store = OcppStore(path)
+    Repository16(store).put_id_tag("cache", "T", {"status": "Accepted"})
+    store.close()
+    with raw(path) as db:
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'tables_version:v16'")
+    db.close()
+    store = OcppStore(path)
+    v16 = Repository16(store)
+    assert store.kept_aside is not None and "newer" in store.startup_problems()[0]
+    with raw(store.kept_aside) as db:  # untouched, for the newer code or a human
+        assert db.execute("SELECT value FROM meta WHERE key = 'tables_version:v16'").fetchone() == ("2",)
+        assert db.execute("SELECT COUNT(*) FROM v16_id_tags").fetchone() == (1,)
+    db.close()
+    assert v16.id_tag_count("cache") == 0
+    store.close()
 
 
 def insert_raw_queue_row(path: Path, payload: object, action: object = "MeterValues") -> None:
@@ -243,8 +358,9 @@ def damaged_rows(tmp_path: Path) -> OcppStore:
     store = OcppStore(path)
     store.set_config("Good", "1")
     store.put_record("reservation", 1, {"ok": True})
-    store.put_id_tag("cache", "GOOD", {"status": "Accepted"})
-    store.open_transaction("tx-good", 1, "T", 0, "t0")
+    v16 = Repository16(store)
+    v16.put_id_tag("cache", "GOOD", {"status": "Accepted"})
+    v16.open_transaction("tx-good", 1, "T", 0, "t0")
     with raw(path) as db:
         db.execute("INSERT INTO config VALUES ('1.6', 'Bad', CAST(x'ff' AS TEXT))")
         db.execute("INSERT INTO records VALUES ('1.6', 'reservation', 2, 'not json')")
@@ -260,18 +376,19 @@ def damaged_rows(tmp_path: Path) -> OcppStore:
 
 def test_undecodable_rows_are_skipped_and_quarantined(damaged_rows: OcppStore) -> None:
     store = damaged_rows
+    v16 = Repository16(store)
     assert store.config_values() == {"Good": "1"}
     assert store.records("reservation") == {1: {"ok": True}}
-    assert store.id_tag_info("cache", "BAD") is None  # an unusable entry is no entry
-    assert store.id_tag_info("cache", "GOOD") == {"status": "Accepted"}
-    assert [tx.tx_key for tx in store.open_transactions()] == ["tx-good"]
-    assert store.transaction_id("tx-id") is None  # quarantined with the transaction above already
+    assert v16.id_tag_info("cache", "BAD") is None  # an unusable entry is no entry
+    assert v16.id_tag_info("cache", "GOOD") == {"status": "Accepted"}
+    assert [tx.tx_key for tx in v16.open_transactions()] == ["tx-good"]
+    assert v16.transaction_id("tx-id") is None  # quarantined with the transaction above already
     events = store.new_quarantine_events()
     assert sorted(kind for kind, _ in events) == ["config", "id_tag", "record", "record", "transaction",
                                                   "transaction"]
     # the second read finds nothing left to quarantine, and the good rows are unchanged
     assert store.config_values() == {"Good": "1"} and store.records("reservation") == {1: {"ok": True}}
-    assert store.id_tag_count("cache") == 1
+    assert v16.id_tag_count("cache") == 1
     assert store.new_quarantine_events() == []
     assert len(store.quarantined()) == 6
     store.close()
@@ -280,12 +397,13 @@ def test_undecodable_rows_are_skipped_and_quarantined(damaged_rows: OcppStore) -
 def test_stop_samples_that_cannot_be_read_are_replaced_by_the_new_ones(tmp_path: Path) -> None:
     path = tmp_path / "ocpp.db"
     store = OcppStore(path)
-    store.open_transaction("tx", 1, "T", 0, "t0")
+    v16 = Repository16(store)
+    v16.open_transaction("tx", 1, "T", 0, "t0")
     with raw(path) as db:
         db.execute("UPDATE v16_transactions SET stop_samples = '[1, 2' WHERE tx_key = 'tx'")
     db.close()
-    store.add_stop_samples("tx", SAMPLES)
-    assert store.open_transactions()[0].stop_samples == SAMPLES
+    v16.add_stop_samples("tx", SAMPLES)
+    assert v16.open_transactions()[0].stop_samples == SAMPLES
     assert store.new_quarantine_events() == [("transaction", "stop_samples is not valid JSON: "
                                               "Expecting ',' delimiter: line 1 column 6 (char 5)")]
     store.close()
@@ -392,33 +510,36 @@ def test_atomic_does_not_nest_and_says_so(tmp_path: Path) -> None:
 
 def test_atomic_rolls_back_when_the_block_raises(tmp_path: Path) -> None:
     store = OcppStore(tmp_path / "ocpp.db")
+    v16 = Repository16(store)
     with pytest.raises(ValueError), store.atomic():
-        store.open_transaction("tx", 1, "T", 0, "t0")
+        v16.open_transaction("tx", 1, "T", 0, "t0")
         store.enqueue("StartTransaction", {}, "u", "tx")
         raise ValueError("no")
-    assert store.open_transactions() == [] and store.queue_length() == 0
+    assert v16.open_transactions() == [] and store.queue_length() == 0
     store.close()
 
 
 def test_mistakes_of_the_caller_still_raise(tmp_path: Path) -> None:
     # Only storage faults are absorbed: a duplicate transaction is a bug to see, not a reason for memory mode.
     store = OcppStore(tmp_path / "ocpp.db")
-    store.open_transaction("tx", 1, "T", 0, "t0")
+    v16 = Repository16(store)
+    v16.open_transaction("tx", 1, "T", 0, "t0")
     with pytest.raises(sqlite3.IntegrityError):
-        store.open_transaction("tx", 1, "T", 0, "t0")
+        v16.open_transaction("tx", 1, "T", 0, "t0")
     assert store.degraded is None
     store.close()
 
 
 def test_record_meter_relaxes_synchronous_for_its_own_write_only(tmp_path: Path) -> None:
     store = OcppStore(tmp_path / "ocpp.db")
-    store.open_transaction("tx", 1, "T", 0, "t0")
+    v16 = Repository16(store)
+    v16.open_transaction("tx", 1, "T", 0, "t0")
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)  # white box: what SQLite is asked to do
-    store.record_meter("tx", 42, "t1")
+    v16.record_meter("tx", 42, "t1")
     store._db.set_trace_callback(None)
     assert statements[0] == "PRAGMA synchronous=NORMAL" and statements[-1] == "PRAGMA synchronous=FULL"
     assert any(s.startswith("UPDATE v16_transactions SET last_meter_wh") for s in statements[1:-1])
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
-    assert store.open_transactions()[0].last_meter_wh == 42
+    assert v16.open_transactions()[0].last_meter_wh == 42
     store.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from everpy.ocpp.store import RESERVE_BYTES, SCHEMA_VERSION, WRITE_BACK_INTERVAL_S, OcppStore
+from everpy.ocpp.v16.repository import Repository16
 
 
 def raw(path: Path) -> sqlite3.Connection:
@@ -36,10 +37,11 @@ def user_version(path: Path) -> int:
 def filled_store(path: Path) -> str:
     """A closed store with a little of everything; returns its id."""
     store = OcppStore(path)
+    v16 = Repository16(store)
     store.set_config("HeartbeatInterval", "120")
     store.enqueue("StartTransaction", {"connectorId": 1}, "uid-1", "tx-1")
-    store.open_transaction("tx-1", 1, "TAG", 10, "t0")
-    store.put_id_tag("local", "TAG", {"status": "Accepted"})
+    v16.open_transaction("tx-1", 1, "TAG", 10, "t0")
+    v16.put_id_tag("local", "TAG", {"status": "Accepted"})
     store.put_record("reservation", 3, {"idTag": "TAG"})
     store_id = store.store_id
     store.close()
@@ -47,23 +49,25 @@ def filled_store(path: Path) -> str:
 
 
 def assert_filled(store: OcppStore) -> None:
+    v16 = Repository16(store)
     assert store.config_values() == {"HeartbeatInterval": "120"}
     assert store.queued_actions() == ["StartTransaction"]
-    assert [tx.tx_key for tx in store.open_transactions()] == ["tx-1"]
-    assert store.id_tag_info("local", "TAG") == {"status": "Accepted"}
+    assert [tx.tx_key for tx in v16.open_transactions()] == ["tx-1"]
+    assert v16.id_tag_info("local", "TAG") == {"status": "Accepted"}
     assert store.records("reservation") == {3: {"idTag": "TAG"}}
 
 
 def assert_works(store: OcppStore) -> None:
     """Every kind of write goes through and reads back (persisted or in memory)."""
+    v16 = Repository16(store)
     store.set_config("After", "1")
     with store.atomic():
-        store.open_transaction("tx-after", 2, "T", 0, "t0")
+        v16.open_transaction("tx-after", 2, "T", 0, "t0")
         seq = store.enqueue("StartTransaction", {"connectorId": 2}, "uid-after", "tx-after")
-    store.record_meter("tx-after", 5, "t1")
+    v16.record_meter("tx-after", 5, "t1")
     store.put_record("charging_profile", 9, {"p": 1})
     assert store.config_values()["After"] == "1"
-    assert any(tx.tx_key == "tx-after" and tx.last_meter_wh == 5 for tx in store.open_transactions())
+    assert any(tx.tx_key == "tx-after" and tx.last_meter_wh == 5 for tx in v16.open_transactions())
     assert store.records("charging_profile")[9] == {"p": 1}
     head = store.queue_head()
     assert head is not None
@@ -256,6 +260,29 @@ def test_read_only_file_runs_in_memory_with_its_content(tmp_path: Path, mounts: 
     db.close()
 
 
+def test_read_only_store_whose_1_6_tables_do_not_fit_goes_on_in_an_empty_memory(
+        tmp_path: Path, mounts: list[Path]) -> None:
+    path = tmp_path / "ocpp.db"
+    filled_store(path)
+    with raw(path) as db:
+        db.execute("ALTER TABLE v16_transactions DROP COLUMN stop_samples")
+    db.close()
+    original = path.read_bytes()
+    bind_read_only(path, mounts)
+
+    calls: list[str] = []
+    store = OcppStore(path, on_degraded=calls.append)
+    assert store.degraded is not None and "read-only" in store.degraded
+    assert store.config_values() == {"HeartbeatInterval": "120"}  # the store's own tables are fine
+    v16 = Repository16(store)  # the 1.6 tables are not: nothing of the file is trusted any more
+    assert "v16_transactions" in store.degraded and "in-memory until restart" in store.degraded
+    assert calls == [calls[0], store.degraded] and store.startup_problems()[-1] == store.degraded
+    assert store.config_values() == {} and v16.open_transactions() == []
+    assert_works(store)
+    store.close()
+    assert path.read_bytes() == original  # never written back over
+
+
 def test_read_only_directory_runs_in_memory_with_its_content(small_fs: Callable[[str], Path]) -> None:
     point = small_fs("1m")
     path = point / "ocpp.db"
@@ -348,20 +375,21 @@ def test_disk_full_during_writes_switches_to_memory_keeping_everything(small_fs:
 def test_disk_full_inside_atomic_redoes_the_block_in_memory(small_fs: Callable[[str], Path]) -> None:
     point = small_fs("256k")
     store = OcppStore(point / "ocpp.db")
+    v16 = Repository16(store)
     store.set_config("Before", "1")
     with store.atomic():
-        store.open_transaction("tx", 1, "T", 0, "t0")
+        v16.open_transaction("tx", 1, "T", 0, "t0")
         store.enqueue("StartTransaction", {"connectorId": 1}, "uid", "tx")
         # More than SQLite's page cache (2 MB) holds, so pages spill to the -wal before COMMIT: the block
         # fails part way and goes on in memory.
         for n in range(150):
             store.put_record("charging_profile", n, {"blob": "x" * 20_000})
         assert store.degraded is not None
-        assert store.id_tag_count("local") == 0  # reads inside the block see the block, in memory
+        assert v16.id_tag_count("local") == 0  # reads inside the block see the block, in memory
         assert len(store.records("charging_profile")) == 150
     assert "full" in store.degraded
     assert set(store.records("charging_profile")) == set(range(150))
-    assert [tx.tx_key for tx in store.open_transactions()] == ["tx"]
+    assert [tx.tx_key for tx in v16.open_transactions()] == ["tx"]
     assert store.queued_actions() == ["StartTransaction"]
     assert store.config_values() == {"Before": "1"}
 
@@ -405,13 +433,14 @@ def test_disk_full_releases_the_reserve_and_the_store_goes_on_on_the_file(small_
     path = point / "ocpp.db"
     calls: list[str] = []
     store = OcppStore(path, on_degraded=calls.append)
+    v16 = Repository16(store)
     reserve = reserve_of(path)
     assert reserve.stat().st_size == RESERVE_BYTES
-    store.open_transaction("tx-1", 1, "TAG", 10, "t0")
+    v16.open_transaction("tx-1", 1, "TAG", 10, "t0")
     fill(point)
     n = 0
     while store.nearly_full is None:  # the meter readings of a session, each growing the WAL
-        store.record_meter("tx-1", n, f"t{n}")
+        v16.record_meter("tx-1", n, f"t{n}")
         n += 1
         assert n < 5000, "the tmpfs never filled"
     assert "disk nearly full: reserve released" in store.nearly_full
@@ -420,9 +449,9 @@ def test_disk_full_releases_the_reserve_and_the_store_goes_on_on_the_file(small_
     # the session goes on for long on the space released (the WAL is kept small and reused), and ends
     for m in range(n, n + 1000):
         seq = store.enqueue("MeterValues", {"connectorId": 1, "n": m}, f"uid-{m}", "tx-1")
-        store.record_meter("tx-1", m, f"t{m}")
+        v16.record_meter("tx-1", m, f"t{m}")
         store.dequeue(seq)
-    store.close_transaction("tx-1")
+    v16.close_transaction("tx-1")
     assert store.degraded is None and calls == [store.nearly_full]
     store.close()
     db = raw(path)  # all of it on the file
@@ -433,7 +462,7 @@ def test_disk_full_releases_the_reserve_and_the_store_goes_on_on_the_file(small_
     assert again.degraded is None
     assert again.nearly_full is not None and "cannot be written again" in again.nearly_full
     assert again.startup_problems() == [again.nearly_full] and calls[-1] == again.nearly_full
-    assert again.open_transactions() == []
+    assert Repository16(again).open_transactions() == []
     again.close()
     (point / "filler").unlink()
     third = OcppStore(path)  # room again: the reserve is back
@@ -492,15 +521,16 @@ def test_disk_full_inside_atomic_after_the_reserve_was_released_redoes_the_block
         small_fs: Callable[[str], Path]) -> None:
     point = small_fs("1m")
     store = OcppStore(point / "ocpp.db")
+    v16 = Repository16(store)
     fill(point)
     with store.atomic():
-        store.open_transaction("tx", 1, "T", 0, "t0")
+        v16.open_transaction("tx", 1, "T", 0, "t0")
         store.enqueue("StartTransaction", {"connectorId": 1}, "uid", "tx")
         for n in range(150):  # spills to the -wal: the reserve goes first, then the file, mid-block
             store.put_record("charging_profile", n, {"blob": "x" * 20_000})
     assert store.nearly_full is not None and store.degraded is not None
     assert set(store.records("charging_profile")) == set(range(150))
-    assert [tx.tx_key for tx in store.open_transactions()] == ["tx"]
+    assert [tx.tx_key for tx in v16.open_transactions()] == ["tx"]
     assert store.queued_actions() == ["StartTransaction"]
     store.close()
 
@@ -524,12 +554,13 @@ def test_store_in_memory_after_a_full_disk_is_written_back_once_there_is_room(
     store = OcppStore(path, clock=clock, on_recovered=lambda: recovered.append(store.degraded))
     assert not reserve_of(path).exists()
     store_id = store.store_id
+    v16 = Repository16(store)
     store.set_config("HeartbeatInterval", "120")
-    store.open_transaction("tx-1", 1, "TAG", 10, "t0")
+    v16.open_transaction("tx-1", 1, "TAG", 10, "t0")
     degrade_on_a_full_disk(store, point)
     assert store.degraded is not None and "until the file can be written again" in store.degraded
     profiles = set(store.records("charging_profile"))
-    store.close_transaction("tx-1")  # in memory only, for now: the file has the transaction open
+    v16.close_transaction("tx-1")  # in memory only, for now: the file has the transaction open
 
     clock.now += WRITE_BACK_INTERVAL_S  # an attempt is due, but the disk is still full
     store.set_config("A", "1")
@@ -546,7 +577,7 @@ def test_store_in_memory_after_a_full_disk_is_written_back_once_there_is_room(
 
     again = OcppStore(path)
     assert again.startup_problems() == [] and again.store_id == store_id
-    assert again.open_transactions() == []  # the next start does not stop it again
+    assert Repository16(again).open_transactions() == []  # the next start does not stop it again
     assert again.config_values() == {"HeartbeatInterval": "120", "A": "1", "B": "2", "C": "3"}
     assert set(again.records("charging_profile")) == profiles
     assert again.records("reservation") == {1: {"idTag": "T"}}
@@ -558,17 +589,18 @@ def test_write_back_waits_for_the_end_of_an_atomic_block(small_fs: Callable[[str
     path = point / "ocpp.db"
     clock = Clock()
     store = OcppStore(path, clock=clock)
+    v16 = Repository16(store)
     degrade_on_a_full_disk(store, point)
     (point / "filler").unlink()
     clock.now += WRITE_BACK_INTERVAL_S
     with store.atomic():
-        store.open_transaction("tx", 1, "T", 0, "t0")
+        v16.open_transaction("tx", 1, "T", 0, "t0")
         store.enqueue("StartTransaction", {"connectorId": 1}, "uid", "tx")
         assert store.degraded is not None  # never in the middle of a block
     assert store.degraded is None
     store.close()
     again = OcppStore(path)
-    assert [tx.tx_key for tx in again.open_transactions()] == ["tx"]
+    assert [tx.tx_key for tx in Repository16(again).open_transactions()] == ["tx"]
     assert again.queued_actions() == ["StartTransaction"]
     again.close()
 

@@ -83,7 +83,7 @@ async def test_transaction_message_retry_interval_grows_per_attempt(tmp_path):
             assert len(csms.messages("StartTransaction")) == 2
             await advance(station, clock, 4, step=1)
             await csms.wait_until(lambda: len(csms.messages("StartTransaction")) == 3, WAIT_S)
-            assert station.ocpp.store.transaction_id(station.ocpp.cp.connectors[1].transaction.tx_key) == 1
+            assert station.ocpp.cp.repository.transaction_id(station.ocpp.cp.connectors[1].transaction.tx_key) == 1
 
 
 async def test_minimum_status_duration_delays_and_suppresses_flicker(tmp_path):

@@ -10,6 +10,7 @@ from everpy.ocpp.rpc import CallTimeout, InvalidResponse, OcppCallError, Reply
 from everpy.ocpp.session import NotOnline
 from everpy.ocpp.v16.configuration import Configuration
 from everpy.ocpp.v16.local_auth import LocalAuth
+from everpy.ocpp.v16.repository import Repository16
 from everpy.ocpp.v16.reservation import Reservations
 from everpy.ocpp.v16.transactions import ID_TAG_MAX, StartAnswered
 from everpy.ocpp.values import parse_time
@@ -19,15 +20,17 @@ CACHE = "cache"
 
 
 class Authorization:
-    def __init__(self, ctx: BlockContext[Configuration], local_auth: LocalAuth, reservations: Reservations) -> None:
+    def __init__(self, ctx: BlockContext[Configuration], repository: Repository16, local_auth: LocalAuth,
+                 reservations: Reservations) -> None:
         self.ctx = ctx
+        self.repository = repository
         self.local_auth = local_auth
         self.reservations = reservations
 
     def cache(self, id_tag: str, id_tag_info: dict[str, Any] | None) -> None:
         if id_tag_info is None or not self.ctx.config.bool("AuthorizationCacheEnabled"):
             return
-        self.ctx.store.put_id_tag(CACHE, id_tag, id_tag_info)
+        self.repository.put_id_tag(CACHE, id_tag, id_tag_info)
 
     def start_answered(self, answer: StartAnswered) -> None:
         """StartTransaction.conf: cache the verdict; a refused id tag stops (or pauses) the transaction."""
@@ -53,7 +56,7 @@ class Authorization:
         if config.bool("LocalAuthListEnabled"):
             sources.append(self.local_auth.info(id_tag))
         if config.bool("AuthorizationCacheEnabled"):
-            sources.append(self.ctx.store.id_tag_info(CACHE, id_tag))
+            sources.append(self.repository.id_tag_info(CACHE, id_tag))
         for info in sources:
             if info is None:
                 continue
@@ -105,5 +108,5 @@ class Authorization:
 
     @handles("ClearCache")
     async def on_clear_cache(self, payload: dict[str, Any]) -> Reply:
-        self.ctx.store.clear_id_tags(CACHE)
+        self.repository.clear_id_tags(CACHE)
         return Reply({"status": "Accepted"})

@@ -29,6 +29,7 @@ from everpy.ocpp.v16.dialect import DIALECT
 from everpy.ocpp.v16.firmware import Firmware
 from everpy.ocpp.v16.local_auth import LocalAuth
 from everpy.ocpp.v16.remote_control import RemoteControl
+from everpy.ocpp.v16.repository import Repository16
 from everpy.ocpp.v16.reservation import Reservations
 from everpy.ocpp.v16.security import CERTIFICATE_USES, CSMS_ROOT, SecurityEvents, SecurityExtension, SecuritySettings16
 from everpy.ocpp.v16.smart_charging import SmartCharging
@@ -68,6 +69,9 @@ class ChargePoint16:
     def __init__(self, station: Station, store: OcppStore, settings: Settings, clock: Clock,
                  log: logging.Logger) -> None:
         self.station, self.store, self.settings, self.clock, self.log = station, store, settings, clock, log
+        # The 1.6 tables first: registering them may find a file they do not fit and start the store afresh,
+        # which must happen before anything has read the store.
+        self.repository = Repository16(store)
         self.config = Configuration(store, settings.initial_configuration, log)
         self.config.set_read_only("NumberOfConnectors", str(len(station.evse_ids())))
         self.jobs = Jobs(log)
@@ -88,11 +92,11 @@ class ChargePoint16:
                                                         self.jobs)
         self.events = SecurityEvents(ctx)
         self.status = StatusNotifications(ctx, self.connectors, settings.response_timeout_s)
-        self.transactions = Transactions(ctx, self.connectors)
+        self.transactions = Transactions(ctx, self.repository, self.connectors)
         self.session.policy = TransactionQueue(ctx, self.transactions)
-        self.local_auth = LocalAuth(ctx)
+        self.local_auth = LocalAuth(ctx, self.repository)
         self.reservations = Reservations(ctx, self.connectors, self.status)
-        self.authorization = Authorization(ctx, self.local_auth, self.reservations)
+        self.authorization = Authorization(ctx, self.repository, self.local_auth, self.reservations)
         self.availability = Availability(ctx, self.connectors, self.status)
         self.smart_charging = SmartCharging(ctx, self.connectors, self.transactions)
         self.firmware = Firmware(ctx, self.connectors)

@@ -7,16 +7,18 @@ from typing import Any
 from everpy.ocpp.blocks import BlockContext, handles
 from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v16.configuration import Configuration
+from everpy.ocpp.v16.repository import Repository16
 
 LIST = "local"
 
 
 class LocalAuth:
-    def __init__(self, ctx: BlockContext[Configuration]) -> None:
+    def __init__(self, ctx: BlockContext[Configuration], repository: Repository16) -> None:
         self.ctx = ctx
+        self.repository = repository
 
     def info(self, id_tag: str) -> dict[str, Any] | None:
-        return self.ctx.store.id_tag_info(LIST, id_tag)
+        return self.repository.id_tag_info(LIST, id_tag)
 
     def version(self) -> int:
         """The list's version; an empty list reads as 0 whatever version it was sent with (1.6 §5.10)."""
@@ -27,7 +29,7 @@ class LocalAuth:
             store.quarantine("record", "local_list_version", repr(record), "not a list version")
             store.remove_record("local_list_version", 0)
             version = None
-        if version is None or store.id_tag_count(LIST) == 0:
+        if version is None or self.repository.id_tag_count(LIST) == 0:
             return 0
         return version
 
@@ -57,16 +59,16 @@ class LocalAuth:
         return Reply({"status": "Accepted"})
 
     def _apply(self, entries: list[dict[str, Any]], version: int, full: bool) -> None:
-        config, store = self.ctx.config, self.ctx.store
+        config, store, tags = self.ctx.config, self.ctx.store, self.repository
         with store.atomic():  # all or nothing: a list that would overflow leaves the old list in place
             if full:
-                store.clear_id_tags(LIST)
+                tags.clear_id_tags(LIST)
             for entry in entries:
                 if "idTagInfo" in entry:
-                    store.put_id_tag(LIST, entry["idTag"], entry["idTagInfo"])
+                    tags.put_id_tag(LIST, entry["idTag"], entry["idTagInfo"])
                 else:
-                    store.remove_id_tag(LIST, entry["idTag"])
-            if store.id_tag_count(LIST) > config.int("LocalAuthListMaxLength"):
+                    tags.remove_id_tag(LIST, entry["idTag"])
+            if tags.id_tag_count(LIST) > config.int("LocalAuthListMaxLength"):
                 raise _ListFull
             store.put_record("local_list_version", 0, {"version": version})
 

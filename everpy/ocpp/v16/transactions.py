@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from everpy.ocpp.blocks import BlockContext, Signal
-from everpy.ocpp.store import OpenTransaction, QueuedMessage
+from everpy.ocpp.store import QueuedMessage
 from everpy.ocpp.v16.configuration import Configuration
 from everpy.ocpp.v16.connectors import Connector, Connectors, Transaction
 from everpy.ocpp.v16.meter import energy_wh, sampled_values
+from everpy.ocpp.v16.repository import OpenTransaction, Repository16
 from everpy.ocpp.values import parse_time, rfc3339
 
 STOP_REASONS = {"EmergencyStop", "EVDisconnected", "HardReset", "Local", "Other", "PowerLoss", "Reboot", "Remote",
@@ -43,8 +44,9 @@ class StartAnswered:
 
 
 class Transactions:
-    def __init__(self, ctx: BlockContext[Configuration], connectors: Connectors) -> None:
+    def __init__(self, ctx: BlockContext[Configuration], repository: Repository16, connectors: Connectors) -> None:
         self.ctx = ctx
+        self.repository = repository
         self.connectors = connectors
         self.started: Signal[Started] = Signal()
         self.ended: Signal[int] = Signal()  # connector id
@@ -57,7 +59,7 @@ class Transactions:
     async def recover(self) -> None:
         """Transactions the store holds as open: continue those the EVSE still runs, stop the rest with
         reason PowerLoss and the last reading the charger had."""
-        for tx in self.ctx.store.open_transactions():
+        for tx in self.repository.open_transactions():
             c = self.connectors.get(tx.connector)
             info = await self.ctx.station.session_info(tx.connector) if c is not None else None
             running = (info or {}).get("transaction") or {}
@@ -89,7 +91,7 @@ class Transactions:
             payload["transactionData"] = tx.stop_samples + end
         with self.ctx.store.atomic():
             self.ctx.sender.queue("StopTransaction", payload, tx.tx_key)
-            self.ctx.store.close_transaction(tx.tx_key)
+            self.repository.close_transaction(tx.tx_key)
 
     def cancel_timers(self) -> None:
         if self._aligned_task is not None:
@@ -104,7 +106,7 @@ class Transactions:
         c.reading = {**(c.reading or {}), **reading}
         wh = energy_wh(reading)
         if c.transaction is not None and wh is not None:
-            self.ctx.store.record_meter(c.transaction.tx_key, wh, self._reading_time(reading))
+            self.repository.record_meter(c.transaction.tx_key, wh, self._reading_time(reading))
 
     def on_limits(self, connector_id: int, limits: dict[str, Any]) -> None:
         c = self.connectors[connector_id]
@@ -134,7 +136,7 @@ class Transactions:
         if reservation_id is not None:
             payload["reservationId"] = reservation_id
         with self.ctx.store.atomic():
-            self.ctx.store.open_transaction(tx_key, c.id, id_tag, meter_start, timestamp)
+            self.repository.open_transaction(tx_key, c.id, id_tag, meter_start, timestamp)
             self.ctx.sender.queue("StartTransaction", payload, tx_key)
         tx = Transaction(tx_key, id_tag, parse_time(timestamp), meter_start, last_sent_wh=meter_start)
         if reading is not None:
@@ -176,7 +178,7 @@ class Transactions:
             payload["transactionData"] = samples
         with self.ctx.store.atomic():
             self.ctx.sender.queue("StopTransaction", payload, tx.tx_key)
-            self.ctx.store.close_transaction(tx.tx_key)
+            self.repository.close_transaction(tx.tx_key)
         self._transaction_ended.set()
         self.ended.emit(c.id)
         self.ctx.station.publish("ocpp_transaction_event", {"transaction_event": "Ended", "evse": {"id": c.id},
@@ -193,7 +195,7 @@ class Transactions:
         return not any(c.transaction is not None for c in connectors)
 
     def transaction_id(self, c: Connector) -> int | None:
-        return None if c.transaction is None else self.ctx.store.transaction_id(c.transaction.tx_key)
+        return None if c.transaction is None else self.repository.transaction_id(c.transaction.tx_key)
 
     def connector_of(self, transaction_id: int) -> Connector | None:
         for c in self.connectors:
@@ -204,7 +206,7 @@ class Transactions:
     # -- meter values -----------------------------------------------------------------------------------
     def _add_stop_samples(self, tx: Transaction, samples: list[dict[str, Any]]) -> None:
         tx.stop_samples += samples
-        self.ctx.store.add_stop_samples(tx.tx_key, samples)
+        self.repository.add_stop_samples(tx.tx_key, samples)
 
     def _meter_value(self, reading: dict[str, Any], measurands: list[str], context: str,
                      at: str | None = None) -> list[dict[str, Any]]:
@@ -278,11 +280,12 @@ class Transactions:
 
 
 class TransactionQueue:
-    """The 1.6 message policy of the session's persistent queue."""
+    """The 1.6 message policy of the session's persistent queue (the transactions' repository: theirs)."""
 
     def __init__(self, ctx: BlockContext[Configuration], transactions: Transactions) -> None:
         self.ctx = ctx
         self.transactions = transactions
+        self.repository = transactions.repository
 
     def knows(self, action: str) -> bool:
         return action in QUEUED_ACTIONS
@@ -290,16 +293,16 @@ class TransactionQueue:
     def prepare(self, message: QueuedMessage) -> dict[str, Any]:
         payload = dict(message.payload)
         if message.tx_key is not None and message.action != "StartTransaction":
-            transaction_id = self.ctx.store.transaction_id(message.tx_key)
+            transaction_id = self.repository.transaction_id(message.tx_key)
             # errata 3.18: the CSMS never confirmed the start, so the transaction id is -1
             payload["transactionId"] = -1 if transaction_id is None else transaction_id
         return payload
 
     def delivered(self, message: QueuedMessage, result: dict[str, Any]) -> None:
-        store = self.ctx.store
+        repository = self.repository
         id_tag_info = result.get("idTagInfo")
         if message.action == "StartTransaction":
-            store.set_transaction_id(message.tx_key or "", result["transactionId"])
+            repository.set_transaction_id(message.tx_key or "", result["transactionId"])
             self.ctx.station.publish("ocpp_transaction_event_response", {
                 "session_id": message.tx_key or "", "transaction_id": str(result["transactionId"]),
                 "id_tag_status": id_tag_info["status"] if id_tag_info else "Accepted"})
@@ -311,15 +314,15 @@ class TransactionQueue:
                 self.transactions.start_answered.emit(StartAnswered(
                     None if connector is None else connector.id, message.payload["idTag"], id_tag_info))
         elif message.action == "StopTransaction":
-            store.forget_transaction(message.tx_key or "")
+            repository.forget_transaction(message.tx_key or "")
             if id_tag_info is not None and "idTag" in message.payload:
                 self.transactions.stop_answered.emit((message.payload["idTag"], id_tag_info))
 
     def dropped(self, message: QueuedMessage) -> None:
         if message.action == "StartTransaction":
-            self.ctx.store.set_transaction_id(message.tx_key or "", -1)
+            self.repository.set_transaction_id(message.tx_key or "", -1)
         elif message.action == "StopTransaction":
-            self.ctx.store.forget_transaction(message.tx_key or "")
+            self.repository.forget_transaction(message.tx_key or "")
 
     def attempts(self) -> int:
         return self.ctx.config.int("TransactionMessageAttempts")

@@ -1,6 +1,7 @@
 """A fake Station and a fake sender, for testing one functional block alone (no bus, no websocket).
 
-The store is a real OcppStore on a temporary file; time is a FakeClock. FakeStation records every call
+The store is a real OcppStore on a temporary file, with the 1.6 tables of a Repository16 (what the
+blocks of transactions and id tags are given besides the context); time is a FakeClock. FakeStation records every call
 the block makes of the charger and answers from ``answers`` (default True/None).
 """
 
@@ -15,6 +16,7 @@ from everpy.ocpp.blocks import BlockContext, Jobs
 from everpy.ocpp.rpc import OcppCallError
 from everpy.ocpp.store import OcppStore
 from everpy.ocpp.v16.configuration import Configuration
+from everpy.ocpp.v16.repository import Repository16
 from everpy.ocpp.values import EvseRef, IdToken, ResetRequest
 
 LOG = logging.getLogger("everpy.test.blocks")
@@ -146,10 +148,11 @@ class FakeSender:
 
 
 def block_context(tmp_path: Path, evse_ids: list[int] | None = None, keys: dict[str, str] | None = None,
-                  ) -> tuple[BlockContext[Configuration], FakeStation, FakeSender, FakeClock]:
+                  ) -> tuple[BlockContext[Configuration], FakeStation, FakeSender, FakeClock, Repository16]:
     store = OcppStore(tmp_path / "ocpp.db", log=LOG)
+    repository = Repository16(store)
     station = FakeStation(evse_ids)
     sender = FakeSender(store)
     clock = FakeClock()
     config = Configuration(store, keys or {}, LOG)
-    return BlockContext(sender, config, store, station, clock, LOG, Jobs(LOG)), station, sender, clock
+    return BlockContext(sender, config, store, station, clock, LOG, Jobs(LOG)), station, sender, clock, repository

@@ -81,14 +81,14 @@ class Rig:
     def start_transaction(self, connector: int, transaction_id: int, offset: float = 0) -> None:
         self.transactions.transaction_started(self.connectors[connector],
                                               {"uuid": f"tx-{connector}", "timestamp": at(offset)}, None)
-        self.ctx.store.set_transaction_id(f"tx-{connector}", transaction_id)
+        self.transactions.repository.set_transaction_id(f"tx-{connector}", transaction_id)
 
 
 @pytest.fixture
 async def rig(tmp_path) -> AsyncIterator[Rig]:
-    ctx, station, _, clock = block_context(tmp_path, evse_ids=[1, 2])
+    ctx, station, _, clock, repository = block_context(tmp_path, evse_ids=[1, 2])
     connectors = Connectors([1, 2])
-    transactions = Transactions(ctx, connectors)
+    transactions = Transactions(ctx, repository, connectors)
     block = SmartCharging(ctx, connectors, transactions)
     yield Rig(block, ctx, station, clock, connectors, transactions)
     block.cancel_timers()

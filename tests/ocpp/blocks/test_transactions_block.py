@@ -32,14 +32,14 @@ def finished_event(uuid: str = "tx-1", wh: float | None = None) -> dict[str, Any
 
 
 async def test_restart_continues_a_transaction_the_evse_still_runs(tmp_path):
-    ctx, station, sender, _ = block_context(tmp_path)
+    ctx, station, sender, _, repository = block_context(tmp_path)
     connectors = Connectors([1])
-    transactions = Transactions(ctx, connectors)
+    transactions = Transactions(ctx, repository, connectors)
     transactions.transaction_started(connectors[1], started_event(), None)
-    ctx.store.set_transaction_id("tx-1", 42)
+    repository.set_transaction_id("tx-1", 42)
     # a new instance of the OCPP service: the EVSE still runs tx-1
     connectors = Connectors([1])
-    transactions = Transactions(ctx, connectors)
+    transactions = Transactions(ctx, repository, connectors)
     station.sessions[1] = {"session_id": "tx-1", "transaction": {"uuid": "tx-1"}}
     sender.sent.clear()
     await transactions.recover()
@@ -49,24 +49,24 @@ async def test_restart_continues_a_transaction_the_evse_still_runs(tmp_path):
 
 
 async def test_restart_after_power_loss_stops_with_the_last_reading(tmp_path):
-    ctx, station, sender, _ = block_context(tmp_path)
+    ctx, station, sender, _, repository = block_context(tmp_path)
     connectors = Connectors([1])
-    transactions = Transactions(ctx, connectors)
+    transactions = Transactions(ctx, repository, connectors)
     transactions.transaction_started(connectors[1], started_event(wh=1000), None)
     transactions.on_powermeter(1, {"energy_Wh_import": {"total": 1750.0}, "timestamp": "2026-01-01T00:30:00Z"})
     transactions.cancel_timers()
     station.sessions[1] = {"session_id": ""}  # the EVSE started anew: it knows no transaction
     connectors = Connectors([1])
-    await Transactions(ctx, connectors).recover()
+    await Transactions(ctx, repository, connectors).recover()
     stop = sender.of("StopTransaction")[-1]
     assert stop["reason"] == "PowerLoss" and stop["meterStop"] == 1750
     assert stop["timestamp"] == "2026-01-01T00:30:00Z"  # the reading's own time, not now
 
 
 async def test_meter_stop_is_the_reading_after_the_stop_and_never_below_a_sent_value(tmp_path):
-    ctx, station, sender, _ = block_context(tmp_path)
+    ctx, station, sender, _, repository = block_context(tmp_path)
     connectors = Connectors([1])
-    transactions = Transactions(ctx, connectors)
+    transactions = Transactions(ctx, repository, connectors)
     transactions.transaction_started(connectors[1], started_event(wh=1000), None)
     station.meter[1] = {"energy_Wh_import": {"total": 1234.0}, "timestamp": "2026-01-01T01:00:01Z"}
     await transactions.transaction_finished(connectors[1], finished_event(wh=1200))  # event: a cached value
@@ -82,9 +82,9 @@ async def test_meter_stop_is_the_reading_after_the_stop_and_never_below_a_sent_v
 
 
 def control(tmp_path: Any) -> tuple[RemoteControl, Any, Any, Connectors, Transactions]:
-    ctx, station, sender, _ = block_context(tmp_path)
+    ctx, station, sender, _, repository = block_context(tmp_path)
     connectors = Connectors([1])
-    transactions = Transactions(ctx, connectors)
+    transactions = Transactions(ctx, repository, connectors)
     events: list[tuple[str, str]] = []
     remote = RemoteControl(ctx, connectors, transactions, SmartCharging(ctx, connectors, transactions), 1.0,
                            lambda kind, info: events.append((kind, info)))
@@ -95,7 +95,7 @@ def control(tmp_path: Any) -> tuple[RemoteControl, Any, Any, Connectors, Transac
 async def test_remote_stop_is_accepted_only_when_the_charger_took_it(tmp_path):
     remote, station, _, connectors, transactions = control(tmp_path)
     transactions.transaction_started(connectors[1], started_event(), None)
-    transactions.ctx.store.set_transaction_id("tx-1", 7)
+    transactions.repository.set_transaction_id("tx-1", 7)
     station.answers["stop_transaction"] = False  # the EVSE did not answer (bus down after retries)
     assert (await remote.on_remote_stop({"transactionId": 7})).payload == {"status": "Rejected"}
     assert remote.events[-1][0] == "RemoteStopFailed"  # type: ignore[attr-defined]
@@ -125,11 +125,11 @@ async def test_reset_records_reset_or_reboot_before_resetting(tmp_path):
 
 async def test_refused_start_stops_or_pauses_per_stop_transaction_on_invalid_id(tmp_path):
     for stop_on_invalid, expected in (("true", "stop_transaction"), ("false", "pause_charging")):
-        ctx, station, _, _ = block_context(tmp_path / stop_on_invalid, keys={
+        ctx, station, _, _, repository = block_context(tmp_path / stop_on_invalid, keys={
             "StopTransactionOnInvalidId": stop_on_invalid})
         connectors = Connectors([1])
-        authorization = Authorization(ctx, LocalAuth(ctx), Reservations(
+        authorization = Authorization(ctx, repository, LocalAuth(ctx, repository), Reservations(
             ctx, connectors, StatusNotifications(ctx, connectors, 1.0)))
         authorization.start_answered(StartAnswered(1, "TAG1", {"status": "Blocked"}))
         await ctx.jobs.wait_idle()
-        assert station.called(expected) and ctx.store.id_tag_info("cache", "TAG1") == {"status": "Blocked"}
+        assert station.called(expected) and repository.id_tag_info("cache", "TAG1") == {"status": "Blocked"}

@@ -55,7 +55,7 @@ class GatedSender(FakeSender):
 
 
 def blocks(tmp_path: Path, ids: list[int] | None = None, keys: dict[str, str] | None = None) -> SimpleNamespace:
-    ctx, station, sender, clock = block_context(tmp_path, ids, keys)
+    ctx, station, sender, clock, _ = block_context(tmp_path, ids, keys)
     connectors = Connectors(station.evse_ids())
     status = StatusNotifications(ctx, connectors, 5.0)
     return SimpleNamespace(ctx=ctx, station=station, sender=sender, clock=clock, connectors=connectors,
@@ -217,8 +217,8 @@ async def test_connector_zero_reservation_refused_when_not_supported_or_none_fre
 
 # -- item 8: an empty full list is version 0 ------------------------------------------------------------
 async def test_full_empty_local_list_reads_as_version_zero(tmp_path):
-    ctx, _, _, _ = block_context(tmp_path)
-    local = LocalAuth(ctx)
+    ctx, _, _, _, repository = block_context(tmp_path)
+    local = LocalAuth(ctx, repository)
     answer = await local.on_send_local_list({"listVersion": 1, "updateType": "Full", "localAuthorizationList": []})
     assert answer.payload == {"status": "Accepted"}
     assert (await local.on_get_local_list_version({})).payload == {"listVersion": 0}
@@ -231,7 +231,7 @@ async def test_full_empty_local_list_reads_as_version_zero(tmp_path):
 
 # -- item 7: configuration keys are CiString -------------------------------------------------------------
 def messages(tmp_path: Path, profile: int = 0) -> tuple[ConfigurationMessages, Any, FakeSender]:
-    ctx, _, sender, clock = block_context(tmp_path)
+    ctx, _, sender, clock, _ = block_context(tmp_path)
     security = SimpleNamespace(settings=SimpleNamespace(profile=lambda: profile), raise_profile=lambda p: False)
     return ConfigurationMessages(ctx, security), clock, sender  # type: ignore[arg-type]
 
