@@ -64,6 +64,11 @@ class Recorder:
         self._next = len(self.values)
         return out
 
+    def forget(self) -> None:
+        """Drop everything recorded so far (long tests that must not grow)."""
+        self.values.clear()
+        self._next = 0
+
 
 class Probe:
     """A test client on a bus: calls, watches and publishes as a module would.

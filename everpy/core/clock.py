@@ -87,6 +87,7 @@ class FakeClock(Clock):
         self._epoch = start
         self._timers: list[tuple[float, int, Callable[[], Any], TimerHandle]] = []
         self._seq = itertools.count()
+        self._cancelled = 0
 
     def monotonic(self) -> float:
         return self._now
@@ -108,9 +109,18 @@ class FakeClock(Clock):
             handle.cancel()
 
     def call_later(self, seconds: float, callback: Callable[[], Any]) -> TimerHandle:
-        handle = TimerHandle(lambda: None)  # cancelled entries are skipped when they come due
+        handle = TimerHandle(self._cancelled_one)  # cancelled entries are skipped when they come due
         heapq.heappush(self._timers, (self._now + max(0.0, seconds), next(self._seq), callback, handle))
         return handle
+
+    def _cancelled_one(self) -> None:
+        """Like asyncio's loop: once over half the timers are cancelled, drop them (long timers that are
+        re-armed, e.g. a 12-hour refresh, must not pile up until they come due)."""
+        self._cancelled += 1
+        if self._cancelled * 2 > len(self._timers) and len(self._timers) > 64:
+            self._timers = [entry for entry in self._timers if not entry[3].cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled = 0
 
     @property
     def pending_timers(self) -> int:
@@ -123,6 +133,7 @@ class FakeClock(Clock):
         while self._timers and self._timers[0][0] <= target:
             deadline, _, callback, handle = heapq.heappop(self._timers)
             if handle.cancelled:
+                self._cancelled = max(0, self._cancelled - 1)
                 continue
             self._now = max(self._now, deadline)
             handle.cancelled = True

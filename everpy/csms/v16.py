@@ -306,6 +306,13 @@ class Csms:
 
         return await asyncio.wait_for(wait(), timeout)
 
+    def forget(self) -> None:
+        """Drop the frames, messages and answers recorded so far (long tests that must not grow); answers
+        are kept per unique id for resends, so call it only when every message was delivered."""
+        self.received.clear()
+        self.frames.clear()
+        self._answers.clear()
+
     def messages(self, action: str | None = None, station: str | None = None) -> list[Received]:
         return [r for r in self.received if (action is None or r.action == action)
                 and (station is None or r.station == station)]

@@ -146,7 +146,7 @@ class Session:
                     ssl_context=params.ssl_context, open_timeout=self.settings.response_timeout_s,
                     ping_interval=self.binding.ping_interval())
             except (OSError, transport.InvalidHandshake, TimeoutError, ValueError) as error:
-                self.log.warning("cannot connect to the CSMS: %s", error)
+                self.log.warning("cannot connect to the CSMS: %s", str(error))  # the text: a record must not keep the session alive
                 self.security.failed(error)
                 self._set_state("Disconnected")
                 failures += 1
@@ -191,7 +191,7 @@ class Session:
                 if not task.cancelled() and task.exception() is not None:
                     error = task.exception()
                     if isinstance(error, transport.ConnectionClosed | ConnectionError):
-                        self.log.warning("connection to the CSMS lost: %s", error)
+                        self.log.warning("connection to the CSMS lost: %s", str(error))
                     else:
                         self.log.error("OCPP session failed", exc_info=error)
         finally:
