@@ -146,7 +146,8 @@ class Session:
                     ssl_context=params.ssl_context, open_timeout=self.settings.response_timeout_s,
                     ping_interval=self.binding.ping_interval())
             except (OSError, transport.InvalidHandshake, TimeoutError, ValueError) as error:
-                self.log.warning("cannot connect to the CSMS: %s", str(error))  # the text: a record must not keep the session alive
+                # the text, not the exception: a kept log record must not keep a dead session alive
+                self.log.warning("cannot connect to the CSMS: %s", str(error))
                 self.security.failed(error)
                 self._set_state("Disconnected")
                 failures += 1
