@@ -14,7 +14,12 @@ rc=$?
 [ $rc -ne 0 ] && exit $rc
 [ $# -gt 0 ] && exit 0  # a chosen subset: skip the minimum-versions pass
 echo "test: minimum dependency versions (ci-constraints/scarthgap.txt)"
-# The suites that exercise each pinned dependency; the crash tests (kill -9 of a whole station, ~1 min)
-# add nothing version-specific and run in the main pass only.
-PYTHON="$PY" ci-constraints/run-min-versions.sh tests/core tests/ocpp tests/rpc tests/powermeter \
+# The suites that exercise each pinned dependency: websockets (transport, every link to a CSMS), jsonschema
+# (the RPC checks and their fast path), cryptography (certificates, TLS), sqlite (the store). OCPP behaviour
+# tests above that layer, the crash tests (kill -9 of a whole station) and the soak add nothing
+# version-specific and run in the main pass only.
+OCPP_VERSIONED="transport rpc_errors rpc_fuzz hostile_csms schema_fastpath certificates security security_extension
+  core store store_faults"
+PYTHON="$PY" ci-constraints/run-min-versions.sh tests/core tests/rpc tests/powermeter \
+  $(for t in $OCPP_VERSIONED; do printf 'tests/ocpp/test_%s.py ' "$t"; done) \
   tests/yocto/test_sdnotify.py "-knot crash and not kill"
