@@ -32,9 +32,10 @@ def sil_ocpp_config(tmp_path: Path, csms_url: str, *, car_script: str | None = N
     if car_script is not None:
         car["auto_exec_commands"] = car_script
     modules["evse"]["config_module"].update(evse or {})
-    # the simulated meter keeps its register per test, not in the repository's run/
+    # the simulated meter keeps its register per test, not in the repository's run/; it reads every 0.2 s, so
+    # the reading OCPP takes at each stop (the one after it) comes within 0.2 s, not within a second
     modules["board"].setdefault("config_module", {}).update(
-        {"state_file": str(tmp_path / "meter-register.json"), **(board or {})})
+        {"state_file": str(tmp_path / "meter-register.json"), "meter_interval_s": 0.2, **(board or {})})
     modules["rfid"]["config_module"].update({"present_on_auth_required": swipe, "auth_required_delay_s": 0.2})
     modules["system"]["config_module"].update({
         "state_dir": str(tmp_path / "system"), "work_dir": str(tmp_path / "system-work"),
