@@ -56,6 +56,9 @@ def satellite_config(template: dict[str, Any], index: int, workdir: Path, serial
                                                "work_dir": str(board_dir / "system-work"),
                                                "log_paths": str(board_dir / "logs")})
     (board_dir / "logs").mkdir(parents=True, exist_ok=True)
+    for module_id, entry in modules.items():  # each satellite's simulated meter keeps its own register
+        if entry["module"] == "BoardSupportSimulator":
+            entry.setdefault("config_module", {})["state_file"] = str(board_dir / f"meter-{module_id}.json")
     config.setdefault("settings", {})["mqtt_everest_prefix"] = f"sat{index}"
     return config
 

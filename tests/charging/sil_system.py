@@ -37,7 +37,8 @@ def sil_config(
             "config_module": {"status_interval_s": 0, "energy_management": True, **(evse or {})},
             "connections": {"bsp": [conn("board", "board_support")], "powermeter": [conn("board", "powermeter")]},
         },
-        "board": {"module": "BoardSupportSimulator", "config_module": board or {}},
+        # no register file: each test's meter starts at its configured reading, nothing left in run/
+        "board": {"module": "BoardSupportSimulator", "config_module": {"state_file": "", **(board or {})}},
         "car": {"module": "EvSimulator", "connections": {"ev_board_support": [conn("board", "ev_board_support")]}},
         "rfid": {"module": "TokenProviderSimulator", "connections": {"evse": [conn("evse", "evse")]}},
         "auth": {
