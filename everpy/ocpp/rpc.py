@@ -245,26 +245,25 @@ class _Encoder(json.JSONEncoder):
         return super().default(o)
 
 
+def _numbers(value: Any, kind: type, convert: Callable[[Any], Any]) -> Any:
+    """The payload with every number of `kind` converted, the rest as it is."""
+    if isinstance(value, kind):
+        return convert(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v, kind, convert) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v, kind, convert) for v in value]
+    return value
+
+
 def _floats(value: Any) -> Any:
     """Payload parsed with Decimals back to plain floats for handlers."""
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_floats(v) for v in value]
-    return value
+    return _numbers(value, decimal.Decimal, float)
 
 
 def _decimals(value: Any) -> Any:
     """Our own payload (plain floats) as the validator sees incoming ones."""
-    if isinstance(value, float):
-        return decimal.Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _decimals(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decimals(v) for v in value]
-    return value
+    return _numbers(value, float, lambda number: decimal.Decimal(repr(number)))
 
 
 def _no_constants(name: str) -> Any:

@@ -31,6 +31,7 @@ from everpy.ocpp.store import OcppStore, QueuedMessage
 TRIGGERED: contextvars.ContextVar[bool] = contextvars.ContextVar("ocpp_triggered", default=False)
 # a session shorter than this did not prove the CSMS works: the backoff keeps growing
 HEALTHY_SESSION_S = 60.0
+MAX_BOOT_RETRY_S = 86400  # the longest wait between BootNotifications, whatever interval the CSMS names
 
 
 class NotOnline(Exception):
@@ -249,7 +250,9 @@ class Session:
                 self.log.info("BootNotification accepted, heartbeat every %s s", self.binding.heartbeat_interval())
                 return
             self._set_state(result["status"])
-            retry = result["interval"] if result["interval"] > 0 else self.settings.boot_retry_default_s
+            # a CSMS's interval may be any int32: a retry 68 years away would leave the station unregistered
+            retry = min(result["interval"], MAX_BOOT_RETRY_S) if result["interval"] > 0 \
+                else self.settings.boot_retry_default_s
             self.log.info("BootNotification %s, retrying in %s s", result["status"], retry)
             try:  # a TriggerMessage(BootNotification) cuts the wait short (1.6 §4.2, 2.0.1 B02)
                 await self.clock.wait_for(self._boot_requested.wait(), retry)

@@ -184,14 +184,19 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def json_object(value: Any, what: str) -> dict[str, Any]:
-    """A column holding a JSON object, decoded; BadRow when it is not one."""
+def _json(value: Any, what: str) -> Any:
+    """A column holding JSON text, decoded; BadRow when it is not."""
     if not isinstance(value, str):
         raise BadRow(f"{what} is not text")
     try:
-        decoded = json.loads(value)
+        return json.loads(value)
     except ValueError as error:
         raise BadRow(f"{what} is not valid JSON: {error}") from None
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """A column holding a JSON object, decoded; BadRow when it is not one."""
+    decoded = _json(value, what)
     if not isinstance(decoded, dict):
         raise BadRow(f"{what} is not a JSON object")
     return decoded
@@ -199,12 +204,7 @@ def json_object(value: Any, what: str) -> dict[str, Any]:
 
 def json_objects(value: Any, what: str) -> list[dict[str, Any]]:
     """A column holding a JSON list of objects, decoded; BadRow when it is not one."""
-    if not isinstance(value, str):
-        raise BadRow(f"{what} is not text")
-    try:
-        decoded = json.loads(value)
-    except ValueError as error:
-        raise BadRow(f"{what} is not valid JSON: {error}") from None
+    decoded = _json(value, what)
     if not isinstance(decoded, list) or not all(isinstance(item, dict) for item in decoded):
         raise BadRow(f"{what} is not a JSON list of objects")
     return decoded
