@@ -93,6 +93,11 @@ class BoardSupportSimulator(Module):
     def allow_power_on(self, value: dict[str, Any]) -> None:
         self._change(power_allowed=bool(value["allow_power_on"]))
 
+    @command(BOARD, "renew_power_lease")
+    def renew_power_lease(self, valid_for_ms: int) -> None:
+        # Lease enforcement lands with the power-lease work of issue 10; until then renewals are accepted.
+        self.power_lease_ms = valid_for_ms
+
     @command(BOARD, "ac_switch_three_phases_while_charging")
     def ac_switch_three_phases_while_charging(self, value: bool) -> None:
         raise RuntimeError("this simulated board does not support switching phases while charging")
