@@ -26,7 +26,7 @@ extras=""
 stamp=".setup-stamp${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
    || [ "$(ls -d modules/*/ | wc -l)" != "$(cat "$stamp" 2>/dev/null)" ] \
-   || ! "$PY" -c "import everpy, pathlib, sys; sys.exit(pathlib.Path(everpy.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" 2>/dev/null; then
+   || ! "$PY" -c "import everpy_modules, pathlib, sys; sys.exit(pathlib.Path(list(everpy_modules.__path__)[0]).resolve() != pathlib.Path('modules').resolve())" 2>/dev/null; then
   # (also when an earlier install points at another checkout: its modules would not be found here)
   echo "setup: installing everpy and its Python dependencies (pip install -e .${extras})"
   "$PY" -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v -E "^(WARNING: Running pip as|WARNING: Location)" || true
