@@ -58,6 +58,7 @@ class EvseManager(Module):
         self._energy_priority = False
         self._board_failed = False
         self._overcurrent_limit_sent: float | None = None
+        self._power_allowed = asyncio.Event()
         if cfg["energy_management"]:
             self.charger.set_limit("energy", 0.0)  # nothing until the EnergyManager grants power
 
@@ -79,6 +80,7 @@ class EvseManager(Module):
 
     async def ready(self) -> None:
         self.spawn(self._drive_board(), name="board calls")
+        self.spawn(self._renew_power_lease(), name="power lease")
         self._call_board("enable", value=True)
         self.publish(EVSE, "evse_id", self.config["evse_id"])
         self.publish(EVSE, "ready", False)
@@ -197,7 +199,31 @@ class EvseManager(Module):
 
     def allow_power_on(self, allow: bool) -> None:
         reason = "FullPowerCharging" if allow else "PowerOff"
+        if allow:
+            # A board closes nothing without a valid lease: renew it first, in the same queue.
+            self._call_board("renew_power_lease", valid_for_ms=self.config["power_lease_ms"])
+            self._power_allowed.set()
+        else:
+            self._power_allowed.clear()
         self._call_board("allow_power_on", value={"allow_power_on": allow, "reason": reason})
+
+    async def _renew_power_lease(self) -> None:
+        """Renew the board's power lease every lease/3 while power is allowed, on REAL time.
+
+        The lease proves that this process and the bus are alive, so it runs on the event loop's
+        clock, never on the module clock (tests jump that by minutes). A failed renewal is only
+        logged: the board protects itself when the lease runs out.
+        """
+        lease_ms = self.config["power_lease_ms"]
+        while True:
+            await self._power_allowed.wait()
+            await asyncio.sleep(lease_ms / 3000)
+            if not self._power_allowed.is_set():
+                continue
+            try:
+                await self.bsp.call("renew_power_lease", timeout=lease_ms / 3000, valid_for_ms=lease_ms)
+            except CommandError as exc:
+                self.log.warning("power lease renewal failed: %s", exc)
 
     def session_event(self, event: dict[str, Any]) -> None:
         name = event["event"]
