@@ -15,6 +15,7 @@ from typing import Any
 
 from everpy import CommandError, Module, Remote, command
 from everpy.ocpp.interface import ChargePointInterface
+from everpy.ocpp.pacing import PacingSettings
 from everpy.ocpp.store import OcppStore
 from everpy.ocpp.v16.chargepoint import ChargePoint16, Settings
 from everpy.ocpp.values import EvseRef, IdToken, ResetRequest
@@ -197,7 +198,8 @@ class OCPP(Module):
             client_cert_file=config["client_cert_file"], client_key_file=config["client_key_file"],
             basic_auth_raw_key=config["basic_auth_raw_key"],
             certificate_store_dir=config["certificate_store_dir"].replace("{id}", self.id),
-            time_from_csms=config["time_from_csms"])
+            time_from_csms=config["time_from_csms"],
+            status_pacing=PacingSettings(config["status_burst"], config["status_interval_s"]))
         self.cp = ChargePoint16(self.station, self.store, settings, self.clock, self.log)
         cp = self.cp
         for evse_id, evse in enumerate(self.station.evses, start=1):

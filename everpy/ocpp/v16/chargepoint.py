@@ -15,6 +15,7 @@ from typing import Any
 from everpy.core.clock import Clock
 from everpy.ocpp.blocks import BlockContext, Jobs, handlers_of
 from everpy.ocpp.certificates import CertificateStore
+from everpy.ocpp.pacing import PacingSettings
 from everpy.ocpp.rpc import CallTimeout, InvalidResponse, OcppCallError
 from everpy.ocpp.security import ConnectionSecurity
 from everpy.ocpp.session import NotOnline, Session, SessionSettings
@@ -61,6 +62,7 @@ class Settings:
     basic_auth_raw_key: bool = False  # OCPP-J 6.2.2 example encodes the key bytes; most CSMS use the string
     certificate_store_dir: str = "run/ocpp-certificates"
     time_from_csms: bool = False  # set the system clock from BootNotification/Heartbeat answers
+    status_pacing: PacingSettings = field(default_factory=PacingSettings)  # StatusNotifications per connector
 
 
 class ChargePoint16:
@@ -91,7 +93,7 @@ class ChargePoint16:
         ctx: BlockContext[Configuration] = BlockContext(self.session, self.config, store, station, clock, log,
                                                         self.jobs)
         self.events = SecurityEvents(ctx)
-        self.status = StatusNotifications(ctx, self.connectors, settings.response_timeout_s)
+        self.status = StatusNotifications(ctx, self.connectors, settings.response_timeout_s, settings.status_pacing)
         self.transactions = Transactions(ctx, self.repository, self.connectors)
         self.session.policy = TransactionQueue(ctx, self.transactions)
         self.local_auth = LocalAuth(ctx, self.repository)

@@ -55,7 +55,6 @@ class Connector:
     reservation_id: int | None = None
     transaction: Transaction | None = None
     reading: dict[str, Any] | None = None
-    sent_status: tuple[str, str] | None = None
 
 
 class Connectors:
