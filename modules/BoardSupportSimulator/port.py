@@ -36,6 +36,10 @@ class Port:
     pilot_mode: str = "X1"  # X1, F, E or PWM
     duty_percent: float = 100.0
     power_allowed: bool = False
+    # The board's own watchdog on the manager: relays may be closed only while a power lease is
+    # valid. True here keeps the physics usable on its own; the module starts every port without a
+    # lease (False) and sets it from renew_power_lease and the lease's expiry.
+    lease_valid: bool = True
     # car side
     car_state: str = "A"  # A, B, C, D, E
     diode_ok: bool = True
@@ -60,6 +64,7 @@ class Port:
         return (
             self.enabled
             and self.power_allowed
+            and self.lease_valid
             and self.car_state in ("C", "D")
             and not self.rcd_tripped
         )

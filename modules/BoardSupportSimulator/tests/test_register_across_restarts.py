@@ -44,6 +44,8 @@ async def relays(system: RunningSystem, closed: bool) -> None:
     events = system.watch("board", "board_support", "event")
     await system.flush()
     if closed:
+        # As a manager does: a lease first (real time: long enough for the whole test), then permission.
+        await system.call("board", "board_support", "renew_power_lease", valid_for_ms=60_000)
         await system.call("board", "ev_board_support", "set_ac_max_current", current=16.0)
         await system.call("board", "ev_board_support", "set_cp_state", cp_state="C")
     reason = "FullPowerCharging" if closed else "PowerOff"
