@@ -1,28 +1,42 @@
-"""GenericPowermeter: poll a Modbus meter, publish complete readings, report meter loss.
+"""GenericPowermeter: poll a Modbus meter, publish complete and plausible readings, report faults.
 
-Per poll: read every register block of the map; if all of them arrive and decode, publish one
-powermeter reading and clear CommunicationFault; if anything fails, publish nothing and raise
-CommunicationFault (once; it stays active until a poll succeeds). A reading is never assembled
-from a mix of good and failed requests, so consumers (billing!) never see a wrong value.
+Per poll: read every register block of the map; if all of them arrive and decode, clear
+CommunicationFault; if anything fails, publish nothing and raise CommunicationFault (once; it stays
+active until a poll succeeds). A reading is never assembled from a mix of good and failed
+requests. A complete reading is then checked against what the meter can have measured
+(everpy.metering: range, energy never backwards, no rise faster than its maximum power): only a
+plausible one is published; the others raise ImplausibleReading. So consumers (billing!) never see
+a wrong value.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from everpy import Module, command
+from everpy.metering import MeterLimits, ReadingGuard
 
 from .meter_reader import MeterReader, Reading
 from .modbus_link import MeterReadError, ModbusSettings
-from .register_map import load_register_map
+from .register_map import RegisterMap, load_register_map
 
 IMPL = "main"
 COMMUNICATION_FAULT = "powermeter/CommunicationFault"
+IMPLAUSIBLE_READING = "powermeter/ImplausibleReading"
+# config option -> the MeterLimits field it may lower
+LIMIT_OPTIONS = {
+    "max_energy_Wh": "energy_Wh",
+    "max_power_W": "power_W",
+    "max_current_A": "current_A",
+    "max_voltage_V": "voltage_V",
+}
 NO_SIGNING = "GenericPowermeter reads plain Modbus registers and cannot sign meter values (no OCMF)"
 
 
 class GenericPowermeter(Module):
     reader: MeterReader | None = None
+    guard: ReadingGuard | None = None
     failing_since: float | None = None  # clock.monotonic() of the first failed poll of an outage
 
     async def init(self) -> None:
@@ -43,6 +57,14 @@ class GenericPowermeter(Module):
             parity=cfg["parity"],
             stopbits=cfg["stopbits"],
         )
+        limits = self.meter_limits(register_map)
+        self.guard = ReadingGuard(
+            limits,
+            self.log,
+            raise_fault=lambda reason: self.raise_error(IMPL, IMPLAUSIBLE_READING, message=reason),
+            clear_fault=lambda: self.clear_error(IMPL, IMPLAUSIBLE_READING),
+            monotonic=self.clock.monotonic,
+        )
         self.reader = MeterReader(register_map, settings, retries=cfg["retries"])
         self.log.info(
             "reading %s (%s, %d requests per poll) from %s every %d ms",
@@ -52,6 +74,22 @@ class GenericPowermeter(Module):
             settings.describe(),
             cfg["poll_interval_ms"],
         )
+        self.log.info(
+            "plausible: energy 0..%g Wh rising at most %g W, |current| <= %g A, |voltage| <= %g V",
+            limits.energy_Wh, limits.power_W, limits.current_A, limits.voltage_V,
+        )
+
+    def meter_limits(self, register_map: RegisterMap) -> MeterLimits:
+        """The map's limits, lowered where the config says so (0 = keep the map's)."""
+        limits = register_map.limits
+        for option, field in LIMIT_OPTIONS.items():
+            if not self.config[option]:
+                continue
+            try:
+                limits = limits.tightened(**{field: float(self.config[option])})
+            except ValueError as exc:
+                raise ValueError(f"{self.id}: {option}: {exc} (register map {register_map.source})") from None
+        return replace(limits, timing_margin_s=self.config["timing_margin_ms"] / 1000)
 
     async def ready(self) -> None:
         self.spawn(self.poll_forever(), name="poll")
@@ -76,7 +114,9 @@ class GenericPowermeter(Module):
             self.meter_failed(exc)
             return
         self.meter_answered()
-        self.publish(IMPL, "powermeter", self.powermeter_value(reading))
+        assert self.guard is not None  # set in init() with the reader
+        if self.guard.accept(reading):
+            self.publish(IMPL, "powermeter", self.powermeter_value(reading))
 
     def powermeter_value(self, reading: Reading) -> dict[str, Any]:
         timestamp = self.clock.utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")

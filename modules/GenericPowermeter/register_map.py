@@ -19,6 +19,17 @@ File format::
         L1: {register: 30001}                   # type defaults to float32, scale to 1
 
 ``values`` mirrors the powermeter type: group (energy_Wh_import, power_W, ...) then phase key.
+
+What the meter can measure at all, from its data sheet (readings outside are refused as
+implausible, see everpy/metering.py; a limit left out keeps the wide default of MeterLimits)::
+
+    limits:
+      energy_Wh: 9999999900      # largest value of the energy counters (9,999,999.9 kWh)
+      power_W: 87000             # |active|, |reactive| power, total and per phase
+      current_A: 100
+      voltage_V: 289             # |voltage| (phase to neutral, or DC)
+      frequency_Hz: 66
+      energy_resolution_Wh: 10   # step of the energy counters (integer registers: one count)
 """
 
 from __future__ import annotations
@@ -26,12 +37,13 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from everpy.core.config_errors import ConfigError, ConfigIssue, IssueCollector, show_value
 from everpy.core.yamlsrc import load_yaml
+from everpy.metering import FLOAT32_RELATIVE_STEP, MeterLimits
 
 MAPS_DIR = Path(__file__).resolve().parent / "maps"
 
@@ -67,7 +79,9 @@ TOP_LEVEL_KEYS = {
     "max_registers_per_read",
     "max_gap_registers",
     "values",
+    "limits",
 }
+LIMIT_KEYS = ("energy_Wh", "power_W", "current_A", "voltage_V", "frequency_Hz", "energy_resolution_Wh")
 VALUE_KEYS = {"register", "type", "scale"}
 
 
@@ -105,6 +119,7 @@ class RegisterMap:
     word_order: str
     values: tuple[MappedValue, ...]
     blocks: tuple[ReadBlock, ...]
+    limits: MeterLimits
 
 
 class ReplyValueError(ValueError):
@@ -162,6 +177,7 @@ def _parse(path: Path, data: Any, issues: IssueCollector) -> RegisterMap | None:
 
     values = _parse_values(data.get("values"), offset or 0, issues)
     _check_overlaps(values, issues)
+    declared_limits = _parse_limits(data.get("limits", {}), issues)
     if issues.issues or function_code is None or max_read is None or max_gap is None:
         return None
     return RegisterMap(
@@ -172,6 +188,38 @@ def _parse(path: Path, data: Any, issues: IssueCollector) -> RegisterMap | None:
         word_order=word_order,
         values=tuple(values),
         blocks=plan_reads(values, max_read, max_gap),
+        limits=_with_counter_resolution(MeterLimits(**declared_limits), values),
+    )
+
+
+def _parse_limits(section: Any, issues: IssueCollector) -> dict[str, float]:
+    if not isinstance(section, dict):
+        issues.add(["limits"], f"expected a mapping of {', '.join(LIMIT_KEYS)}", given=show_value(section))
+        return {}
+    limits: dict[str, float] = {}
+    for key, value in section.items():
+        if key not in LIMIT_KEYS:
+            issues.unknown_key(["limits"], str(key), LIMIT_KEYS)
+            continue
+        lowest_ok = 0 if key == "energy_resolution_Wh" else 1e-9  # a maximum of 0 refuses everything
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lowest_ok <= value < math.inf:
+            what = "a finite number >= 0" if lowest_ok == 0 else "a finite number above 0"
+            issues.add(["limits", key], f"must be {what}", given=show_value(value))
+            continue
+        limits[key] = float(value)
+    return limits
+
+
+def _with_counter_resolution(limits: MeterLimits, values: Sequence[MappedValue]) -> MeterLimits:
+    """Add the step the energy registers themselves impose: one count of an integer register, and
+    the precision of a float32 (which coarsens as the counter grows)."""
+    energy = [v for v in values if v.group in NON_NEGATIVE_GROUPS]
+    integer_step = max((abs(v.scale) for v in energy if v.value_type != "float32"), default=0.0)
+    relative = FLOAT32_RELATIVE_STEP if any(v.value_type == "float32" for v in energy) else 0.0
+    return replace(
+        limits,
+        energy_resolution_Wh=max(limits.energy_resolution_Wh, integer_step),
+        energy_relative_resolution=relative,
     )
 
 

@@ -58,12 +58,13 @@ class MeterImage:
     @classmethod
     def for_map(cls, register_map: RegisterMap) -> tuple[MeterImage, dict[str, dict[str, float]]]:
         """An image with a different, exactly representable value in every mapped register, and the
-        powermeter fields the driver must publish for it."""
+        powermeter fields the driver must publish for it. The values are small enough to be within
+        every shipped map's limits (1..8 A, V, kWh, kW), so the driver publishes them."""
         image = cls()
         expected: dict[str, dict[str, float]] = {}
         addresses = sorted({value.address for value in register_map.values})
         for value in register_map.values:
-            raw = 100.0 + 12.25 * addresses.index(value.address)  # multiples of 1/4 survive float32
+            raw = 1.0 + 0.25 * addresses.index(value.address)  # multiples of 1/4 survive float32
             image.set_float(value, raw)
             expected.setdefault(value.group, {})[value.key] = raw * value.scale
         return image, expected

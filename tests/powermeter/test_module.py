@@ -94,9 +94,10 @@ async def test_tcp_meter_publishes_readings_and_reports_loss_and_recovery(sdm630
         await assert_silent_while_failing(system, image, readings)
         assert all(r["energy_Wh_import"]["total"] == expected["energy_Wh_import"]["total"] for r in readings.values)
 
-        image.words[72], image.words[73] = float_words(2000.5)
+        moved_on_kwh = expected["energy_Wh_import"]["total"] / 1000 + 0.0625  # a plausible step
+        image.words[72], image.words[73] = float_words(moved_on_kwh)
         await wait_for_error(errors, "ClearedByModule")
-        fresh = await readings.wait_for(lambda r: r["energy_Wh_import"]["total"] == 2000500.0, timeout=15)
+        fresh = await readings.wait_for(lambda r: r["energy_Wh_import"]["total"] == moved_on_kwh * 1000, timeout=15)
         assert fresh["power_W"] == expected["power_W"]
         assert not system.instances["meter"].active_errors("main")
 

@@ -55,9 +55,12 @@ async def test_evse_forwards_modbus_readings_and_reacts_to_meter_loss() -> None:
         image.words[72], image.words[73] = float_words(float("nan"))
         await evse_errors.wait_for(lambda e: e["type"] == EVSE_METER_LOST and e["state"] == "Active", timeout=15)
 
-        image.words[72], image.words[73] = float_words(5000.25)
+        moved_on_kwh = expected["energy_Wh_import"]["total"] / 1000 + 0.0625  # a plausible step
+        image.words[72], image.words[73] = float_words(moved_on_kwh)
         await evse_errors.wait_for(
             lambda e: e["type"] == EVSE_METER_LOST and e["state"] == "ClearedByModule", timeout=15
         )
-        fresh = await evse_readings.wait_for(lambda r: r["energy_Wh_import"]["total"] == 5000250.0, timeout=15)
+        fresh = await evse_readings.wait_for(
+            lambda r: r["energy_Wh_import"]["total"] == moved_on_kwh * 1000, timeout=15
+        )
         assert fresh["voltage_V"] == expected["voltage_V"]
