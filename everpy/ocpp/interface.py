@@ -31,12 +31,22 @@ class ChargePointInterface(Protocol):
         """Allow :meth:`run` again after :meth:`stop`."""
         ...
 
+    async def drain(self, timeout_s: float) -> bool:
+        """Orderly stop: when connected, try for at most ``timeout_s`` to deliver the queued messages
+        (what is left stays persisted); True if none is left."""
+        ...
+
     def close(self) -> None:
         """Shutdown: stop every timer and job so nothing touches the store afterwards."""
         ...
 
     # -- what the charger reports ---------------------------------------------------------------------
     async def on_session_event(self, evse_id: int, event: dict[str, Any]) -> None: ...
+
+    async def on_evse_reappeared(self, evse_id: int) -> None:
+        """The EVSE came back (its module restarted, its board's link returned): it gets OCPP's desired
+        state again (availability, reservation) and OCPP re-reads its session."""
+        ...
 
     def on_powermeter(self, evse_id: int, reading: dict[str, Any]) -> None: ...
 

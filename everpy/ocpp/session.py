@@ -325,6 +325,18 @@ class Session:
             return False
         return True
 
+    async def drain(self, timeout: float) -> bool:
+        """Orderly shutdown: while connected and accepted, give the queued messages up to ``timeout`` s
+        to be delivered (never waits for a connection). True if the queue is empty; what is left stays
+        persisted for the next start."""
+        if self.store.queue_length() == 0:
+            return True
+        if not self.online or timeout <= 0:
+            return False
+        self.log.info("delivering %d queued message(s) before closing (at most %.1f s)",
+                      self.store.queue_length(), timeout)
+        return await self.wait_queue_empty(timeout)
+
     async def _drain_queue(self, rpc: RpcPeer) -> None:
         while True:
             message = self.store.queue_head()

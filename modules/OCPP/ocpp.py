@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from functools import partial
 from typing import Any
 
@@ -24,6 +25,7 @@ CSMS_ENABLE_PRIORITY = 5000
 BUS_ATTEMPTS = 3  # a command the charger must carry out is retried before OCPP reports it not done
 BUS_RETRY_S = 0.5
 FRESH_READING_S = 3.0  # how long the stop waits for the meter's next reading
+LINK_FAULT = "generic/CommunicationFault"  # an EVSE behind a link (a satellite) is unreachable while raised
 
 
 def _initial_keys(text: str) -> dict[str, str]:
@@ -49,6 +51,7 @@ class BusStation:
         self.connector_types: dict[int, str] = {}
         self._readings: dict[int, asyncio.Event] = {}
         self._latest: dict[int, dict[str, Any]] = {}
+        self._closing = False
 
     def evse_ids(self) -> list[int]:
         return list(range(1, len(self.evses) + 1))
@@ -123,13 +126,23 @@ class BusStation:
             event.set()
 
     async def read_meter(self, evse_id: int) -> dict[str, Any] | None:
-        """The meter's next reading (the one after the stop); None if none comes in time."""
+        """The meter's next reading (the one after the stop); None if none comes in time, or once the
+        module is shutting down (its subscriptions are gone: no reading comes any more)."""
+        if self._closing:
+            return None
         event = self._readings.setdefault(evse_id, asyncio.Event())
         try:
             await self.module.clock.wait_for(event.wait(), FRESH_READING_S)
         except TimeoutError:
             return None
-        return self._latest.get(evse_id)
+        return None if self._closing else self._latest.get(evse_id)
+
+    def stop_waiting_for_readings(self) -> None:
+        """Shutdown: a stop being handled takes the reading it has (the session event's) at once."""
+        self._closing = True
+        for event in self._readings.values():
+            event.set()
+        self._readings.clear()
 
     async def set_system_time(self, timestamp: str) -> bool:
         return bool(await self._call(self.module.require("system"), "set_system_time", False, timestamp=timestamp))
@@ -203,14 +216,53 @@ class OCPP(Module):
         self.cp = ChargePoint16(self.station, self.store, settings, self.clock, self.log)
         cp = self.cp
         for evse_id, evse in enumerate(self.station.evses, start=1):
-            evse.subscribe("session_event", partial(cp.on_session_event, evse_id))
+            evse.subscribe("session_event", partial(self._session_event, evse_id))
             evse.subscribe("powermeter", partial(self._powermeter, evse_id))
             evse.subscribe("limits", partial(cp.on_limits, evse_id))
             evse.subscribe("hw_capabilities", partial(self._capabilities, evse_id))
-            evse.subscribe_error(partial(cp.on_error, evse_id))
+            evse.subscribe_error(partial(self._evse_error, evse_id))
         system = self.require("system")
         system.subscribe("firmware_update_status", cp.on_firmware_update_status)
         system.subscribe("log_status", cp.on_log_status)
+
+    _events_in_flight = 0
+    _events_done: asyncio.Event | None = None
+
+    def _session_event(self, evse_id: int, event: dict[str, Any]) -> Awaitable[None]:
+        """Counted from the moment the bus hands the event over, so shutdown can wait for a stop being
+        handled (its StopTransaction is queued at the end of the handling)."""
+        self._events_in_flight += 1
+        return self._handle_session_event(evse_id, event)
+
+    async def _handle_session_event(self, evse_id: int, event: dict[str, Any]) -> None:
+        try:
+            await self.cp.on_session_event(evse_id, event)
+        finally:
+            self._events_in_flight -= 1
+            if self._events_done is not None:
+                self._events_done.set()
+
+    async def _wait_session_events(self, timeout_s: float) -> bool:
+        """Until no session event is being handled, at most timeout_s; the bus hands the next one of a
+        backlog over in the same step the previous one ends, so the count is checked after each wake-up."""
+        deadline = self.clock.monotonic() + timeout_s
+        done = self._events_done = asyncio.Event()
+        while self._events_in_flight:
+            done.clear()
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                await self.clock.wait_for(done.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    async def _evse_error(self, evse_id: int, error: dict[str, Any]) -> None:
+        await self.cp.on_error(evse_id, error)
+        if error.get("type") == LINK_FAULT and error.get("state", "Active") != "Active":
+            # a satellite's EVSE is reachable again (the controller clears the fault after its resync)
+            await self.cp.on_evse_reappeared(evse_id)
 
     def _capabilities(self, evse_id: int, capabilities: dict[str, Any]) -> None:
         self.station.connector_types[evse_id] = capabilities["connector_type"]
@@ -226,6 +278,17 @@ class OCPP(Module):
         self._runner = self.spawn(self.cp.run())
 
     async def shutdown(self) -> None:
+        """Orderly stop: the stops the EVSEs reported (their stopping() ran before) are queued, and while
+        connected the queue gets shutdown_drain_s to be delivered; then the connection closes."""
+        budget = float(self.config["shutdown_drain_s"])
+        deadline = self.clock.monotonic() + budget
+        self.station.stop_waiting_for_readings()
+        if not await self._wait_session_events(budget):
+            self.log.warning("a session event was still being handled at shutdown")
+        if self._runner is not None and not self._runner.done() \
+                and not await self.cp.drain(max(0.0, deadline - self.clock.monotonic())):
+            self.log.warning("%d queued OCPP message(s) not delivered before shutdown; they stay queued",
+                             self.store.queue_length())
         self.cp.close()
         if self._runner is not None:
             self._runner.cancel()

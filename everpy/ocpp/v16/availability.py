@@ -34,8 +34,15 @@ class Availability:
     async def restore(self) -> None:
         """Tell the charger the persisted availability of every EVSE."""
         for c in self.connectors:
-            if c.transaction is None:
-                await self.ctx.station.set_available(c.id, c.operative and self.connectors.station_operative)
+            await self.resync(c.id)
+
+    async def resync(self, connector_id: int) -> None:
+        """Tell one EVSE its availability (at start, and when it came back after a restart or a lost
+        link: a fresh EVSE is enabled, whatever the CSMS said). A running transaction is left alone: an
+        Inoperative for it is Scheduled and applies when it ends."""
+        c = self.connectors[connector_id]
+        if c.transaction is None:
+            await self.ctx.station.set_available(c.id, c.operative and self.connectors.station_operative)
 
     def transaction_ended(self, connector_id: int) -> None:
         """A Scheduled change takes effect now, with the transaction's end (not when the car leaves): the

@@ -7,6 +7,7 @@ the 1.6 binding (dialect, boot payload, heartbeat key) and message policy.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,8 @@ class ChargePoint16:
         self.transactions.ended.subscribe(self.firmware.transaction_ended)
         self.config.on_change(self._config_changed)
         self._started = False
+        self._restored = False  # start() told the charger everything; from now on a returning EVSE is resynced
+        self._resyncs: dict[int, asyncio.Lock] = {}
 
     # -- the session's binding -----------------------------------------------------------------------
     dialect = DIALECT
@@ -190,6 +193,7 @@ class ChargePoint16:
         await self.smart_charging.apply()
         self._report_quarantine()
         self.events.record("StartupOfTheDevice", "the OCPP service started")
+        self._restored = True
 
     async def run(self) -> None:
         await self.start()
@@ -200,6 +204,9 @@ class ChargePoint16:
 
     def resume(self) -> None:
         self.session.resume()
+
+    async def drain(self, timeout_s: float) -> bool:
+        return await self.session.drain(timeout_s)
 
     def close(self) -> None:
         self.session.halt()
@@ -229,6 +236,27 @@ class ChargePoint16:
         if status != KEEP:
             c.session_status = status
         await self.status.send(evse_id)
+
+    async def on_evse_reappeared(self, evse_id: int) -> None:
+        """The EVSE is back (its module restarted, a satellite's link returned): OCPP re-reads what it runs
+        and tells it again what OCPP wants of it (availability, reservation)."""
+        if not self._restored:
+            return  # start() is about to read and tell everything
+        c = self.connectors[evse_id]
+        async with self._resyncs.setdefault(evse_id, asyncio.Lock()):
+            info = await self.station.session_info(evse_id)
+            if info is None:
+                self.log.warning("EVSE %d came back but its session could not be read; keeping what OCPP knows",
+                                 evse_id)
+            else:
+                self.transactions.resync(c, info)
+                if not info.get("session_id"):
+                    c.session_status = None
+                elif c.session_status is None:
+                    c.session_status = "Preparing"  # a session OCPP missed: its next event says more
+            await self.availability.resync(evse_id)
+            await self.reservations.resync(evse_id)
+            await self.status.send(evse_id)
 
     def on_powermeter(self, evse_id: int, reading: dict[str, Any]) -> None:
         self.transactions.on_powermeter(evse_id, reading)

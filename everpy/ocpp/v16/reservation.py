@@ -61,6 +61,13 @@ class Reservations:
                 if data["connectorId"] != 0:
                     self.connectors[data["connectorId"]].reservation_id = reservation_id
 
+    async def resync(self, connector_id: int) -> None:
+        """The EVSE came back (restarted, reconnected): it is told the reservation it holds again."""
+        reservation_id = self.connectors[connector_id].reservation_id
+        if reservation_id is not None and not await self.ctx.station.reserve(connector_id, reservation_id):
+            self.ctx.log.warning("connector %d came back and refused reservation %d again; it stays reserved for "
+                                 "the CSMS until it expires or is cancelled", connector_id, reservation_id)
+
     def _arm(self, reservation_id: int, data: dict[str, Any]) -> None:
         delay = parse_time(data["expiryDate"]) - self.ctx.clock.time()
         self._timers[reservation_id] = self.ctx.clock.call_later(delay, lambda: self._expire(reservation_id))

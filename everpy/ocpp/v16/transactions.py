@@ -71,6 +71,25 @@ class Transactions:
                     self.ended.emit(c.id)
         self.restart_aligned()
 
+    def resync(self, c: Connector, info: dict[str, Any]) -> None:
+        """The EVSE came back and says what it runs (``get_session``): a transaction it no longer runs
+        (it restarted and lost it) ends as at a power loss, with the last reading the charger had."""
+        tx = c.transaction
+        running = info.get("transaction") or {}
+        if tx is None or running.get("uuid") == tx.tx_key:
+            return
+        stored = next((t for t in self.repository.open_transactions() if t.tx_key == tx.tx_key), None)
+        if tx.sampler is not None:
+            tx.sampler.cancel()
+        c.transaction = None
+        self.ctx.log.warning("connector %d came back without transaction %s", c.id, tx.tx_key)
+        if stored is not None:
+            self._stop_after_power_loss(stored)
+        self._transaction_ended.set()
+        self.ended.emit(c.id)
+        self.ctx.station.publish("ocpp_transaction_event", {"transaction_event": "Ended", "evse": {"id": c.id},
+                                                            "session_id": tx.tx_key})
+
     def _continue(self, c: Connector, tx: OpenTransaction) -> None:
         self.ctx.log.warning("transaction %s on connector %d still runs; continuing it", tx.tx_key, tx.connector)
         transaction = Transaction(tx.tx_key, tx.id_tag, parse_time(tx.start_time), tx.meter_start,
