@@ -54,6 +54,7 @@ ERROR_EFFECTS: dict[str, ErrorEffect] = {
     "evse_board_support/CommunicationFault": PAUSE,
     "evse_manager/MREC4OverCurrentFailure": ErrorEffect(True, "OvercurrentFault"),
     "evse_manager/Internal": PAUSE,
+    "evse_manager/BoardCommandsFailing": PAUSE,
     "evse_manager/PowermeterTransactionStartFailed": PAUSE,
     "evse_manager/PowermeterLost": PAUSE,
 }

@@ -12,13 +12,15 @@ from typing import Any
 from everpy import CommandError, Module, command
 from everpy.core.clock import TimerHandle
 
+from .board_link import BoardLink, LinkSettings
 from .charger import Charger, ChargerSettings, Pilot, PilotOutput
 from .energy import current_limit_a, flow_request
 from .error_effects import effect_of
 
 EVSE, ENERGY, TOKENS = "evse", "energy_grid", "token_provider"
 METER_LOST = "evse_manager/PowermeterLost"
-INTERNAL = "evse_manager/Internal"
+BOARD_FAILING = "evse_manager/BoardCommandsFailing"
+BOARD_MODULE_DOWN = "ModuleDown"  # sub_type of BOARD_FAILING while the board module restarts
 METER_START_FAILED = "evse_manager/PowermeterTransactionStartFailed"
 CABLE_AMPS = {"None": 0.0, "A_13": 13.0, "A_20": 20.0, "A_32": 32.0, "A_63_3ph_70_1ph": 63.0}
 # Events after which the EnergyManager should recompute at once rather than at its next tick: those
@@ -54,15 +56,26 @@ class EvseManager(Module):
         self._meter_watchdog: TimerHandle | None = None
         self._energy_expiry: TimerHandle | None = None
         self._first_meter = asyncio.Event()
-        self._board_calls: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._energy_priority = False
-        self._board_failed = False
-        self._overcurrent_limit_sent: float | None = None
-        self._power_allowed = asyncio.Event()
+        self._board_down = False
+        self._resync_seen: set[str] | None = None  # what a restarted board re-published since its enable
         if cfg["energy_management"]:
             self.charger.set_limit("energy", 0.0)  # nothing until the EnergyManager grants power
 
         self.bsp = self.require("bsp")
+        self.board = BoardLink(self.bsp, self.clock, self.log, LinkSettings(
+            failures_to_latch=cfg["board_failures_to_latch"],
+            failure_window_s=cfg["board_failure_window_s"],
+            retry_max_s=cfg["board_retry_max_s"],
+            probe_interval_s=cfg["board_probe_interval_s"],
+            successes_to_heal=cfg["board_successes_to_heal"],
+            command_timeout_s=cfg["board_command_timeout_ms"] / 1000,
+            power_lease_ms=cfg["power_lease_ms"],
+        ), on_latched=self._board_latched, on_healed=self._board_healed, on_enabled=self._board_enabled)
+        # Remote.subscribe_state is being added to the core (issue 10); until it is in, no resync.
+        subscribe_state = getattr(self.bsp, "subscribe_state", None)
+        if subscribe_state is not None:
+            subscribe_state(self._on_board_module_state)
         for var, callback in (
             ("event", self._on_board_event),
             ("capabilities", self._on_capabilities),
@@ -79,9 +92,8 @@ class EvseManager(Module):
             self.meter.subscribe_error(self._on_meter_error)
 
     async def ready(self) -> None:
-        self.spawn(self._drive_board(), name="board calls")
-        self.spawn(self._renew_power_lease(), name="power lease")
-        self._call_board("enable", value=True)
+        self.spawn(self.board.run(), name="board link")
+        self.board.enable()
         self.publish(EVSE, "evse_id", self.config["evse_id"])
         self.publish(EVSE, "ready", False)
         self.spawn(self._start_up(), name="start-up")
@@ -118,9 +130,13 @@ class EvseManager(Module):
 
     @command(EVSE, "enable_disable")
     def enable_disable(self, connector_id: int, cmd_source: dict[str, Any]) -> bool:
-        return self.charger.set_enable_source(
+        was_enabled = self.charger.enabled
+        enabled = self.charger.set_enable_source(
             cmd_source["enable_source"], cmd_source["enable_state"], cmd_source["enable_priority"]
         )
+        if enabled and not was_enabled:
+            self.board.clear_latch()  # re-enabling is the operator's reset of a latched board fault
+        return enabled
 
     @command(EVSE, "authorize_response")
     def authorize_response(self, provided_token: dict[str, Any], validation_result: dict[str, Any]) -> None:
@@ -193,37 +209,12 @@ class EvseManager(Module):
     # ------------------------------------------------------------------ what the charger decided
     def set_pilot(self, pilot: PilotOutput) -> None:
         if pilot.mode == Pilot.PWM:
-            self._call_board("pwm_on", value=round(pilot.duty_percent, 2))
+            self.board.set_pilot("pwm_on", value=round(pilot.duty_percent, 2))
         else:
-            self._call_board(f"cp_state_{pilot.mode}")
+            self.board.set_pilot(f"cp_state_{pilot.mode}")
 
     def allow_power_on(self, allow: bool) -> None:
-        reason = "FullPowerCharging" if allow else "PowerOff"
-        if allow:
-            # A board closes nothing without a valid lease: renew it first, in the same queue.
-            self._call_board("renew_power_lease", valid_for_ms=self.config["power_lease_ms"])
-            self._power_allowed.set()
-        else:
-            self._power_allowed.clear()
-        self._call_board("allow_power_on", value={"allow_power_on": allow, "reason": reason})
-
-    async def _renew_power_lease(self) -> None:
-        """Renew the board's power lease every lease/3 while power is allowed, on REAL time.
-
-        The lease proves that this process and the bus are alive, so it runs on the event loop's
-        clock, never on the module clock (tests jump that by minutes). A failed renewal is only
-        logged: the board protects itself when the lease runs out.
-        """
-        lease_ms = self.config["power_lease_ms"]
-        while True:
-            await self._power_allowed.wait()
-            await asyncio.sleep(lease_ms / 3000)
-            if not self._power_allowed.is_set():
-                continue
-            try:
-                await self.bsp.call("renew_power_lease", timeout=lease_ms / 3000, valid_for_ms=lease_ms)
-            except CommandError as exc:
-                self.log.warning("power lease renewal failed: %s", exc)
+        self.board.allow_power(allow)
 
     def session_event(self, event: dict[str, Any]) -> None:
         name = event["event"]
@@ -251,16 +242,19 @@ class EvseManager(Module):
 
     def limits_changed(self, limits: dict[str, Any]) -> None:
         self.publish(EVSE, "limits", {"uuid": self.id, **limits})
-        if limits["max_current"] > 0 and limits["max_current"] != self._overcurrent_limit_sent:
-            self._overcurrent_limit_sent = limits["max_current"]
-            self._call_board("ac_set_overcurrent_limit_A", value=limits["max_current"])
+        if limits["max_current"] > 0:
+            self.board.set_overcurrent_limit(limits["max_current"])
 
     # ------------------------------------------------------------------ board
     def _on_board_event(self, value: dict[str, Any]) -> None:
         event = value["event"]
         if event in ("A", "B", "C", "D", "E"):
+            if self._resync_seen is not None:
+                self._resync_seen.add("pilot")
             self.charger.on_pilot(event)
         elif event in ("PowerOn", "PowerOff"):
+            if self._resync_seen is not None:
+                self._resync_seen.add("relays")
             self.charger.on_relays(event == "PowerOn")
         else:
             self.log.info("board event %s", event)
@@ -304,30 +298,65 @@ class EvseManager(Module):
         else:
             self.clear_error(EVSE, kind, sub_type)
 
-    def _call_board(self, cmd: str, **args: Any) -> None:
-        self._board_calls.put_nowait((cmd, args))
+    def _board_latched(self, message: str) -> None:
+        self.raise_error(EVSE, BOARD_FAILING, message)
+        self.charger.raise_fault(BOARD_FAILING)
 
-    async def _drive_board(self) -> None:
-        """Board commands in the order the charger decided them, one at a time.
+    def _board_healed(self) -> None:
+        self.clear_error(EVSE, BOARD_FAILING, "")
+        self.charger.clear_fault(BOARD_FAILING, "")
 
-        A failed command means the board may not do what the charger believes (relays!), so it
-        raises evse_manager/Internal, which stops charging until a later board command succeeds.
+    def _on_board_module_state(self, state: str) -> None:
+        """A board module that went down knows nothing when it is back: resync it (board_link.py)."""
+        if state == "down" and not self._board_down:
+            self._board_down = True
+            self.log.warning("board module down: charging pauses until it is back and re-synchronised")
+            self.board.board_down()
+            self.raise_error(EVSE, BOARD_FAILING, "board module is down", sub_type=BOARD_MODULE_DOWN)
+            self.charger.raise_fault(BOARD_FAILING, BOARD_MODULE_DOWN)
+        elif state == "ready" and self._board_down:
+            self._board_down = False
+            self.log.info("board module back: re-sending the desired state")
+            self._resync_seen = set()
+            self.board.board_ready()
+
+    def _board_enabled(self) -> None:
+        """The board answered enable; what it re-published before the answer is its present state.
+
+        A board re-publishes the pilot unless it is A and PowerOn only if the relays are closed
+        (interface description), so what it did not say is A and open relays: the car left while
+        the driver was away, or is still there and the session goes on.
         """
-        while True:
-            cmd, args = await self._board_calls.get()
-            try:
-                await self.bsp.call(cmd, **args)
-            except CommandError as exc:
-                self.log.error("board command %s%s failed: %s", cmd, args or "", exc)
-                if not self._board_failed:
-                    self._board_failed = True
-                    self.raise_error(EVSE, INTERNAL, f"board command {cmd} failed: {exc}")
-                    self.charger.raise_fault(INTERNAL)
-                continue
-            if self._board_failed:
-                self._board_failed = False
-                self.clear_error(EVSE, INTERNAL)
-                self.charger.clear_fault(INTERNAL)
+        seen, self._resync_seen = self._resync_seen, None
+        if seen is None:
+            return
+        if "pilot" not in seen:
+            self.charger.on_pilot("A")
+        if "relays" not in seen:
+            self.charger.on_relays(False)
+        self.clear_error(EVSE, BOARD_FAILING, BOARD_MODULE_DOWN)
+        self.charger.clear_fault(BOARD_FAILING, BOARD_MODULE_DOWN)
+
+    # ------------------------------------------------------------------ orderly stop
+    async def stopping(self) -> None:
+        """Orderly stop (SIGTERM/Ctrl-C): end the transaction as Reboot and see the relays open.
+
+        Transactions are stopped, not kept: nothing resumes one across a restart, and one left open
+        would be closed as PowerLoss at the next boot, billing time nobody metered.
+        """
+        if self.charger.transaction is not None:
+            self.log.info("orderly stop: ending the transaction (Reboot)")
+            self.charger.stop_transaction("Reboot")
+        bound_s = self.config["power_off_timeout_ms"] / 1000
+        deadline = asyncio.get_running_loop().time() + bound_s
+        while not self._stopped_safely():
+            if asyncio.get_running_loop().time() > deadline:
+                self.log.warning("orderly stop: relays not confirmed open within %.1f s", bound_s)
+                return
+            await asyncio.sleep(0.02)  # a short, bounded wait for the board's PowerOff and the last command
+
+    def _stopped_safely(self) -> bool:
+        return self.charger.transaction is None and self.board.idle and not self.charger.facts.relays_closed
 
     # ------------------------------------------------------------------ meter
     def _on_meter(self, reading: dict[str, Any]) -> None:
