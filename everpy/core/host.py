@@ -11,6 +11,7 @@ import asyncio
 import enum
 import functools
 import inspect
+import json
 import logging
 import time
 import uuid
@@ -35,6 +36,7 @@ from everpy.core.exceptions import (
     ShutdownError,
     UnknownCommandError,
 )
+from everpy.core.logs import LogThrottle
 from everpy.core.module import Module, Remote
 from everpy.core.plugins import PluginError
 
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("everpy.host")
 
 SCHEMA_ERRORS = (ValueError, jsonschema.ValidationError)
+INVALID_VAR_VALUE = "generic/InvalidVarValue"
+REFUSAL_MESSAGE_CHARS = 200  # an error message is shown on CSMS screens and logs: the gist, not a dump
 
 
 class SlotState(enum.Enum):
@@ -75,6 +79,11 @@ class _Slot:
     remotes: dict[str, list[Remote]] = field(default_factory=dict)
     crashes: int = 0
     ready_ran: bool = False
+    # Refused publishes, one key per impl/var; belongs to the slot so a restart does not reset the pacing.
+    refusals: LogThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refusals = LogThrottle(logging.getLogger(f"everpy.{self.module_id}"))
 
 
 class ModuleHost:
@@ -383,17 +392,44 @@ class ModuleHost:
 
     # -- vars ---------------------------------------------------------------------------------------
     def publish_var(self, module: Module, impl_id: str, var: str, value: Any) -> None:
+        """Publish a var; a value outside its schema (or not JSON) is refused, never published.
+
+        A refusal is the publisher's error, not its crash: it is logged (throttled per var) and raised as
+        generic/InvalidVarValue on the implementation; the next valid value of that var clears it.
+        A var or implementation the manifest does not have stays a programming error (KeyError).
+        """
         provide = module.manifest.provides.get(impl_id)
         if provide is None:
             raise KeyError(f"{module.id}: no provided implementation {impl_id!r}")
-        if self.validate:
-            try:
+        if var not in self.definitions.interfaces[provide.interface].vars:
+            raise KeyError(f"{module.id}.{impl_id}: interface {provide.interface!r} has no var {var!r}")
+        try:
+            if self.validate:
                 self.definitions.var_validator(provide.interface, var)(value)
-            except KeyError:
-                raise KeyError(f"{module.id}.{impl_id}: interface {provide.interface!r} has no var {var!r}") from None
-            except SCHEMA_ERRORS as exc:
-                raise SchemaValidationError(f"var {var}: {exc}", target=f"{module.id}.{impl_id}") from None
-        self.bus.publish(self.topics.var(module.id, impl_id, var), wire.encode(wire.VAR, {"data": value}))
+            # allow_nan=False: NaN/Infinity are not JSON, and subscribers in other languages reject them
+            payload = json.dumps(
+                {"msg_type": wire.VAR, "data": {"data": value}}, separators=(",", ":"), allow_nan=False
+            ).encode()
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(part) for part in exc.absolute_path)
+            self._refuse_var(module, impl_id, var, f"{where}: {exc.message}" if where else exc.message)
+            return
+        except (TypeError, ValueError) as exc:  # ValueError: NaN or a custom check; TypeError: not JSON at all
+            self._refuse_var(module, impl_id, var, str(exc))
+            return
+        self.bus.publish(self.topics.var(module.id, impl_id, var), payload)
+        slot = self.slots[module.id]
+        if (impl_id, INVALID_VAR_VALUE, var) in slot.errors:
+            slot.refusals.forget(f"{impl_id}/{var}")
+            self.clear_error(module, impl_id, INVALID_VAR_VALUE, var)
+
+    def _refuse_var(self, module: Module, impl_id: str, var: str, complaint: str) -> None:
+        slot = self.slots[module.id]
+        gist = " ".join(complaint.split())
+        if len(gist) > REFUSAL_MESSAGE_CHARS:
+            gist = gist[: REFUSAL_MESSAGE_CHARS - 3] + "..."
+        slot.refusals(f"{impl_id}/{var}", logging.ERROR, "refused to publish %s.%s: %s", impl_id, var, gist)
+        self.raise_error(module, impl_id, INVALID_VAR_VALUE, gist, var, "Medium", "everpy")
 
     def subscribe_var(
         self, module: Module, target: RemoteTarget, var: str, callback: Callable[[Any], Any]
@@ -442,6 +478,38 @@ class ModuleHost:
         if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
             return self._guard_async(module, result)
         return None
+
+    # -- peer state ----------------------------------------------------------------------------------
+    def subscribe_state(self, module: Module, target: RemoteTarget, callback: Callable[[str], Any]) -> None:
+        """callback("down" / "ready") each time the ModuleState of ``target``'s module changes.
+
+        The subscription belongs to the subscriber's slot like its var subscriptions: dropped when the
+        subscriber stops, made again by its next init(). A subscriber that starts while the peer is down
+        hears "down" at once, so a restarted module does not take a dead peer for a live one.
+        """
+        topic = self.topics.module_state(target.module_id)
+        last: list[str] = []  # the state this subscription reported last; repeats are not changes
+
+        def receive(topic: str, payload: bytes) -> Awaitable[None] | None:
+            try:
+                _, data = wire.decode(payload, wire.MODULE_STATE)
+                state = data["state"]
+                if state not in ("down", "ready"):
+                    raise wire.WireError(f"unknown state {state!r}")
+            except (wire.WireError, KeyError, TypeError) as exc:
+                module.log.warning("dropping malformed module state on %s: %s", topic, exc)
+                return None
+            if last == [state]:
+                return None
+            last[:] = [state]
+            return self._guard(module, callback, state)
+
+        subscription = self.bus.subscribe(topic, receive)
+        self.slots[module.id].subscriptions.append(subscription)
+        if target.module_id in self._down_modules:
+            # through the subscription, so it stays in order with the "ready" that will follow
+            down = wire.encode(wire.MODULE_STATE, {"state": "down"})
+            asyncio.get_running_loop().call_soon(subscription.deliver, topic, down)
 
     # -- errors --------------------------------------------------------------------------------------
     def raise_error(
