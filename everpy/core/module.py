@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 VarCallback = Callable[[Any], "Awaitable[None] | None"]
 ErrorCallback = Callable[[dict[str, Any]], "Awaitable[None] | None"]
+StateCallback = Callable[[str], "Awaitable[None] | None"]
 CommandHandler = Callable[..., Any]
 
 
@@ -71,6 +72,15 @@ class Remote:
 
     def subscribe_error(self, callback: ErrorCallback, error_type: str | None = None) -> None:
         self._module._host.subscribe_errors(self._module, self._target, callback, error_type)
+
+    def subscribe_state(self, callback: StateCallback) -> None:
+        """callback(state) with "down" or "ready" each time the remote's module goes down or comes back.
+
+        "down": it crashed, hung or exited and is being restarted (calls fail fast with PeerUnavailable
+        meanwhile); "ready": it is back, after a fresh init() and ready(), with none of its former state.
+        Only changes are reported; if the module is down when you subscribe, "down" comes at once.
+        """
+        self._module._host.subscribe_state(self._module, self._target, callback)
 
     def __repr__(self) -> str:
         return f"<Remote {self.module_id}.{self.impl_id} ({self.interface})>"
