@@ -4,6 +4,7 @@ start-up with every problem named as file:line."""
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from everpy_modules.GenericPowermeter.register_map import (
 )
 
 from everpy.core.config_errors import ConfigError
+from everpy.metering import MeterLimits
 
 
 def write_map(tmp_path: Path, text: str) -> Path:
@@ -166,3 +168,54 @@ def test_read_planning_respects_request_size_and_gaps() -> None:
     assert [(b.address, b.count) for b in plan_reads(values, 125, 0)] == [(0, 6), (10, 2), (40, 4)]
     assert [(b.address, b.count) for b in plan_reads(values, 125, 4)] == [(0, 12), (40, 4)]
     assert [(b.address, b.count) for b in plan_reads(values, 4, 100)] == [(0, 4), (4, 2), (10, 2), (40, 4)]
+
+
+def test_shipped_maps_declare_their_meters_limits() -> None:
+    sdm630 = load_register_map("sdm630_v2").limits
+    assert (sdm630.power_W, sdm630.current_A, sdm630.voltage_V) == (86_700, 100, 289)
+    assert sdm630.energy_Wh == 9_999_999_900  # 9,999,999.9 kWh
+    assert sdm630.energy_relative_resolution == 2.0**-23  # float32 counters
+    assert load_register_map("sdm230").limits.power_W == 27_600
+    assert load_register_map("klefr_693x_694x").limits == replace(
+        MeterLimits(), energy_relative_resolution=2.0**-23
+    )  # no limits section: the defaults
+
+
+def test_integer_counters_allow_one_count_as_their_step(tmp_path: Path) -> None:
+    path = write_map(
+        tmp_path,
+        """\
+        function_code: 3
+        limits: {power_W: 22000, energy_resolution_Wh: 1}
+        values:
+          energy_Wh_import:
+            total: {register: 100, type: uint32, scale: 100}
+        """,
+    )
+    limits = load_register_map(str(path)).limits
+    assert (limits.power_W, limits.energy_resolution_Wh, limits.energy_relative_resolution) == (22_000, 100, 0)
+
+
+def test_broken_limits_are_listed_with_their_lines(tmp_path: Path) -> None:
+    path = write_map(
+        tmp_path,
+        """\
+        function_code: 4
+        limits:
+          power_W: 0
+          current_A: lots
+          voltage: 300
+          energy_resolution_Wh: -1
+        values:
+          energy_Wh_import:
+            total: {register: 1}
+        """,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_register_map(str(path))
+    text = str(caught.value)
+    assert "meter.yaml:3: limits.power_W: must be a finite number above 0" in text
+    assert "meter.yaml:4: limits.current_A: must be a finite number above 0" in text
+    assert "meter.yaml:5: " in text and "unknown key 'voltage'" in text and "voltage_V" in text
+    assert "meter.yaml:6: limits.energy_resolution_Wh: must be a finite number >= 0" in text
+    assert len(caught.value.issues) == 4
