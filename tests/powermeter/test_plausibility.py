@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from everpy_modules.GenericPowermeter.register_map import load_register_map
 
+from everpy.core.config_errors import ConfigError
 from everpy.core.exceptions import ModuleStartupError
 from everpy.testing import Recorder, RunningSystem, run_system
 
@@ -179,3 +180,14 @@ async def test_limit_option_above_the_meters_range_stops_startup() -> None:
     with pytest.raises(ModuleStartupError, match=r"max_power_W: power_W 100000 is above what the meter can measure"):
         async with run_system(config):
             pass
+
+
+async def test_limit_options_out_of_their_range_are_refused_by_the_config_check() -> None:
+    config = meter_config(502, max_power_W=-1, max_voltage_V=2000, timing_margin_ms=70000)
+    with pytest.raises(ConfigError) as caught:
+        async with run_system(config):
+            pass
+    text = str(caught.value)
+    assert "max_power_W: value out of range (expected >= 0, given: -1)" in text
+    assert "max_voltage_V: value out of range (expected <= 1500, given: 2000)" in text
+    assert "timing_margin_ms: value out of range (expected <= 60000, given: 70000)" in text
