@@ -90,6 +90,7 @@ class ChangePacer(Generic[K, S]):
         self._locks: dict[K, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._coalesced: dict[K, int] = {}
+        self._offered: dict[K, int] = {}  # per key, the number of the newest change offered
         self._log = log
         self._throttle = LogThrottle(log, 60.0, clock.monotonic)
 
@@ -106,8 +107,13 @@ class ChangePacer(Generic[K, S]):
 
     async def change(self, key: K, state: S) -> None:
         """A new state: delivered now if a slot is free, else held until the next slot opens (a later
-        change replaces it). Returns once it was delivered or held."""
+        change replaces it). Returns once it was delivered, held or overtaken by a newer change (offered
+        while this one waited for a delivery in flight: that one is the present state)."""
+        number = self._offered[key] = self._offered.get(key, 0) + 1
         async with self._lock(key):
+            if number != self._offered[key]:
+                self._coalesced[key] = self._coalesced.get(key, 0) + 1
+                return
             if state == self._delivered.get(key):
                 self._drop_held(key)  # flapped back: the CSMS already has this state
                 return

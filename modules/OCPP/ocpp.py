@@ -221,6 +221,7 @@ class OCPP(Module):
             evse.subscribe("limits", partial(cp.on_limits, evse_id))
             evse.subscribe("hw_capabilities", partial(self._capabilities, evse_id))
             evse.subscribe_error(partial(self._evse_error, evse_id))
+            evse.subscribe_state(partial(self._evse_state, evse_id))
         system = self.require("system")
         system.subscribe("firmware_update_status", cp.on_firmware_update_status)
         system.subscribe("log_status", cp.on_log_status)
@@ -263,6 +264,10 @@ class OCPP(Module):
         if error.get("type") == LINK_FAULT and error.get("state", "Active") != "Active":
             # a satellite's EVSE is reachable again (the controller clears the fault after its resync)
             await self.cp.on_evse_reappeared(evse_id)
+
+    def _evse_state(self, evse_id: int, state: str) -> Awaitable[None] | None:
+        """A restarted EvseManager comes back "ready" with none of its former state (enabled, no session)."""
+        return self.cp.on_evse_reappeared(evse_id) if state == "ready" else None
 
     def _capabilities(self, evse_id: int, capabilities: dict[str, Any]) -> None:
         self.station.connector_types[evse_id] = capabilities["connector_type"]

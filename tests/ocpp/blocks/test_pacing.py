@@ -4,6 +4,7 @@ are never held, and the coalescing log is throttled."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -140,3 +141,24 @@ async def test_close_drops_held_states():
 def test_settings_out_of_range_are_refused(burst: int, interval_s: float):
     with pytest.raises(ValueError, match="pacing"):
         PacingSettings(burst, interval_s)
+
+
+async def test_a_change_overtaken_while_a_delivery_is_in_flight_is_never_sent_after_the_newer_one():
+    clock = FakeClock()
+    gate = asyncio.Event()
+    delivered: list[str] = []
+
+    async def slow_deliver(key: int, state: str) -> bool:
+        if state == "Preparing":
+            await gate.wait()  # the CSMS answers late
+        delivered.append(state)
+        return True
+
+    p: ChangePacer[int, str] = ChangePacer(clock, PacingSettings(5, 10.0), slow_deliver, LOG)
+    first = asyncio.ensure_future(p.change(1, "Preparing"))
+    await clock.advance(0)
+    stale = asyncio.ensure_future(p.change(1, "Charging"))  # waits for the delivery in flight
+    newest = asyncio.ensure_future(p.change(1, "Faulted"))
+    gate.set()
+    await asyncio.gather(first, stale, newest)
+    assert delivered == ["Preparing", "Faulted"]
