@@ -193,28 +193,25 @@ class BoardLink:
         call = self._desired[slot]
         # Until the board answers, its value for this slot is unknown: any new wish must be sent.
         self._sent.pop(slot, None)
-        # A board closes nothing without a valid lease: renew it right before allowing power.
-        calls = [self._lease_call(), call] if slot == POWER and _allows_power(call) else [call]
-        for each in calls:
-            try:
-                self._log.debug("board <- %s", each)
-                await self._call(each)
-            except CommandError as exc:
-                self._failed(each, exc)
-                if slot in self._dirty:
-                    self._dirty.pop(slot)
-                    self._dirty[slot] = None  # behind the others: one stuck command does not hold them up
-                return False
+        if slot == POWER and _allows_power(call):
+            # A board closes nothing without a valid lease: renew it right before allowing power.
+            await self._renew_lease(self.settings.command_timeout_s)
+        try:
+            self._log.debug("board <- %s", call)
+            await self._call(call)
+        except CommandError as exc:
+            self._failed(call, exc)
+            if slot in self._dirty:
+                self._dirty.pop(slot)
+                self._dirty[slot] = None  # behind the others: one stuck command does not hold them up
+            return False
+        self._succeeded(call)
         self._sent[slot] = call
         if self._desired.get(slot) == call:
             self._dirty.pop(slot, None)
-        self._succeeded(call)
         if slot == ENABLE:
             self._on_enabled()
         return True
-
-    def _lease_call(self) -> BoardCall:
-        return BoardCall.of("renew_power_lease", valid_for_ms=self.settings.power_lease_ms)
 
     async def _call(self, call: BoardCall) -> None:
         await self._board.call(call.cmd, timeout=self.settings.command_timeout_s, **dict(call.args))
@@ -275,13 +272,16 @@ class BoardLink:
             await asyncio.sleep(period_s)
             if not self._power_wanted.is_set() or not self._board_up.is_set():
                 continue
-            lease = self._lease_call()
-            try:
-                await self._board.call(lease.cmd, timeout=period_s, **dict(lease.args))
-            except CommandError as exc:
-                self._lease_throttle("lease", logging.WARNING, "power lease renewal failed: %s", exc)
-            else:
-                self._lease_throttle.forget("lease")
+            await self._renew_lease(period_s)
+
+    async def _renew_lease(self, timeout_s: float) -> None:
+        """One renewal; a failure is only logged (throttled): the board protects itself."""
+        try:
+            await self._board.call("renew_power_lease", timeout=timeout_s, valid_for_ms=self.settings.power_lease_ms)
+        except CommandError as exc:
+            self._lease_throttle("lease", logging.WARNING, "power lease renewal failed: %s", exc)
+        else:
+            self._lease_throttle.forget("lease")
 
 
 def _allows_power(call: BoardCall) -> bool:
