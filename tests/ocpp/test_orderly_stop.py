@@ -1,0 +1,52 @@
+"""Ctrl-C mid-charge is an orderly stop: the real `everpy run` process group of the SIL charger with OCPP
+gets SIGINT while a transaction runs; the process exits 0, the EvseManager ends the transaction as Reboot,
+OCPP queues the StopTransaction and delivers it before closing the websocket (the next start sends
+no PowerLoss for it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from everpy.csms import Csms
+
+from .sil import CHARGE_FOREVER, StationProcess, sil_ocpp_config
+from .station import WAIT_S
+
+ANSWER_DELAY_S = 0.8  # well inside the module's shutdown_drain_s (3 s), with a StatusNotification before it
+
+
+async def exited(station: StationProcess, timeout: float) -> int:
+    """The process's exit status, waited for in a thread (bounded) so the CSMS keeps serving meanwhile."""
+    assert station.process is not None
+    return await asyncio.wait_for(asyncio.to_thread(station.process.wait), timeout)
+
+
+async def test_sigint_mid_charge_ends_the_transaction_as_reboot_and_exits_0(tmp_path, csms: Csms):
+    config = sil_ocpp_config(tmp_path, csms.url, car_script=CHARGE_FOREVER, swipe=True)
+    station = StationProcess(config, tmp_path)
+    station.start()
+    try:
+        await csms.wait_for("StatusNotification", lambda p: p["status"] == "Charging", WAIT_S * 3)
+        start = await csms.wait_for("StartTransaction", timeout=WAIT_S)
+        await csms.wait_until(lambda: ("CP1", start.unique_id) in csms._answers, WAIT_S)
+        transaction_id = csms._answers[("CP1", start.unique_id)]["transactionId"]
+        assert station.process is not None
+        # a CSMS that answers slowly: the StopTransaction's answer comes only while OCPP drains its queue
+        # in shutdown(); without the drain the next start would resend it (same unique id)
+        csms.behaviour.answer_delay_s = ANSWER_DELAY_S
+        os.killpg(station.process.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole group
+        assert await exited(station, WAIT_S * 2) == 0, station.log()[-3000:]
+        stops = csms.messages("StopTransaction")
+        assert [(s.payload["transactionId"], s.payload["reason"]) for s in stops] == [(transaction_id, "Reboot")], \
+            station.log()[-3000:]
+        assert stops[0].payload["meterStop"] >= start.payload["meterStart"]
+        csms.behaviour.answer_delay_s = 0.0
+        mark = len(csms.received)
+        station.start()  # the next boot has nothing left to say about that transaction
+        await csms.wait_for("StatusNotification", lambda p: p["connectorId"] == 1, WAIT_S * 3, after=mark)
+        assert csms.messages("StopTransaction") == stops  # not resent: its answer was taken before exit
+        assert not [r for r in csms.received if r.action == "StopTransaction" and r.payload["reason"] == "PowerLoss"]
+    finally:
+        station.stop()
