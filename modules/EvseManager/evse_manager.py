@@ -72,10 +72,7 @@ class EvseManager(Module):
             command_timeout_s=cfg["board_command_timeout_ms"] / 1000,
             power_lease_ms=cfg["power_lease_ms"],
         ), on_latched=self._board_latched, on_healed=self._board_healed, on_enabled=self._board_enabled)
-        # Remote.subscribe_state is being added to the core (issue 10); until it is in, no resync.
-        subscribe_state = getattr(self.bsp, "subscribe_state", None)
-        if subscribe_state is not None:
-            subscribe_state(self._on_board_module_state)
+        self.bsp.subscribe_state(self._on_board_module_state)
         for var, callback in (
             ("event", self._on_board_event),
             ("capabilities", self._on_capabilities),

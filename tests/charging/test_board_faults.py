@@ -47,11 +47,16 @@ class Flaky(Sil):
 
     @property
     def board(self) -> Any:
-        return self.system.instances["board"]  # FlakyBoard, loaded from tests/boards (no import path)
+        """The FlakyBoard instance now running (None while it restarts); loaded from tests/boards."""
+        return self.system.instances.get("board")
 
     @property
     def hardware(self) -> Any:
-        return self.board.hardware
+        """The board's hardware: the same object across restarts of the driver (the MCU)."""
+        return self._hardware
+
+    def remember_hardware(self) -> None:
+        self._hardware = self.board.hardware
 
     async def pilot(self, state: str) -> None:
         await self.system.call("board", "car", "set_cp_state", cp_state=state)
@@ -79,6 +84,7 @@ async def flaky(**config: Any) -> AsyncIterator[Flaky]:
     async with run_system(flaky_config(**config), clock=clock, extra_module_dirs=[BOARDS]) as system:
         handles = Flaky(system, clock)
         await handles.run_until(lambda: handles.evse.charger.started, "EVSE started")
+        handles.remember_hardware()
         yield handles
 
 

@@ -1,0 +1,56 @@
+"""A board driver restarted mid-session is re-synchronised: the session goes on, or ends cleanly.
+
+The FlakyBoard's hardware (pilot, PWM, relays, the car) outlives the driver instance, like an MCU
+across a crash of its host-side driver: the runtime restarts the crashed module in-process, the
+manager sees ModuleState down -> ready, re-sends its whole desired state (enable first) and takes
+what the board re-publishes on enable as the truth.
+"""
+
+from __future__ import annotations
+
+from .test_board_faults import Flaky, charge, flaky
+
+FAST_RESTART = {"restart_backoff_s": 0.05, "restart_backoff_max_s": 0.05}
+DOWN_FAULT = ("evse_manager/BoardCommandsFailing", "ModuleDown")
+
+
+async def crash_and_restart(f: Flaky) -> None:
+    first = f.board
+    f.board.crash()
+    await f.run_until(lambda: f.evse._board_down, "board seen down")
+    await f.run_until(lambda: f.board is not first and f.evse._resync_seen is None and not f.evse._board_down,
+                      "board restarted and re-synchronised")
+
+
+async def test_a_restarted_board_gets_the_whole_state_again_and_the_session_goes_on() -> None:
+    async with flaky(settings=FAST_RESTART) as f:
+        await charge(f)
+        enables = f.hardware.attempts["enable"]
+        f.events.drain()
+        await crash_and_restart(f)
+        assert f.board.restarted  # the fresh instance found the MCU as it was
+        assert f.hardware.attempts["enable"] == enables + 1  # enable first: the board re-announced itself
+        await f.run_until(lambda: f.evse.charger.state == "Charging" and f.hardware.relays_closed, "charging again")
+        names = [e["event"] for e in f.events.drain()]
+        assert names == ["ChargingPausedEVSE", "ChargingResumed"]  # the same transaction, no new one
+        assert f.hardware.pilot_mode == "PWM" and f.hardware.power_allowed
+        errors = [(e["type"], e.get("sub_type"), e["state"]) for e in f.evse_errors.drain()
+                  if (e["type"], e.get("sub_type")) == DOWN_FAULT]
+        assert [state for *_, state in errors] == ["Active", "ClearedByModule"]
+
+
+async def test_a_car_that_left_while_the_driver_was_away_ends_the_session_cleanly() -> None:
+    async with flaky(settings=FAST_RESTART) as f:
+        await charge(f)
+        f.events.drain()
+        first = f.board
+        f.board.crash()
+        await f.run_until(lambda: f.evse._board_down, "board seen down")
+        f.hardware.car_pilot = "A"  # unplugged while no driver listened: nobody published it
+        f.hardware.relays_closed = False
+        await f.run_until(lambda: f.board is not first and not f.evse._board_down and f.evse._resync_seen is None,
+                          "board restarted and re-synchronised")
+        finished = await f.skip_to("TransactionFinished")
+        assert finished["transaction_finished"]["reason"] == "EVDisconnected"
+        await f.skip_to("SessionFinished")
+        await f.run_until(lambda: f.evse.charger.state == "Idle", "Idle")
