@@ -19,7 +19,7 @@ import pytest
 from everpy.core.clock import FakeClock
 from everpy.testing import Recorder, run_system
 
-from .sil_system import Sil, conn
+from .sil_system import Sil, conn, until
 
 BOARDS = Path(__file__).resolve().parents[1] / "boards"
 FAILING = "evse_manager/BoardCommandsFailing"
@@ -176,3 +176,19 @@ async def test_re_enabling_the_evse_clears_the_latch() -> None:
                             cmd_source={**source, "enable_state": "Enable"})
         assert not f.board_latched()
         await f.run_until(lambda: f.hardware.relays_closed, "charging again")
+
+
+async def test_the_power_lease_is_renewed_on_real_time_only_while_power_is_allowed() -> None:
+    async with flaky(evse={"power_lease_ms": 600}) as f:
+        await charge(f)
+        renewed = f.hardware.lease_renewals
+        assert renewed >= 1  # renewed before allow_power_on(true)
+        # The module clock stands still: renewals come every 200 ms of real time all the same.
+        await until(lambda: f.hardware.lease_renewals >= renewed + 3, what="three renewals on real time")
+        await f.pilot("B")  # the car stops asking: power is withdrawn, and so is the lease
+        await f.run_until(lambda: not f.hardware.power_allowed, "power withdrawn")
+        stopped_at = f.hardware.lease_renewals
+        await f.settle()
+        await f.clock.advance(600.0)  # ten minutes of module time: no renewal, no expiry of anything
+        await f.settle()
+        assert f.hardware.lease_renewals <= stopped_at + 1  # at most one that was already on its way

@@ -8,6 +8,7 @@ what the board re-publishes on enable as the truth.
 
 from __future__ import annotations
 
+from .sil_system import sil
 from .test_board_faults import Flaky, charge, flaky
 
 FAST_RESTART = {"restart_backoff_s": 0.05, "restart_backoff_max_s": 0.05}
@@ -54,3 +55,17 @@ async def test_a_car_that_left_while_the_driver_was_away_ends_the_session_cleanl
         assert finished["transaction_finished"]["reason"] == "EVDisconnected"
         await f.skip_to("SessionFinished")
         await f.run_until(lambda: f.evse.charger.state == "Idle", "Idle")
+
+
+async def test_an_orderly_stop_ends_the_transaction_as_reboot_with_the_relays_open() -> None:
+    """SIGTERM/Ctrl-C run the stopping() hooks with the bus up: the transaction is stopped, not left
+    open (the next boot would close it as PowerLoss), and the relays are open before the host goes on."""
+    async with sil() as s:
+        await s.charging()
+        s.board_events.drain()
+        assert await s.system.runtime.host.stopping() == []  # every module's hook finished in time
+        assert s.evse.charger.transaction is None and not s.evse.charger.facts.relays_closed
+        events = await s.expect("StoppingCharging", "ChargingFinished", "TransactionFinished")
+        assert events[-1]["transaction_finished"]["reason"] == "Reboot"
+        assert events[-1]["transaction_finished"]["energy_Wh"] >= 0
+        await s.relays(False)
