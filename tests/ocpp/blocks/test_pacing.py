@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
+import yaml
 
 from everpy.core.clock import FakeClock
-from everpy.ocpp.pacing import ChangePacer, PacingSettings
+from everpy.ocpp.pacing import BURST_RANGE, INTERVAL_RANGE_S, ChangePacer, PacingSettings
 
 LOG = logging.getLogger("everpy.test.pacing")
 
@@ -162,3 +164,12 @@ async def test_a_change_overtaken_while_a_delivery_is_in_flight_is_never_sent_af
     gate.set()
     await asyncio.gather(first, stale, newest)
     assert delivered == ["Preparing", "Faulted"]
+
+
+def test_the_module_config_ranges_are_the_pacers():
+    """The OCPP module's run config is refused outside these ranges at load; the pacer refuses the same."""
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[3] / "modules" / "OCPP" / "manifest.yaml").read_text())
+    burst, interval = manifest["config"]["status_burst"], manifest["config"]["status_interval_s"]
+    assert (burst["minimum"], burst["maximum"]) == BURST_RANGE
+    assert (interval["minimum"], interval["maximum"]) == INTERVAL_RANGE_S
+    assert PacingSettings(burst["default"], interval["default"]) == PacingSettings()
