@@ -108,11 +108,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ModuleStartupError, BrokerError, BusError) as exc:
         print(f"everpy: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
+    _flush_or_drop_output()
     if runtime.restart_requested:  # a module asked for a soft reset: start afresh, same arguments
-        sys.stdout.flush()
-        sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, "-m", "everpy.cli", *sys.argv[1:]])
     return code
+
+
+def _flush_or_drop_output() -> None:
+    """Flush stdout/stderr; one whose reader went away is pointed at /dev/null instead.
+
+    Otherwise the flush at interpreter exit fails and turns a clean stop into exit status 120 (and a
+    soft reset would not get to exec). While running, a broken pipe costs only the lines written to it:
+    SIGPIPE stays ignored for `run`, so a write fails with EPIPE, which logging swallows.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # BrokenPipeError and friends: nobody reads this stream any more
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
 
 
 def _parse_broker(text: str) -> BrokerAddress:
@@ -363,13 +378,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose output is the point: `everpy modules | head` ends quietly on a closed pipe. Never
+# `run` (a charger must not die because whoever read its output went away) nor the CSMS server.
+PRINTING_COMMANDS = ("check", "modules", "interfaces", "graph", "call", "monitor")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None:
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `everpy modules | head` ends quietly
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["csms"]:
         return cmd_csms(argparse.Namespace(), argv[1:])
     args = build_parser().parse_args(argv)
+    if from_command_line and args.command in PRINTING_COMMANDS:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if args.command not in ("run",):
         setup_logging("WARNING")
     handlers = {

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import pwd
 import shutil
+import signal
 import socket
 import tempfile
 from pathlib import Path
 
 from everpy.core.bus import BrokerAddress
+from everpy.core.logs import LogThrottle
+from everpy.core.subprocesses import own_session
 
 log = logging.getLogger("everpy.broker")
 
@@ -30,6 +35,17 @@ def find_mosquitto() -> str | None:
     )
 
 
+def _same_user() -> str:
+    """Keep mosquitto under our own user: started as root it would switch to user `mosquitto`, and a
+    change of user clears the parent-death signal that takes it down with a killed runtime. It only
+    listens on loopback for this run, so it needs no more and no less than the runtime has."""
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry is not root; mosquitto changes user only as root
+        return ""
+    return f"user {name}\n"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,6 +59,8 @@ class PrivateBroker:
         self.address: BrokerAddress | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._stderr_reader: asyncio.Task[None] | None = None
+        self._warnings = LogThrottle(log)
 
     async def start(self, timeout: float = 10.0, port: int | None = None) -> BrokerAddress:
         binary = find_mosquitto()
@@ -54,10 +72,13 @@ class PrivateBroker:
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
             "log_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n"
+            + _same_user()
         )
         self._process = await asyncio.create_subprocess_exec(
             binary, "-c", str(conf),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            # SIGKILL if the runtime dies: the broker holds no state worth a clean exit
+            **own_session(signal.SIGKILL),
         )
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -74,8 +95,20 @@ class PrivateBroker:
                     raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{port} within {timeout:g} s") from None
                 await asyncio.sleep(0.02)  # polling the port is the only readiness signal mosquitto gives
         self.address = BrokerAddress("127.0.0.1", port)
+        if self._process.stderr is not None:
+            self._stderr_reader = asyncio.ensure_future(self._forward_stderr(self._process.stderr))
         log.info("private mosquitto on %s (pid %s)", self.address, self._process.pid)
         return self.address
+
+    async def _forward_stderr(self, stderr: asyncio.StreamReader) -> None:
+        """Read mosquitto's warnings for as long as it runs: an unread pipe fills up after 64 KiB of
+        them (e.g. messages dropped for a slow client) and then blocks the broker, and the whole bus."""
+        while line := await stderr.readline():
+            self._warnings("mosquitto", logging.WARNING, "mosquitto: %s", line.decode(errors="replace").strip())
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     async def wait(self) -> int | None:
         """Until mosquitto exits; its exit code."""
@@ -90,6 +123,10 @@ class PrivateBroker:
             except TimeoutError:
                 self._process.kill()
                 await self._process.wait()
+        if self._stderr_reader is not None:
+            self._stderr_reader.cancel()
+            await asyncio.gather(self._stderr_reader, return_exceptions=True)
+            self._stderr_reader = None
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None

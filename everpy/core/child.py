@@ -31,8 +31,9 @@ async def run_child(args: argparse.Namespace) -> int:
         validate=not args.no_validate,
     )
     loop = asyncio.get_running_loop()
+    orderly_stop = asyncio.Event()  # SIGTERM from the runtime (or its death, see subprocesses.py)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, host.stopped.set)
+        loop.add_signal_handler(sig, orderly_stop.set)
     try:
         await host.start()
     except ModuleInitFailed as exc:
@@ -40,7 +41,13 @@ async def run_child(args: argparse.Namespace) -> int:
         await host.stop()
         await bus.close()
         return 71
-    await host.stopped.wait()
+    crashed = asyncio.ensure_future(host.stopped.wait())
+    asked = asyncio.ensure_future(orderly_stop.wait())
+    await asyncio.wait({crashed, asked}, return_when=asyncio.FIRST_COMPLETED)
+    crashed.cancel()
+    asked.cancel()
+    if not host.stopped.is_set():  # asked to stop, not crashed: the module says goodbye first
+        await host.stopping()
     await host.stop()
     await bus.close()
     return host.exit_code or 0

@@ -80,6 +80,8 @@ class Settings:
     heartbeat_timeout_s: float = 10.0
     restart_backoff_s: float = 0.5
     restart_backoff_max_s: float = 30.0
+    # Bound of the stopping() hooks at an orderly stop (systemd's TimeoutStopSec must be larger).
+    stop_timeout_s: float = 10.0
 
 
 _STRING = {"type": "string"}
@@ -129,6 +131,7 @@ SETTINGS_SCHEMA: dict = {
         "heartbeat_timeout_s": _POSITIVE,
         "restart_backoff_s": _POSITIVE,
         "restart_backoff_max_s": _POSITIVE,
+        "stop_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
     },
     "additionalProperties": False,
 }

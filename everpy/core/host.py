@@ -113,6 +113,7 @@ class ModuleHost:
         self.cmd_timeout = float(settings.cmd_timeout_s)
         self.heartbeat_interval = float(settings.heartbeat_interval_s)
         self.restart_backoff = (float(settings.restart_backoff_s), float(settings.restart_backoff_max_s))
+        self.stop_timeout = float(settings.stop_timeout_s)
         self.slots = {mid: _Slot(mid) for mid in module_ids}
         self.global_ready = asyncio.Event()
         self.exit_code: int | None = None
@@ -121,6 +122,7 @@ class ModuleHost:
         self._response_subs: set[str] = set()
         self._down_modules: set[str] = set()
         self._shutting_down = False
+        self._stopping_modules = False  # stopping() hooks run: a crash now is not restarted
         self._host_tasks: set[asyncio.Task[Any]] = set()
 
     # -- startup ------------------------------------------------------------------------------
@@ -611,6 +613,8 @@ class ModuleHost:
             return
         slot.state = SlotState.DOWN
         slot.crashes += 1
+        if self._stopping_modules:
+            return  # the system is on its way down: a restart now would only have to be stopped again
         if self.on_crash == "exit":
             self.exit_code = 70
             self.stopped.set()
@@ -670,6 +674,48 @@ class ModuleHost:
         task = asyncio.ensure_future(coro)
         self._host_tasks.add(task)
         task.add_done_callback(self._host_tasks.discard)
+
+    async def stopping(self) -> list[str]:
+        """The first half of an orderly stop: every ready module's stopping() at once, bus and modules up.
+
+        Bounded by settings.stop_timeout_s; a module whose hook times out or raises is named in the log
+        (and returned) and the stop goes on. Then waits until everything published so far has been
+        delivered, so the last words of stopping() are not lost with the bus. Call :meth:`stop` after.
+        """
+        self._stopping_modules = True
+        ready = [slot.instance for slot in self.slots.values() if slot.state is SlotState.READY and slot.instance]
+        outcomes = await asyncio.gather(*(self._run_stopping(instance) for instance in ready))
+        failed = [instance.id for instance, ok in zip(ready, outcomes, strict=True) if not ok]
+        await self.flush(self.stop_timeout)
+        return failed
+
+    async def _run_stopping(self, instance: Module) -> bool:
+        try:
+            await asyncio.wait_for(instance.stopping(), self.stop_timeout)
+        except TimeoutError:
+            log.error("module %s: stopping() did not finish within stop_timeout_s (%g s); stopping without it",
+                      instance.id, self.stop_timeout)
+            return False
+        except Exception as exc:
+            log.error("module %s: stopping() failed: %s: %s", instance.id, type(exc).__name__, exc, exc_info=exc)
+            return False
+        return True
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until the broker has handled everything this host published so far (a round trip on the
+        host's own connection: the broker keeps one client's messages in order). False after ``timeout``."""
+        topic = f"{self.topics.prefix}everpy/flush/{uuid.uuid4().hex}"
+        arrived = asyncio.Event()
+        subscription = self.bus.subscribe(topic, lambda _topic, _payload: arrived.set())
+        try:
+            self.bus.publish(topic, b"")
+            await asyncio.wait_for(arrived.wait(), timeout)
+        except TimeoutError:
+            log.warning("the broker did not confirm delivery within %g s; the last messages may be lost", timeout)
+            return False
+        finally:
+            self.bus.unsubscribe(subscription)
+        return True
 
     async def stop(self) -> None:
         self._shutting_down = True

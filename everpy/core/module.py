@@ -87,7 +87,16 @@ class Remote:
 
 
 class Module:
-    """Base class of every everpy module. Override :meth:`init`, :meth:`ready`, :meth:`shutdown`."""
+    """Base class of every everpy module. Override :meth:`init`, :meth:`ready`, :meth:`stopping`,
+    :meth:`shutdown`.
+
+    Lifecycle: ``init()`` -> (every module ready) -> ``ready()`` -> ... -> at an orderly stop (SIGTERM,
+    SIGINT, a system restart) ``stopping()`` -> ``shutdown()``. ``stopping()`` runs on every ready module
+    at once while the bus and every other module are still up: the place to end what others must hear
+    about (stop a transaction, open relays, publish a last state), calls to peers still work. It is
+    bounded by ``settings.stop_timeout_s`` and what it publishes is delivered before anything stops.
+    ``shutdown()`` comes after, when peers may already be gone: release local resources only.
+    """
 
     _command_methods: dict[tuple[str, str], str] = {}
 
@@ -133,6 +142,14 @@ class Module:
 
     async def ready(self) -> None:
         """Runs once, after every module in the system reported ready."""
+
+    async def stopping(self) -> None:
+        """Runs at an orderly stop on every ready module at once, while the bus and all modules are up.
+
+        Bounded by ``settings.stop_timeout_s`` (a hook that takes longer is named in the log and left
+        behind); everything published by then reaches the bus before any module shuts down.
+        Not run when the module is restarted after a crash (it is gone then).
+        """
 
     async def shutdown(self) -> None:
         """Runs on stop; tasks started with :meth:`spawn` are cancelled afterwards."""

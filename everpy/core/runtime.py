@@ -10,7 +10,11 @@ wire protocol, so the supervisor treats them alike:
   a child process that exits or stops sending heartbeats is killed and restarted the same way.
   Meanwhile the module's state is ``down`` on the bus, so its peers' calls fail fast with
   PeerUnavailable instead of timing out.
-* shutdown: SIGTERM/SIGINT stop everything in order (modules, children, private broker).
+* shutdown: SIGTERM/SIGINT stop everything in order: the stopping() hooks of in-process modules
+  (bus and every module still up), then the children (each runs its stopping() then shutdown() on
+  SIGTERM), then in-process shutdown(), the bus, and the private broker last. Helper processes run in
+  sessions of their own, so a terminal's Ctrl-C reaches only the runtime, and die with it if it is
+  killed (see everpy.core.subprocesses).
 """
 
 from __future__ import annotations
@@ -35,8 +39,12 @@ from everpy.core.clock import Clock
 from everpy.core.exceptions import ModuleStartupError
 from everpy.core.host import ModuleHost, ModuleInitFailed
 from everpy.core.loading import LoadedSystem
+from everpy.core.subprocesses import own_session
 
 log = logging.getLogger("everpy.runtime")
+
+# A child gets this long beyond stop_timeout_s for its stopping() and shutdown() before SIGKILL.
+CHILD_SHUTDOWN_MARGIN_S = 5.0
 
 
 @dataclass
@@ -216,7 +224,8 @@ class Runtime:
         child.ready = False
         # A child must never talk to systemd itself: only the runtime notifies and feeds the watchdog.
         env = {k: v for k, v in os.environ.items() if k not in sdnotify.SYSTEMD_ENVIRONMENT}
-        child.process = await asyncio.create_subprocess_exec(*args, env=env)
+        # SIGTERM if the runtime dies: the child then stops its module as on an orderly stop
+        child.process = await asyncio.create_subprocess_exec(*args, env=env, **own_session(signal.SIGTERM))
         log.info("started module %s in its own process (pid %d)", child.module_id, child.process.pid)
 
     def _on_heartbeat(self, topic: str, payload: bytes) -> None:
@@ -274,11 +283,14 @@ class Runtime:
             return
         self._stopping = True
         sdnotify.notify("STOPPING=1")
-        for task in list(self._tasks):
+        for task in list(self._tasks):  # the supervisors first: nothing is restarted during the stop
             task.cancel()
         if self.host is not None:
+            await self.host.stopping()
+        child_grace = float(self.system.settings.stop_timeout_s) + CHILD_SHUTDOWN_MARGIN_S
+        await asyncio.gather(*(_terminate(c.process, child_grace) for c in self.children.values()))
+        if self.host is not None:
             await self.host.stop()
-        await asyncio.gather(*(_terminate(c.process) for c in self.children.values()))
         if self.bus is not None:
             await self.bus.close()
         if self._private_broker is not None:
