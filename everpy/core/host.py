@@ -627,7 +627,7 @@ class ModuleHost:
         await self._stop_slot(slot)
         log.warning("restarting module %s in %.1f s (crash #%d)", slot.module_id, delay, slot.crashes)
         await asyncio.sleep(delay)
-        if self._shutting_down:
+        if self._shutting_down or self._stopping_modules:  # it would miss stopping() and only be stopped
             return
         try:
             await self._start_module(slot.module_id)

@@ -158,3 +158,28 @@ async def test_a_stopping_hook_that_hangs_or_fails_is_named_and_bounded(probe_di
     named = [r.getMessage() for r in caplog.records if r.name == "everpy.host" and "stopping()" in r.getMessage()]
     assert len(named) == 1 and named[0].startswith("module bad: stopping()")
     assert runtime.host is not None and runtime.host.slots["good"].state.value == "ready"
+
+
+async def test_a_reader_that_went_away_does_not_kill_the_runtime(tmp_path):
+    """`everpy run 2>&1 | something` and something exits: the charger goes on and still stops cleanly."""
+    path = tmp_path / "system.yaml"
+    path.write_text(yaml.safe_dump(sentinels(tmp_path)))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "everpy.cli", "run", str(path),
+        "--modules-dir", str(FIXTURES / "modules"), "--definitions-dir", str(FIXTURES / "definitions"),
+        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(BOUND_S):
+            while b"up and running" not in await process.stdout.readline():
+                assert process.returncode is None
+        process._transport.get_pipe_transport(1).close()  # type: ignore[attr-defined]  # the reader is gone
+        os.killpg(process.pid, signal.SIGTERM)  # its "stopping" log lines now go into a broken pipe
+        assert await asyncio.wait_for(process.wait(), BOUND_S) == 0
+        assert (tmp_path / "inproc.shutdown").exists() and (tmp_path / "own.shutdown").exists()
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
