@@ -94,7 +94,8 @@ class BoardLink:
         self._board_up.set()
         self._power_wanted = asyncio.Event()
         self._failures: deque[float] = deque()  # module-clock times of failed attempts since the last success
-        self._attempts = 0  # failed attempts of the command being retried
+        self._attempts = 0  # failed attempts in a row, whatever the slot: sets the backoff
+        self._slot_failures: dict[str, int] = {}  # failed attempts of each slot's value until it went through
         self._successes_in_row = 0
         self.latched = False
         # Per minute of module time: a stuck board costs a few lines, not megabytes.
@@ -145,6 +146,7 @@ class BoardLink:
                 self._dirty[slot] = None
         self._failures.clear()
         self._attempts = 0
+        self._slot_failures.clear()
         self._board_up.set()
         self._wake.set()
 
@@ -170,16 +172,18 @@ class BoardLink:
                     if await self._woken_within(self.settings.probe_interval_s) or POWER not in self._desired:
                         continue
                     slot = POWER  # probe: the safe state again
-                if await self._send(slot):
-                    continue
+                if await self._send(slot) or not self._board_up.is_set():
+                    continue  # a board module that went down meanwhile is resynced when it is back
                 # Back off on the module clock; a new desired value is picked up after the pause.
                 await self._clock.sleep(self._backoff_s())
         finally:
             lease.cancel()
 
     def _next_slot(self) -> str | None:
-        if POWER in self._dirty and not _allows_power(self._desired[POWER]):
-            return POWER  # opening the relays goes before anything else
+        if POWER in self._dirty and not _allows_power(self._desired[POWER]) and not self._slot_failures.get(POWER):
+            # Opening the relays goes before anything else; once it failed, the others take turns with
+            # it (the pilot going to F/X1 tells the car to stop drawing even if the relays do not answer).
+            return POWER
         return next(iter(self._dirty), None)
 
     async def _woken_within(self, seconds: float) -> bool:
@@ -200,12 +204,14 @@ class BoardLink:
             self._log.debug("board <- %s", call)
             await self._call(call)
         except CommandError as exc:
-            self._failed(call, exc)
+            if self._board_up.is_set():  # a module that is down is the ModuleDown fault, not a failure
+                self._slot_failures[slot] = self._slot_failures.get(slot, 0) + 1
+                self._failed(call, exc)
             if slot in self._dirty:
                 self._dirty.pop(slot)
                 self._dirty[slot] = None  # behind the others: one stuck command does not hold them up
             return False
-        self._succeeded(call)
+        self._succeeded(call, self._slot_failures.pop(slot, 0))
         self._sent[slot] = call
         if self._desired.get(slot) == call:
             self._dirty.pop(slot, None)
@@ -232,10 +238,10 @@ class BoardLink:
             self._log.error("%s: charging stops until the board is healthy again", message)
             self._on_latched(message)
 
-    def _succeeded(self, call: BoardCall) -> None:
-        if self._attempts:
+    def _succeeded(self, call: BoardCall, failed_before: int) -> None:
+        if failed_before:
             self._throttle(f"retried {call.cmd}", logging.WARNING, "board command %s went through after %d failed "
-                           "attempts", call, self._attempts)
+                           "attempts", call, failed_before)
         self._attempts = 0
         self._failures.clear()
         if self.latched:

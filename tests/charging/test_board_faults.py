@@ -192,3 +192,18 @@ async def test_the_power_lease_is_renewed_on_real_time_only_while_power_is_allow
         await f.clock.advance(600.0)  # ten minutes of module time: no renewal, no expiry of anything
         await f.settle()
         assert f.hardware.lease_renewals <= stopped_at + 1  # at most one that was already on its way
+
+
+async def test_a_hanging_board_latches_after_bounded_waits() -> None:
+    async with flaky(board={"failing_commands": "allow_power_on", "failure_mode": "hang"},
+                     evse={"board_command_timeout_ms": 200}) as f:
+        await charge(f, closed=False)
+        await f.run_until(f.board_latched, "latched")
+        # each attempt waited 200 ms, then gave up; at most the probe after the latch is on its way
+        assert 5 <= f.hardware.attempts["allow_power_on"] <= 7
+        paused = await f.skip_to("ChargingPausedEVSE")
+        assert paused["charging_paused_evse"]["reasons"] == ["Error"]
+        # the relay command hangs, the pilot still goes to X1 (the car stops drawing) and the relays
+        # stay open (they never got permission)
+        await f.run_until(lambda: f.hardware.pilot_mode == "X1", "pilot X1")
+        assert not f.hardware.relays_closed
