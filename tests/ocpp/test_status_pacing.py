@@ -2,15 +2,22 @@
 development CSMS): its StatusNotifications are paced per connector and the last status reaches the CSMS.
 
 The flapping is a board error raised and cleared as fast as the bus carries it (the simulator's
-``inject_error``), so the connector alternates Faulted/Available hundreds of times."""
+``inject_error``), so the connector alternates Faulted/Available hundreds of times. And the issue's own
+board (tests/boards/FlakyBoard, every command failing once per call) gives the CSMS a normal session."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from everpy.csms import Csms
+from everpy.testing import run_system
 
+from ..charging.sil_system import until
+from .sil import sil_ocpp_config
 from .station import WAIT_S, sil_station
+
+BOARDS = Path(__file__).resolve().parents[1] / "boards"  # FlakyBoard, the board that fails on purpose
 
 FAULT = "evse_board_support/MREC3HighTemperature"
 BURST = 3
@@ -53,3 +60,34 @@ async def test_a_flapping_connector_is_paced_and_its_last_status_reaches_the_csm
 
 def _last_status(csms: Csms) -> str:
     return [r.payload["status"] for r in csms.messages("StatusNotification") if r.payload["connectorId"] == 1][-1]
+
+
+async def test_a_board_failing_once_per_call_keeps_the_csms_traffic_small(tmp_path, csms: Csms):
+    """The issue's board: every command's first attempt raises (an I2C timeout). With OCPP connected the
+    CSMS sees a normal session, not thousands of Faulted/SuspendedEVSE StatusNotifications."""
+    config = sil_ocpp_config(tmp_path, csms.url, car_script=None, swipe=True)
+    modules = config["active_modules"]
+    del modules["car"]  # the test is the car: it sets the pilot at the FlakyBoard
+    modules["board"] = {"module": "FlakyBoard",
+                        "config_module": {"failing_commands": "*", "failure_mode": "raise_once_per_call"}}
+    modules["evse"]["connections"].pop("powermeter")
+    async with run_system(config, extra_module_dirs=[BOARDS]) as system:
+        await csms.wait_for("StatusNotification", lambda p: p["connectorId"] == 1, WAIT_S)
+        mark = len(csms.received)
+        await system.call("board", "car", "set_cp_state", cp_state="B")
+        await csms.wait_for("StatusNotification", lambda p: p["status"] == "Preparing", WAIT_S, after=mark)
+        await system.call("board", "car", "set_cp_state", cp_state="C")
+        await csms.wait_for("StatusNotification", lambda p: p["status"] == "Charging", WAIT_S, after=mark)
+        hardware = system.instances["board"].hardware
+        await until(lambda: hardware.relays_closed, WAIT_S, "relays closed")
+        assert hardware.failed["allow_power_on"] >= 1  # the fault really was there
+        charging, renewals = len(csms.received), hardware.lease_renewals
+        # charging goes on for some seconds of real time: the EVSE renews its power lease every second
+        await until(lambda: hardware.lease_renewals >= renewals + 6, WAIT_S * 2, "six more lease renewals")
+        assert hardware.relays_closed
+        sent = [r.payload["status"] for r in csms.received[mark:]
+                if r.action == "StatusNotification" and r.payload["connectorId"] == 1]
+        assert sent == ["Preparing", "Charging"], sent
+        # meanwhile only what a normal session sends (a heartbeat, meter values), not a status storm
+        later = [r.action for r in csms.received[charging:]]
+        assert later.count("StatusNotification") == 0 and len(later) <= 10, later
