@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable
 from functools import partial
 from typing import Any
@@ -67,7 +68,9 @@ class BusStation:
                 return await remote.call(cmd, **args)
             except CommandError as error:
                 if attempt == BUS_ATTEMPTS or not error.retryable:
-                    self.log.error("%s.%s failed: %s", remote.module_id, cmd, error)
+                    # at shutdown the other modules stop too: expected, not an error of the charger
+                    self.log.log(logging.INFO if self._closing else logging.ERROR, "%s.%s failed: %s",
+                                 remote.module_id, cmd, error)
                     return default
                 await self.module.clock.sleep(BUS_RETRY_S * attempt)
         return default

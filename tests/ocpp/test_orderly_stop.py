@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 from everpy.csms import Csms
 
@@ -48,5 +49,28 @@ async def test_sigint_mid_charge_ends_the_transaction_as_reboot_and_exits_0(tmp_
         await csms.wait_for("StatusNotification", lambda p: p["connectorId"] == 1, WAIT_S * 3, after=mark)
         assert csms.messages("StopTransaction") == stops  # not resent: its answer was taken before exit
         assert not [r for r in csms.received if r.action == "StopTransaction" and r.payload["reason"] == "PowerLoss"]
+    finally:
+        station.stop()
+
+
+async def test_a_csms_that_does_not_answer_the_stop_neither_blocks_the_exit_nor_loses_it(tmp_path, csms: Csms):
+    config = sil_ocpp_config(tmp_path, csms.url, car_script=CHARGE_FOREVER, swipe=True)
+    station = StationProcess(config, tmp_path)
+    station.start()
+    try:
+        await csms.wait_for("StatusNotification", lambda p: p["status"] == "Charging", WAIT_S * 3)
+        assert station.process is not None
+        csms.behaviour.silent["StopTransaction"] = 1  # received, never answered
+        began = time.monotonic()
+        os.killpg(station.process.pid, signal.SIGINT)
+        assert await exited(station, WAIT_S * 2) == 0, station.log()[-3000:]
+        # the drain is bounded (shutdown_drain_s, 3 s), whatever the CSMS does; the rest is the stop itself
+        assert time.monotonic() - began < 15.0
+        first = await csms.wait_for("StopTransaction", timeout=WAIT_S)
+        station.start()  # still queued: the next start sends it again, with the same unique id
+        await csms.wait_until(lambda: len(csms.messages("StopTransaction")) == 2, WAIT_S * 3)
+        stops = csms.messages("StopTransaction")
+        assert {s.unique_id for s in stops} == {first.unique_id}
+        assert [s.payload["reason"] for s in stops] == ["Reboot", "Reboot"]  # never PowerLoss
     finally:
         station.stop()
