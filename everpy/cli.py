@@ -66,6 +66,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # -- run -----------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    # Until the runtime's own handlers are in place (imports and loading take seconds on a small board)
+    # SIGTERM, like SIGINT, ends the start-up quietly: nothing runs yet that needs an orderly stop.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("everpy: stopped during start-up", file=sys.stderr)
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     from everpy.core.broker import BrokerError
     from everpy.core.bus import BusError
     from everpy.core.runtime import Runtime
