@@ -8,8 +8,17 @@ what the board re-publishes on enable as the truth.
 
 from __future__ import annotations
 
-from .sil_system import sil
-from .test_board_faults import Flaky, charge, flaky
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from everpy.core.clock import FakeClock
+from everpy.testing import run_system
+
+from .sil_system import Sil, sil, until
+from .test_board_faults import BOARDS, Flaky, charge, flaky, flaky_config
 
 FAST_RESTART = {"restart_backoff_s": 0.05, "restart_backoff_max_s": 0.05}
 DOWN_FAULT = ("evse_manager/BoardCommandsFailing", "ModuleDown")
@@ -69,3 +78,36 @@ async def test_an_orderly_stop_ends_the_transaction_as_reboot_with_the_relays_op
         assert events[-1]["transaction_finished"]["reason"] == "Reboot"
         assert events[-1]["transaction_finished"]["energy_Wh"] >= 0
         await s.relays(False)
+
+
+async def test_a_board_driver_process_killed_with_sigkill_is_resynchronised(tmp_path: Path) -> None:
+    """The driver as `process: own`, killed hard: the MCU state is in a file the next process reads."""
+    mcu = tmp_path / "mcu.json"
+    config = flaky_config(board={"hardware_file": str(mcu)}, settings=FAST_RESTART)
+    config["active_modules"]["board"]["process"] = "own"
+    clock = FakeClock()
+    async with run_system(config, clock=clock, extra_module_dirs=[BOARDS]) as system:
+        s = Sil(system, clock)
+        evse = s.evse
+        await until(lambda: evse.charger.started and mcu.exists(), what="EVSE started")
+
+        def hardware() -> dict[str, Any]:
+            return json.loads(mcu.read_text())
+
+        await system.call("board", "car", "set_cp_state", cp_state="B")
+        await s.skip_to("PrepareCharging")
+        await system.call("board", "car", "set_cp_state", cp_state="C")
+        await s.skip_to("ChargingStarted")
+        await until(lambda: hardware()["relays_closed"], what="relays closed")
+        child = system.runtime.children["board"].process
+        assert child is not None
+        os.kill(child.pid, signal.SIGKILL)
+        await until(lambda: evse._board_down, what="board seen down")
+        await until(lambda: not evse._board_down and evse._resync_seen is None, what="board back and resynced")
+        assert hardware()["attempts"]["enable"] == 2
+        moved = 0.0
+        while not (evse.charger.state == "Charging" and hardware()["relays_closed"]):
+            assert moved < 60, "charging did not resume"
+            await s.advance(0.1, 0.1)  # the fault's F pulse runs on the module clock
+            moved += 0.1
+        assert [e["event"] for e in s.events.drain()] == ["ChargingPausedEVSE", "ChargingResumed"]  # same transaction

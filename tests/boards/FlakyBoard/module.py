@@ -11,7 +11,7 @@ import asyncio
 import json
 import weakref
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ class Hardware:
         return self.enabled and self.power_allowed and self.pilot_mode == "PWM" and self.car_pilot in ("C", "D")
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict() would mangle the Counters
         data["plan"] = {"commands": sorted(self.plan.commands), "mode": self.plan.mode}
         data["retry_passes"] = sorted(self.retry_passes)
         return json.dumps(data)
