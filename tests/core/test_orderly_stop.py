@@ -27,8 +27,10 @@ def sentinels(record_dir: Path, **extra_settings: object) -> dict:
     return {
         "settings": {"ready_timeout_s": 30, "stop_timeout_s": 5, **extra_settings},
         "active_modules": {
-            "inproc": {"module": "Sentinel", "config_module": {"record_dir": str(record_dir)}},
+            "inproc": {"module": "Sentinel", "config_module": {"record_dir": str(record_dir)},
+                       "connections": {"peer": [{"module_id": "peer", "implementation_id": "main"}]}},
             "own": {"module": "Sentinel", "process": "own", "config_module": {"record_dir": str(record_dir)}},
+            "peer": {"module": "Probe", "process": "own"},
         },
     }
 
@@ -107,7 +109,8 @@ class RunningEverpy:
 async def test_ctrl_c_stops_in_order_and_exits_0(tmp_path):
     everpy = await RunningEverpy.start(tmp_path, sentinels(tmp_path))
     try:
-        broker_pid, child_pid = everpy.mosquitto(), everpy.module_process("own")
+        broker_pid = everpy.mosquitto()
+        child_pid, peer_pid = everpy.module_process("own"), everpy.module_process("peer")
         assert os.getpgid(broker_pid) != everpy.process.pid and os.getpgid(child_pid) != everpy.process.pid
         bus = Bus(everpy.broker, "orderly-stop-test")
         await bus.connect()
@@ -117,13 +120,13 @@ async def test_ctrl_c_stops_in_order_and_exits_0(tmp_path):
         os.killpg(everpy.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
         assert await asyncio.wait_for(everpy.process.wait(), BOUND_S) == 0, (tmp_path / "run.log").read_text()
         # stopping() of both ran while the bus was up, and what they published reached it
-        assert await said["inproc"].next(timeout=1) == "inproc stopping"
+        assert await said["inproc"].next(timeout=1) == "inproc stopping bye"  # its peer process answered
         assert await said["own"].next(timeout=1) == "own stopping"
         await bus.close()
         for mid, pid in (("inproc", everpy.process.pid), ("own", child_pid)):
             assert (tmp_path / f"{mid}.stopping").read_text() == str(pid)
             assert (tmp_path / f"{mid}.shutdown").read_text() == str(pid)
-        await _until(lambda: _gone(broker_pid) and _gone(child_pid))
+        await _until(lambda: _gone(broker_pid) and _gone(child_pid) and _gone(peer_pid))
         assert not everpy.record.exists()
     finally:
         await everpy.kill()
