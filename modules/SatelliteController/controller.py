@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from functools import partial
 from typing import Any
 
-from everpy import Module, PeerUnavailable, SchemaValidationError, command
+import jsonschema
+
+from everpy import Module, PeerUnavailable, command
 from everpy.rpc import ConnectionLost, HandshakeFailed, MethodRegistry, RpcError, RpcPeer, RpcTimeout, connect
 from everpy.rpc.errors import RpcException
 from everpy.rpc.mdns import SatelliteEndpoint, SatelliteFinder
@@ -317,16 +320,25 @@ class SatelliteController(Module):
             self._publish_var(tunnel, var, value)
 
     def _publish_var(self, impl: str, var: str, value: Any) -> None:
+        # A satellite's value is checked here, not only by the host's refusal of bad publishes: that
+        # refusal raises generic/InvalidVarValue on the tunnel, which main-board consumers would take for
+        # a fault of the EVSE, while the fault is the satellite's push (dropped, as on any other link).
+        try:
+            self.definitions.var_validator(self.manifest.provides[impl].interface, var)(value)
+            json.dumps(value, allow_nan=False)  # NaN / infinity pass a number schema but are no JSON
+        except KeyError as exc:
+            self.log.warning("satellite var %s.%s dropped: %s", impl, var, exc)
+            return
+        except (TypeError, ValueError, jsonschema.ValidationError) as exc:
+            self.log.warning("satellite var %s.%s dropped: %s", impl, var, str(exc).splitlines()[0][:200])
+            return
         self.last_vars[(impl, var)] = value
         if var == "session_event" and isinstance(value, dict):
             if value.get("event") == "TransactionStarted":
                 self._open_transactions[impl] = value
             elif value.get("event") == "TransactionFinished":
                 self._open_transactions.pop(impl, None)
-        try:
-            self.publish(impl, var, value)
-        except (KeyError, SchemaValidationError) as exc:
-            self.log.warning("satellite var %s.%s dropped: %s", impl, var, exc)
+        self.publish(impl, var, value)
 
     def _on_remote_error(self, tunnel: str, error: dict[str, Any]) -> None:
         if tunnel not in self.tunnels or not isinstance(error, dict) or not isinstance(error.get("type"), str):
