@@ -133,10 +133,6 @@ class ChangePacer(Generic[K, S]):
             self._drop_held(key)
             await self._deliver_locked(key, state)
 
-    def forget(self, key: K) -> None:
-        """The peer lost what was delivered (e.g. a new connection that will be told everything)."""
-        self._delivered.pop(key, None)
-
     def close(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
@@ -144,11 +140,6 @@ class ChangePacer(Generic[K, S]):
         self._held.clear()
         for task in list(self._tasks):
             task.cancel()
-
-    async def wait_idle(self) -> None:
-        """Until no delivery of a held state runs (tests)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
 
     # -- internals ---------------------------------------------------------------------------------------
     def _lock(self, key: K) -> asyncio.Lock:
