@@ -344,7 +344,8 @@ class EvseManager(Module):
         if self.charger.transaction is not None:
             self.log.info("orderly stop: ending the transaction (Reboot)")
             self.charger.stop_transaction("Reboot")
-        bound_s = self.config["power_off_timeout_ms"] / 1000
+        # A little beyond power_off_timeout: StoppingCharging's own timeout ends the transaction first.
+        bound_s = self.config["power_off_timeout_ms"] / 1000 + 0.5
         deadline = asyncio.get_running_loop().time() + bound_s
         while not self._stopped_safely():
             if asyncio.get_running_loop().time() > deadline:
