@@ -14,6 +14,7 @@ from pathlib import Path
 
 from everpy.core.bus import BrokerAddress
 from everpy.core.logs import LogThrottle
+from everpy.core.sdnotify import SYSTEMD_ENVIRONMENT
 from everpy.core.subprocesses import own_session
 
 log = logging.getLogger("everpy.broker")
@@ -77,6 +78,9 @@ class PrivateBroker:
         self._process = await asyncio.create_subprocess_exec(
             binary, "-c", str(conf),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            # Debian's mosquitto speaks sd_notify itself: with NOTIFY_SOCKET it would tell systemd READY=1
+            # before any module is up (and break NotifyAccess=main). Only the runtime notifies.
+            env={k: v for k, v in os.environ.items() if k not in SYSTEMD_ENVIRONMENT},
             # SIGKILL if the runtime dies: the broker holds no state worth a clean exit
             **own_session(signal.SIGKILL),
         )
