@@ -78,6 +78,9 @@ def sil_with_modbus_meter(port: int, fail_on_powermeter_errors: bool) -> dict[st
     modules["evse"]["connections"]["powermeter"] = [conn("meter", "main")]
     modules["meter"] = evse_with_modbus_meter(port)["active_modules"]["meter"]
     modules["meter"]["config_module"]["poll_interval_ms"] = 1000  # on the SIL's fake clock
+    # Replies wait in real time: a loaded CI machine must not turn a slow reply into a missed poll, which
+    # would leave the fake-clock steps below a poll short.
+    modules["meter"]["config_module"].update(timeout_ms=5000, retries=2)
     return config
 
 
