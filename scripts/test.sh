@@ -8,7 +8,13 @@ PY="${PYTHON:-python3}"
 # [tool.mypy] settings in pyproject.toml. Both run from the same interpreter as the tests (its stubs).
 "$PY" -m ruff check . || { echo "test: ruff check . found problems (see above); fix them or run 'ruff check --fix .'" >&2; exit 1; }
 "$PY" -m mypy || { echo "test: mypy found type errors (see above; configured in pyproject.toml [tool.mypy])" >&2; exit 1; }
-"$PY" -m pytest -q -p no:cacheprovider --timeout=300 "$@"
+# Most tests wait on processes, sockets and brokers, not the CPU: four workers fill two cores. Tests that
+# share the machine's network for mDNS run on one worker (xdist_group in conftest.py).
+# EVERPY_TEST_WORKERS=0 runs everything in one process.
+WORKERS="${EVERPY_TEST_WORKERS:-4}"
+XDIST=()
+[ "$WORKERS" != "0" ] && XDIST=(-n "$WORKERS" --dist loadgroup)
+"$PY" -m pytest -q -p no:cacheprovider --timeout=300 "${XDIST[@]}" "$@"
 rc=$?
 [ $rc -eq 5 ] && { echo "test: no tests were collected" >&2; exit 1; }
 [ $rc -ne 0 ] && exit $rc
@@ -22,4 +28,4 @@ OCPP_VERSIONED="transport rpc_errors rpc_fuzz hostile_csms schema_fastpath certi
   core store store_faults"
 PYTHON="$PY" ci-constraints/run-min-versions.sh tests/core tests/rpc tests/powermeter \
   $(for t in $OCPP_VERSIONED; do printf 'tests/ocpp/test_%s.py ' "$t"; done) \
-  tests/yocto/test_sdnotify.py "-knot crash and not kill"
+  tests/yocto/test_sdnotify.py "-knot crash and not kill" "${XDIST[@]}"
