@@ -7,10 +7,12 @@ inputs and Charger outputs into bus messages.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from everpy import CommandError, Module, command
 from everpy.core.clock import TimerHandle
+from everpy.core.logs import LogThrottle
 
 from .board_link import BoardLink, LinkSettings
 from .charger import Charger, ChargerSettings, Pilot, PilotOutput
@@ -62,6 +64,8 @@ class EvseManager(Module):
         if cfg["energy_management"]:
             self.charger.set_limit("energy", 0.0)  # nothing until the EnergyManager grants power
 
+        # A flapping board error (a loose sensor wire) is logged once a minute per error, not per flap.
+        self._error_log = LogThrottle(self.log, 60.0, monotonic=self.clock.monotonic)
         self.bsp = self.require("bsp")
         self.board = BoardLink(self.bsp, self.clock, self.log, LinkSettings(
             failures_to_latch=cfg["board_failures_to_latch"],
@@ -280,10 +284,11 @@ class EvseManager(Module):
         if error["state"] == "Active":
             effect = effect_of(kind)
             what = "stops charging" if effect.stops_charging else "warning only"
-            self.log.warning("board error %s %s (%s): %s", kind, sub_type, what, error.get("message", ""))
+            self._error_log(f"{kind}/{sub_type} raised", logging.WARNING, "board error %s %s (%s): %s",
+                            kind, sub_type, what, error.get("message", ""))
             self.charger.raise_fault(kind, sub_type)
         else:
-            self.log.info("board error %s %s cleared", kind, sub_type)
+            self._error_log(f"{kind}/{sub_type} cleared", logging.INFO, "board error %s %s cleared", kind, sub_type)
             self.charger.clear_fault(kind, sub_type)
 
     def _forward_error(self, error: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ FAULT = "evse_board_support/MREC3HighTemperature"
 BURST = 3
 INTERVAL_S = 2.0
 FLAP_S = 8.0
+MAX_FLIPS = 400  # enough to pace; more only lengthens the backlog a loaded machine must work off
 
 
 async def test_a_flapping_connector_is_paced_and_its_last_status_reaches_the_csms(tmp_path, csms: Csms):
@@ -33,7 +34,7 @@ async def test_a_flapping_connector_is_paced_and_its_last_status_reaches_the_csm
         mark = len(csms.received)
         began = time.monotonic()
         flips = 0
-        while time.monotonic() - began < FLAP_S:
+        while time.monotonic() - began < FLAP_S and flips < MAX_FLIPS:
             flips += 1
             await system.call("board", "ev_board_support", "inject_error", error_type=FAULT, active=flips % 2 == 1,
                               sub_type="")
@@ -44,7 +45,7 @@ async def test_a_flapping_connector_is_paced_and_its_last_status_reaches_the_csm
         pacer = station.ocpp.cp.status.pacer
         # the last status the CSMS has is the connector's present one, once the pacer holds nothing back
         await csms.wait_until(lambda: pacer.held(1) is None and _last_status(csms) == "Faulted"
-                              and station.ocpp.cp.connectors.status_of(1)[0] == "Faulted", WAIT_S)
+                              and station.ocpp.cp.connectors.status_of(1)[0] == "Faulted", 2 * WAIT_S)
         sent = [r for r in csms.received[mark:] if r.action == "StatusNotification" and r.payload["connectorId"] == 1]
         changes = len(evse_errors.drain())
         assert changes >= 100, f"the error flapped only {changes} times through the EVSE"
