@@ -13,7 +13,7 @@ PY="${PYTHON:-python3}"
 # EVERPY_TEST_WORKERS=0 runs everything in one process.
 WORKERS="${EVERPY_TEST_WORKERS:-4}"
 XDIST=()
-[ "$WORKERS" != "0" ] && XDIST=(-n "$WORKERS" --dist loadgroup)
+[ "$WORKERS" != "0" ] && XDIST=("-n$WORKERS" --dist=loadgroup)  # one word each: run-min-versions.sh takes words without a dash for paths
 "$PY" -m pytest -q -p no:cacheprovider --timeout=300 "${XDIST[@]}" "$@"
 rc=$?
 [ $rc -eq 5 ] && { echo "test: no tests were collected" >&2; exit 1; }
