@@ -273,25 +273,16 @@ class ModuleHost:
         except Exception as exc:
             _handler_failed(instance, f"{impl_id}.{cmd}", reply, exc)
             return
+        name = f"{impl_id}.{cmd}"
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(self._finish(instance, f"{impl_id}.{cmd}", reply, result, check_result))
+            # The handler's own coroutine is the task: cancelled before its first step (the module stops)
+            # it is still closed properly and the caller is answered, instead of a wrapper never awaiting it.
+            task = asyncio.ensure_future(result)
             slot.handler_tasks.add(task)
             task.add_done_callback(slot.handler_tasks.discard)
+            task.add_done_callback(functools.partial(_finish, instance, name, reply, check_result))
         else:
-            reply.result(instance, f"{impl_id}.{cmd}", result, check_result)
-
-    async def _finish(
-        self, instance: Module, name: str, reply: _Reply, pending: Awaitable[Any], check_result: Callable[[Any], None]
-    ) -> None:
-        try:
-            result = await pending
-        except asyncio.CancelledError:
-            reply.error(NotReadyError("module stopped"))
-            raise
-        except Exception as exc:
-            _handler_failed(instance, name, reply, exc)
-            return
-        reply.result(instance, name, result, check_result)
+            reply.result(instance, name, result, check_result)
 
     def _reply_error(
         self, slot: _Slot, impl_id: str, cmd: str, call_id: str, origin: str, error: CommandError
@@ -760,6 +751,21 @@ class _Reply:
             self.error(HandlerError(f"result not JSON: {exc}"))
             return
         self.host.bus.publish(self.topic, payload)
+
+
+def _finish(instance: Module, name: str, reply: _Reply, check_result: Callable[[Any], None],
+            task: asyncio.Future[Any]) -> None:
+    """Answer the caller of a coroutine handler once it is done."""
+    if task.cancelled():
+        reply.error(NotReadyError("module stopped"))
+        return
+    exc = task.exception()
+    if isinstance(exc, Exception):
+        _handler_failed(instance, name, reply, exc)
+    elif exc is not None:  # KeyboardInterrupt / SystemExit in a handler: not the caller's answer to give
+        reply.error(HandlerError(f"{type(exc).__name__}"))
+    else:
+        reply.result(instance, name, task.result(), check_result)
 
 
 def _handler_failed(instance: Module, name: str, reply: _Reply, exc: Exception) -> None:

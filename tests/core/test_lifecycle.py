@@ -95,6 +95,21 @@ async def test_crashed_in_process_module_restarts_and_peers_fail_fast_meanwhile(
         assert await system.instances["b"].require("peer").call("echo", value=2) == 2
 
 
+async def test_a_handler_still_running_when_its_module_crashes_is_answered(probe_dirs):
+    """The caller of an async handler cut short by a restart gets an error at once, not its timeout."""
+    config = probes(a={}, b={"connections": {"peer": [{"module_id": "a", "implementation_id": "main"}]}})
+    config["settings"]["restart_backoff_s"] = 1.0
+    async with run_system(config, **probe_dirs) as system:
+        peer = system.instances["b"].require("peer")
+        pending = asyncio.ensure_future(peer.call("wait_forever", timeout=30))
+        states = system.watch_topic(system.topics.module_state("a"))
+        await system.flush()
+        await system.call("a", "main", "crash")
+        await states.wait_for(lambda p: b'"down"' in p, timeout=5)
+        with pytest.raises((PeerUnavailable, NotReadyError)):
+            await asyncio.wait_for(pending, 10)
+
+
 @pytest.mark.parametrize("fault", ["crash", "hang"])
 async def test_own_process_module_is_restarted_without_stopping_others(probe_dirs, fault):
     config = probes(
