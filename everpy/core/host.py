@@ -370,9 +370,8 @@ class ModuleHost:
     def _on_module_state(self, topic: str, payload: bytes) -> None:
         module_id = topic.rsplit("/", 1)[-1]
         try:
-            _, data = wire.decode(payload, wire.MODULE_STATE)
-            state = data["state"]
-        except (wire.WireError, KeyError, TypeError) as exc:
+            state = _module_state(payload)
+        except wire.WireError as exc:
             log.warning("ignoring malformed module state on %s: %s", topic, exc)
             return
         if state == "down":
@@ -485,11 +484,8 @@ class ModuleHost:
 
         def receive(topic: str, payload: bytes) -> Awaitable[None] | None:
             try:
-                _, data = wire.decode(payload, wire.MODULE_STATE)
-                state = data["state"]
-                if state not in ("down", "ready"):
-                    raise wire.WireError(f"unknown state {state!r}")
-            except (wire.WireError, KeyError, TypeError) as exc:
+                state = _module_state(payload)
+            except wire.WireError as exc:
                 module.log.warning("dropping malformed module state on %s: %s", topic, exc)
                 return None
             if last == [state]:
@@ -792,6 +788,22 @@ def _reraise_pending_cancel() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+MODULE_STATES = ("down", "ready")
+
+
+def _module_state(payload: bytes) -> str:
+    """The state a ModuleState message announces; WireError for anything but "down" / "ready" (any
+    process on the bus can publish there, and a made-up state must not read as a peer coming back)."""
+    try:
+        _, data = wire.decode(payload, wire.MODULE_STATE)
+        state = data["state"]
+    except (KeyError, TypeError) as exc:
+        raise wire.WireError(f"ModuleState without a state: {exc}") from None
+    if state not in MODULE_STATES:
+        raise wire.WireError(f"unknown module state {state!r} (expected one of {', '.join(MODULE_STATES)})")
+    return str(state)
 
 
 def _accept(value: Any) -> None:

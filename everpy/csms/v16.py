@@ -306,6 +306,10 @@ class Csms:
 
         return await asyncio.wait_for(wait(), timeout)
 
+    def answer_to(self, request: Received) -> Any | None:
+        """The answer this CSMS gave to ``request``; None while it gave none (or stays silent)."""
+        return self._answers.get((request.station, request.unique_id))
+
     def forget(self) -> None:
         """Drop the frames, messages and answers recorded so far (long tests that must not grow); answers
         are kept per unique id for resends, so call it only when every message was delivered."""

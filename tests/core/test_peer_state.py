@@ -5,6 +5,7 @@ import os
 import signal
 from collections.abc import Callable
 
+from everpy.core import wire
 from everpy.testing import RunningSystem, run_system
 
 
@@ -77,3 +78,25 @@ async def test_a_subscriber_starting_while_its_peer_is_down_hears_down_first(pro
         restarted = system.instances["watcher"]
         await target_states.wait_for(lambda p: b'"ready"' in p, timeout=30)
         await _until(lambda: restarted.states == ["down", "ready"])  # type: ignore[attr-defined]
+
+
+async def test_a_made_up_module_state_on_the_bus_is_not_a_peer_coming_back(probe_dirs):
+    """Any local process can publish on a ModuleState topic: only "down" and "ready" count."""
+    async with run_system(watcher_of({}), **probe_dirs) as system:
+        watcher = system.instances["watcher"]
+        host = system.runtime.host
+        assert host is not None
+
+        def announce(module_id: str, data: object) -> None:
+            system.bus.publish(system.topics.module_state(module_id), wire.encode(wire.MODULE_STATE, data))
+
+        announce("target", {"state": "down"})
+        await _until(lambda: watcher.states == ["down"])  # type: ignore[attr-defined]
+        for bogus in ({"state": "banana"}, {"state": 7}, {}, "ready"):
+            announce("target", bogus)
+        announce("marker", {"state": "down"})  # after the bogus ones on the same connection: all were read
+        await _until(lambda: "marker" in host._down_modules)
+        assert "target" in host._down_modules  # none of them read as the peer coming back
+        assert watcher.states == ["down"]  # type: ignore[attr-defined]
+        announce("target", {"state": "ready"})
+        await _until(lambda: watcher.states == ["down", "ready"])  # type: ignore[attr-defined]

@@ -59,7 +59,7 @@ class Station(SilDriver):
         await self.swipe(token)
         await self.csms.wait_for("StatusNotification", lambda p: p["status"] == "Charging", WAIT_S, after=mark)
         start = await self.csms.wait_for("StartTransaction", after=mark)
-        return int(self.csms._answers[("CP1", start.unique_id)]["transactionId"])
+        return int(self.csms.answer_to(start)["transactionId"])
 
     async def status(self, status: str, after: int = 0, connector: int = 1) -> dict[str, Any]:
         found = await self.csms.wait_for(

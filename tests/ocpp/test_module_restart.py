@@ -24,7 +24,7 @@ async def test_crashed_ocpp_module_continues_the_running_transaction(tmp_path, c
         await driver.swipe("TAG1")
         await csms.wait_for("StatusNotification", lambda p: p["status"] == "Charging", WAIT_S)
         start = await csms.wait_for("StartTransaction", timeout=WAIT_S)
-        transaction_id = csms._answers[("CP1", start.unique_id)]["transactionId"]
+        transaction_id = csms.answer_to(start)["transactionId"]
         states = system.watch_topic(system.topics.module_state("ocpp"))
         child = system.runtime.children["ocpp"].process
         assert child is not None

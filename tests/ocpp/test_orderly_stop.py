@@ -9,6 +9,9 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 from everpy.csms import Csms
 
@@ -24,16 +27,25 @@ async def exited(station: StationProcess, timeout: float) -> int:
     return await asyncio.wait_for(asyncio.to_thread(station.process.wait), timeout)
 
 
-async def test_sigint_mid_charge_ends_the_transaction_as_reboot_and_exits_0(tmp_path, csms: Csms):
-    config = sil_ocpp_config(tmp_path, csms.url, car_script=CHARGE_FOREVER, swipe=True)
-    station = StationProcess(config, tmp_path)
+@asynccontextmanager
+async def charging_station(tmp_path: Path, csms: Csms) -> AsyncIterator[StationProcess]:
+    """The SIL charger as its own `everpy run` process, charging at the CSMS; stopped at the end."""
+    station = StationProcess(sil_ocpp_config(tmp_path, csms.url, car_script=CHARGE_FOREVER, swipe=True), tmp_path)
     station.start()
     try:
         await csms.wait_for("StatusNotification", lambda p: p["status"] == "Charging", WAIT_S * 3)
-        start = await csms.wait_for("StartTransaction", timeout=WAIT_S)
-        await csms.wait_until(lambda: ("CP1", start.unique_id) in csms._answers, WAIT_S)
-        transaction_id = csms._answers[("CP1", start.unique_id)]["transactionId"]
         assert station.process is not None
+        yield station
+    finally:
+        station.stop()
+
+
+async def test_sigint_mid_charge_ends_the_transaction_as_reboot_and_exits_0(tmp_path, csms: Csms):
+    async with charging_station(tmp_path, csms) as station:
+        assert station.process is not None
+        start = await csms.wait_for("StartTransaction", timeout=WAIT_S)
+        await csms.wait_until(lambda: csms.answer_to(start) is not None, WAIT_S)
+        transaction_id = csms.answer_to(start)["transactionId"]
         # a CSMS that answers slowly: the StopTransaction's answer comes only while OCPP drains its queue
         # in shutdown(); without the drain the next start would resend it (same unique id)
         csms.behaviour.answer_delay_s = ANSWER_DELAY_S
@@ -49,16 +61,10 @@ async def test_sigint_mid_charge_ends_the_transaction_as_reboot_and_exits_0(tmp_
         await csms.wait_for("StatusNotification", lambda p: p["connectorId"] == 1, WAIT_S * 3, after=mark)
         assert csms.messages("StopTransaction") == stops  # not resent: its answer was taken before exit
         assert not [r for r in csms.received if r.action == "StopTransaction" and r.payload["reason"] == "PowerLoss"]
-    finally:
-        station.stop()
 
 
 async def test_a_csms_that_does_not_answer_the_stop_neither_blocks_the_exit_nor_loses_it(tmp_path, csms: Csms):
-    config = sil_ocpp_config(tmp_path, csms.url, car_script=CHARGE_FOREVER, swipe=True)
-    station = StationProcess(config, tmp_path)
-    station.start()
-    try:
-        await csms.wait_for("StatusNotification", lambda p: p["status"] == "Charging", WAIT_S * 3)
+    async with charging_station(tmp_path, csms) as station:
         assert station.process is not None
         csms.behaviour.silent["StopTransaction"] = 1  # received, never answered
         began = time.monotonic()
@@ -72,5 +78,3 @@ async def test_a_csms_that_does_not_answer_the_stop_neither_blocks_the_exit_nor_
         stops = csms.messages("StopTransaction")
         assert {s.unique_id for s in stops} == {first.unique_id}
         assert [s.payload["reason"] for s in stops] == ["Reboot", "Reboot"]  # never PowerLoss
-    finally:
-        station.stop()
