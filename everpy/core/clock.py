@@ -68,6 +68,14 @@ class Clock:
         finally:
             timer.cancel()
 
+    async def wait_event(self, event: asyncio.Event, timeout: float) -> bool:
+        """Wait until ``event`` is set, at most ``timeout`` s on this clock; whether it was set."""
+        try:
+            await self.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
 
 def _run_callback(callback: Callable[[], Any]) -> None:
     result = callback()

@@ -319,11 +319,7 @@ class Session:
         self._queue_wakeup.set()
 
     async def wait_queue_empty(self, timeout: float) -> bool:
-        try:
-            await self.clock.wait_for(self._queue_empty.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await self.clock.wait_event(self._queue_empty, timeout)
 
     async def drain(self, timeout: float) -> bool:
         """Orderly shutdown: while connected and accepted, give the queued messages up to ``timeout`` s

@@ -169,7 +169,8 @@ class BoardLink:
                     if not self.latched:
                         await self._wake.wait()
                         continue
-                    if await self._woken_within(self.settings.probe_interval_s) or POWER not in self._desired:
+                    woken = await self._clock.wait_event(self._wake, self.settings.probe_interval_s)
+                    if woken or POWER not in self._desired:
                         continue
                     slot = POWER  # probe: the safe state again
                 if await self._send(slot) or not self._board_up.is_set():
@@ -185,13 +186,6 @@ class BoardLink:
             # it (the pilot going to F/X1 tells the car to stop drawing even if the relays do not answer).
             return POWER
         return next(iter(self._dirty), None)
-
-    async def _woken_within(self, seconds: float) -> bool:
-        try:
-            await self._clock.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
 
     async def _send(self, slot: str) -> bool:
         call = self._desired[slot]
