@@ -11,7 +11,6 @@ import asyncio
 import enum
 import functools
 import inspect
-import json
 import logging
 import time
 import uuid
@@ -398,10 +397,7 @@ class ModuleHost:
         try:
             if self.validate:
                 self.definitions.var_validator(provide.interface, var)(value)
-            # allow_nan=False: NaN/Infinity are not JSON, and subscribers in other languages reject them
-            payload = json.dumps(
-                {"msg_type": wire.VAR, "data": {"data": value}}, separators=(",", ":"), allow_nan=False
-            ).encode()
+            payload = wire.encode(wire.VAR, {"data": value})
         except jsonschema.ValidationError as exc:
             where = "/".join(str(part) for part in exc.absolute_path)
             self._refuse_var(module, impl_id, var, f"{where}: {exc.message}" if where else exc.message)

@@ -89,7 +89,9 @@ class Topics:
 
 
 def encode(msg_type: str, data: Any) -> bytes:
-    return json.dumps({"msg_type": msg_type, "data": data}, separators=(",", ":")).encode()
+    """The message as the bus carries it; ValueError for NaN/Infinity (not JSON: subscribers in other
+    languages reject them), TypeError for values JSON has no form for."""
+    return json.dumps({"msg_type": msg_type, "data": data}, separators=(",", ":"), allow_nan=False).encode()
 
 
 def decode(payload: bytes, expected: str | tuple[str, ...] | None = None) -> tuple[str, Any]:
