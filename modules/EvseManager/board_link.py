@@ -90,6 +90,7 @@ class BoardLink:
         self._sent: dict[str, BoardCall] = {}
         self._dirty: dict[str, None] = {}  # slots to send, oldest change first (a dict keeps order)
         self._wake = asyncio.Event()
+        self.delivered = asyncio.Event()  # set after each command the board took; whoever waits clears it
         self._board_up = asyncio.Event()
         self._board_up.set()
         self._power_wanted = asyncio.Event()
@@ -209,6 +210,7 @@ class BoardLink:
         self._sent[slot] = call
         if self._desired.get(slot) == call:
             self._dirty.pop(slot, None)
+        self.delivered.set()
         if slot == ENABLE:
             self._on_enabled()
         return True

@@ -67,6 +67,7 @@ class EvseManager(Module):
         # A flapping board error (a loose sensor wire) is logged once a minute per error, not per flap.
         self._error_log = LogThrottle(self.log, 60.0, monotonic=self.clock.monotonic)
         self.bsp = self.require("bsp")
+        self._stop_progress = asyncio.Event()  # see _until_stopped_safely
         self.board = BoardLink(self.bsp, self.clock, self.log, LinkSettings(
             failures_to_latch=cfg["board_failures_to_latch"],
             failure_window_s=cfg["board_failure_window_s"],
@@ -218,6 +219,7 @@ class EvseManager(Module):
         self.board.allow_power(allow)
 
     def session_event(self, event: dict[str, Any]) -> None:
+        self._stop_progress.set()
         name = event["event"]
         self.log.info("session %s: %s%s", event["uuid"][:8] or "-", name, _event_detail(event))
         self.publish(EVSE, "session_event", event)
@@ -248,6 +250,7 @@ class EvseManager(Module):
 
     # ------------------------------------------------------------------ board
     def _on_board_event(self, value: dict[str, Any]) -> None:
+        self._stop_progress.set()
         event = value["event"]
         if event in ("A", "B", "C", "D", "E"):
             if self._resync_seen is not None:
@@ -351,12 +354,24 @@ class EvseManager(Module):
             self.charger.stop_transaction("Reboot")
         # A little beyond power_off_timeout: StoppingCharging's own timeout ends the transaction first.
         bound_s = self.config["power_off_timeout_ms"] / 1000 + 0.5
-        deadline = asyncio.get_running_loop().time() + bound_s
+        try:
+            await asyncio.wait_for(self._until_stopped_safely(), bound_s)
+        except TimeoutError:
+            self.log.warning("orderly stop: relays not confirmed open within %.1f s", bound_s)
+
+    async def _until_stopped_safely(self) -> None:
+        # Re-checked whenever something it depends on moved: a session event (the transaction ended),
+        # a board event (PowerOff), a command the board took (the relay-off delivered).
         while not self._stopped_safely():
-            if asyncio.get_running_loop().time() > deadline:
-                self.log.warning("orderly stop: relays not confirmed open within %.1f s", bound_s)
-                return
-            await asyncio.sleep(0.02)  # a short, bounded wait for the board's PowerOff and the last command
+            self._stop_progress.clear()
+            self.board.delivered.clear()
+            progress = asyncio.ensure_future(self._stop_progress.wait())
+            delivered = asyncio.ensure_future(self.board.delivered.wait())
+            try:
+                await asyncio.wait({progress, delivered}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                progress.cancel()
+                delivered.cancel()
 
     def _stopped_safely(self) -> bool:
         return self.charger.transaction is None and self.board.idle and not self.charger.facts.relays_closed
