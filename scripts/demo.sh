@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:-config/sil-ocpp.yaml}"
 if grep -q "ws://127.0.0.1:9000" "$config"; then
-  everpy csms --host 127.0.0.1 --port 9000 --http-port 8181 &
+  # the CSMS speaks the version the config's OCPP module names (ocpp_version, default 1.6)
+  version="$(sed -n 's/^ *ocpp_version: *"\{0,1\}\([0-9.]*\)"\{0,1\} *$/\1/p' "$config" | head -n 1)"
+  everpy csms --ocpp "${version:-1.6}" --host 127.0.0.1 --port 9000 --http-port 8181 &
   csms=$!
   trap 'kill $csms 2>/dev/null || true' EXIT
   for _ in $(seq 100); do  # wait (bounded) until the CSMS listens, so the first connect succeeds

@@ -44,6 +44,9 @@ class SessionSettings:
     reconnect_max_s: float = 60.0
     response_timeout_s: float = 30.0
     boot_retry_default_s: float = 60.0
+    # the wait before reconnect attempt n+1 after n failures; None: reconnect_min_s doubling up to
+    # reconnect_max_s (a version may follow its own configuration, e.g. 2.0.1's RetryBackOff* variables)
+    backoff: Callable[[int], float] | None = None
 
 
 class MessagePolicy(Protocol):
@@ -168,6 +171,8 @@ class Session:
                 await self._sleep_or_stop(self.backoff(failures))
 
     def backoff(self, failures: int) -> float:
+        if self.settings.backoff is not None:
+            return self.settings.backoff(failures)
         base = min(self.settings.reconnect_max_s, self.settings.reconnect_min_s * 2 ** min(failures - 1, 30))
         return base * (1.0 + random.random() * 0.5)  # jitter: stations that lost the CSMS together spread out
 

@@ -1194,6 +1194,11 @@ class OcppStore:
         """Rows queued for this version; a bad row counts until queue_head() comes to it."""
         return int(self._read("SELECT COUNT(*) FROM queue WHERE version = ?", (self.ocpp_version,))[0][0])
 
+    def queued_elsewhere(self) -> dict[str, int]:
+        """Messages queued under other OCPP versions (never sent by this one): version -> count."""
+        return {str(row[0]): int(row[1]) for row in self._read(
+            "SELECT version, COUNT(*) FROM queue WHERE version != ? GROUP BY version", (self.ocpp_version,))}
+
     def queued_actions(self) -> list[str]:
         actions: list[str] = []
         for row in self._read("SELECT seq, action, payload, tx_key, unique_id, attempts FROM queue"

@@ -18,8 +18,10 @@ from typing import Any
 from everpy import CommandError, Module, Remote, command
 from everpy.ocpp.interface import ChargePointInterface
 from everpy.ocpp.pacing import PacingSettings
+from everpy.ocpp.settings import StationSettings as Settings
 from everpy.ocpp.store import OcppStore
-from everpy.ocpp.v16.chargepoint import ChargePoint16, Settings
+from everpy.ocpp.v16.chargepoint import ChargePoint16
+from everpy.ocpp.v201.chargepoint import ChargePoint201
 from everpy.ocpp.values import EvseRef, IdToken, ResetRequest
 
 CSMS_ENABLE_PRIORITY = 5000
@@ -27,6 +29,8 @@ BUS_ATTEMPTS = 3  # a command the charger must carry out is retried before OCPP 
 BUS_RETRY_S = 0.5
 FRESH_READING_S = 3.0  # how long the stop waits for the meter's next reading
 LINK_FAULT = "generic/CommunicationFault"  # an EVSE behind a link (a satellite) is unreachable while raised
+# the station of each OCPP version the module speaks (one per run: versions never switch at run time)
+CHARGE_POINTS: dict[str, type[ChargePoint16] | type[ChargePoint201]] = {"1.6": ChargePoint16, "2.0.1": ChargePoint201}
 
 
 def _initial_keys(text: str) -> dict[str, str]:
@@ -190,7 +194,8 @@ class OCPP(Module):
     async def init(self) -> None:
         config = self.config
         self.station = BusStation(self)
-        self.store = OcppStore(config["database_path"].replace("{id}", self.id), ocpp_version="1.6", log=self.log)
+        self.store = OcppStore(config["database_path"].replace("{id}", self.id), ocpp_version=config["ocpp_version"],
+                                 log=self.log)
 
         def store_degraded(reason: str) -> None:
             # Raised again with the newest reason: a disk nearly full (reserve released) may turn into a store
@@ -204,6 +209,14 @@ class OCPP(Module):
             self.station.raise_error("StoreDegraded", self.store.degraded or self.store.nearly_full or "")
         if self.store.lost:
             self.station.raise_error("StoreLost", self.store.lost)
+        elsewhere = self.store.queued_elsewhere()
+        if elsewhere:
+            # Never sent under this version (its payloads would be another version's messages): kept, and
+            # said loudly, so whoever changed ocpp_version can change it back to deliver them.
+            counts = ", ".join(f"{count} under OCPP {version}" for version, count in sorted(elsewhere.items()))
+            self.station.raise_error("QueuedUnderOtherVersion", f"{counts} queued and kept but not sent: this"
+                                     f" station runs OCPP {config['ocpp_version']}; set ocpp_version back to"
+                                     " deliver them")
         settings = Settings(
             charge_point_id=config["charge_point_id"], central_system_uri=config["central_system_uri"],
             vendor=config["vendor"], model=config["model"], serial_number=config["serial_number"],
@@ -216,7 +229,7 @@ class OCPP(Module):
             certificate_store_dir=config["certificate_store_dir"].replace("{id}", self.id),
             time_from_csms=config["time_from_csms"],
             status_pacing=PacingSettings(config["status_burst"], config["status_interval_s"]))
-        self.cp = ChargePoint16(self.station, self.store, settings, self.clock, self.log)
+        self.cp = CHARGE_POINTS[config["ocpp_version"]](self.station, self.store, settings, self.clock, self.log)
         cp = self.cp
         for evse_id, evse in enumerate(self.station.evses, start=1):
             evse.subscribe("session_event", partial(self._session_event, evse_id))

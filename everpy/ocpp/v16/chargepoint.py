@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from everpy.core.clock import Clock
 from everpy.ocpp.blocks import BlockContext, Jobs, handlers_of
 from everpy.ocpp.certificates import CertificateStore
-from everpy.ocpp.pacing import PacingSettings
 from everpy.ocpp.rpc import CallTimeout, InvalidResponse, OcppCallError
 from everpy.ocpp.security import ConnectionSecurity
 from everpy.ocpp.session import NotOnline, Session, SessionSettings
+from everpy.ocpp.settings import StationSettings as Settings
 from everpy.ocpp.station import Station
 from everpy.ocpp.store import OcppStore
 from everpy.ocpp.v16.authorization import Authorization
@@ -39,31 +38,6 @@ from everpy.ocpp.v16.status import StatusNotifications
 from everpy.ocpp.v16.transactions import TransactionQueue, Transactions
 from everpy.ocpp.v16.trigger import Trigger
 from everpy.ocpp.values import EvseRef, parse_time
-
-
-@dataclass
-class Settings:
-    """Station settings from the module config (not OCPP configuration keys)."""
-
-    charge_point_id: str
-    central_system_uri: str  # ws(s)://host:port/path; the charge point id is appended
-    vendor: str = "everpy"
-    model: str = "everpy-sil"
-    serial_number: str = ""
-    firmware_version: str = ""
-    initial_configuration: dict[str, str] = field(default_factory=dict)
-    reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 60.0
-    response_timeout_s: float = 30.0
-    boot_retry_default_s: float = 60.0
-    reset_drain_timeout_s: float = 30.0
-    csms_ca_file: str = ""
-    client_cert_file: str = ""
-    client_key_file: str = ""
-    basic_auth_raw_key: bool = False  # OCPP-J 6.2.2 example encodes the key bytes; most CSMS use the string
-    certificate_store_dir: str = "run/ocpp-certificates"
-    time_from_csms: bool = False  # set the system clock from BootNotification/Heartbeat answers
-    status_pacing: PacingSettings = field(default_factory=PacingSettings)  # StatusNotifications per connector
 
 
 class ChargePoint16:

@@ -60,6 +60,7 @@ class Scope(Enum):
     CONNECTOR = "connector"  # one per connector (evse.id + evse.connectorId)
 
 
+Place = int | None  # an EVSE or connector id; None: not that scope (an alias: DeviceModel has an int method)
 ACTUAL_ONLY = frozenset({Attribute.ACTUAL})
 _INTEGER = re.compile(r"^[+-]?\d{1,10}$")
 _DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
@@ -250,9 +251,10 @@ class DeviceModel:
             seen.add(name)
             self.definitions.append(definition)
             for evse, connector in _places(definition.scope, connectors):
-                values = {attribute: None for attribute in definition.attributes}
+                values: dict[Attribute, str | None] = {attribute: None for attribute in definition.attributes}
                 values[Attribute.ACTUAL] = definition.default
-                self._instances[(*name[:2], evse, connector, *name[2:])] = _Instance(definition, evse, connector, values)
+                key = (*name[:2], evse, connector, *name[2:])
+                self._instances[key] = _Instance(definition, evse, connector, values)
         self._apply_initial(initial)
         self._restore()
 
@@ -300,25 +302,25 @@ class DeviceModel:
             raise KeyError(f"no variable {ref} at evse {evse} connector {connector}")
         return found
 
-    def value(self, ref: Ref, evse: int | None = None, connector: int | None = None,
+    def value(self, ref: Ref, evse: Place = None, connector: Place = None,
               attribute: Attribute = Attribute.ACTUAL) -> str | None:
         return self._instance(ref, evse, connector).values.get(attribute)
 
-    def str(self, ref: Ref, evse: int | None = None, connector: int | None = None) -> builtins.str:
+    def str(self, ref: Ref, evse: Place = None, connector: Place = None) -> builtins.str:
         return self.value(ref, evse, connector) or ""
 
-    def int(self, ref: Ref, evse: int | None = None, connector: int | None = None) -> builtins.int:
+    def int(self, ref: Ref, evse: Place = None, connector: Place = None) -> builtins.int:
         value = self.value(ref, evse, connector)
         return int(value) if value else 0
 
-    def float(self, ref: Ref, evse: int | None = None, connector: int | None = None) -> builtins.float:
+    def float(self, ref: Ref, evse: Place = None, connector: Place = None) -> builtins.float:
         value = self.value(ref, evse, connector)
         return float(value) if value else 0.0
 
-    def bool(self, ref: Ref, evse: int | None = None, connector: int | None = None) -> builtins.bool:
+    def bool(self, ref: Ref, evse: Place = None, connector: Place = None) -> builtins.bool:
         return (self.value(ref, evse, connector) or "").lower() == "true"
 
-    def list(self, ref: Ref, evse: int | None = None, connector: int | None = None) -> builtins.list[builtins.str]:
+    def list(self, ref: Ref, evse: Place = None, connector: Place = None) -> builtins.list[builtins.str]:
         return split_list(self.value(ref, evse, connector) or "")
 
     def exists(self, ref: Ref) -> builtins.bool:
@@ -329,7 +331,7 @@ class DeviceModel:
         """``hook(address, value)`` after every change (CSMS or station)."""
         self._hooks.append(hook)
 
-    def set_internal(self, ref: Ref, value: builtins.str, evse: int | None = None, connector: int | None = None,
+    def set_internal(self, ref: Ref, value: builtins.str, evse: Place = None, connector: Place = None,
                      attribute: Attribute = Attribute.ACTUAL, persist: builtins.bool | None = None) -> None:
         """Set a value on the station's own account (read-only values included, e.g. AvailabilityState,
         or the interval a BootNotification answer names); checked, never refused silently."""
@@ -352,7 +354,7 @@ class DeviceModel:
             if not waiter.done():
                 waiter.set_result(value)
 
-    async def wait_change(self, ref: Ref, evse: int | None = None, connector: int | None = None) -> builtins.str:
+    async def wait_change(self, ref: Ref, evse: Place = None, connector: Place = None) -> builtins.str:
         """The next Actual value set for the variable."""
         address = self._instance(ref, evse, connector).address()
         waiter: asyncio.Future[builtins.str] = asyncio.get_running_loop().create_future()
@@ -375,7 +377,7 @@ class DeviceModel:
         return False
 
     # -- Get/SetVariables ----------------------------------------------------------------------------
-    def _find(self, component: dict[str, Any], variable: dict[str, Any]) -> _Instance | SetStatus:
+    def _find(self, component: dict[builtins.str, Any], variable: dict[builtins.str, Any]) -> _Instance | SetStatus:
         """The instance a request's component and variable name, or why there is none."""
         name, instance_name = component.get("name", ""), component.get("instance")
         evse = component.get("evse")
@@ -397,7 +399,7 @@ class DeviceModel:
                 return place
         return SetStatus.UNKNOWN_VARIABLE
 
-    def get(self, component: dict[str, Any], variable: dict[str, Any],
+    def get(self, component: dict[builtins.str, Any], variable: dict[builtins.str, Any],
             attribute: builtins.str = "Actual") -> Outcome:
         found = self._find(component, variable)
         if isinstance(found, SetStatus):
@@ -409,7 +411,7 @@ class DeviceModel:
             return Outcome(GetStatus.REJECTED.value, reason="write-only")
         return Outcome(GetStatus.ACCEPTED.value, found.values[kind] or "")
 
-    def set(self, component: dict[str, Any], variable: dict[str, Any], value: builtins.str,
+    def set(self, component: dict[builtins.str, Any], variable: dict[builtins.str, Any], value: builtins.str,
             attribute: builtins.str = "Actual") -> Outcome:
         """SetVariables for one entry: checked against the definition (type, range, list members,
         mutability, the other attributes' bounds); persisted when accepted."""
@@ -430,16 +432,16 @@ class DeviceModel:
         return Outcome(status.value)
 
     # -- reports ---------------------------------------------------------------------------------------
-    def places(self) -> Iterator[tuple[Variable, int | None, int | None]]:
+    def places(self) -> Iterator[tuple[Variable, Place, Place]]:
         for instance in self._instances.values():
             yield instance.definition, instance.evse, instance.connector
 
     def report_data(self, *, with_values: builtins.bool = True, configurable_only: builtins.bool = False,
-                    only: Callable[[Variable, int | None, int | None], builtins.bool] | None = None
-                    ) -> builtins.list[dict[str, Any]]:
+                    only: Callable[[Variable, Place, Place], builtins.bool] | None = None
+                    ) -> builtins.list[dict[builtins.str, Any]]:
         """ReportData entries (component, variable, variableAttribute, variableCharacteristics) of every
         instance, in definition order; a write-only value is reported without its value."""
-        data: builtins.list[dict[str, Any]] = []
+        data: builtins.list[dict[builtins.str, Any]] = []
         for instance in self._instances.values():
             d = instance.definition
             if configurable_only and (d.mutability is Mutability.READ_ONLY or d.constant):
@@ -448,7 +450,7 @@ class DeviceModel:
                 continue
             attributes = []
             for attribute, value in instance.values.items():
-                entry: dict[str, Any] = {"type": attribute.value, "mutability": d.mutability.value,
+                entry: dict[builtins.str, Any] = {"type": attribute.value, "mutability": d.mutability.value,
                                          "persistent": d.persistent, "constant": d.constant}
                 if with_values and value is not None and d.mutability is not Mutability.WRITE_ONLY:
                     entry["value"] = value
