@@ -16,16 +16,21 @@ from everpy.testing import RunningSystem
 
 REPO = Path(__file__).resolve().parents[2]
 SIL_OCPP = REPO / "config" / "sil-ocpp.yaml"
+SIL_OCPP201 = REPO / "config" / "sil-ocpp201.yaml"
+# what every 1.6 test station runs with: a failed transaction message is retried at once
+V16_TEST_KEYS = {"TransactionMessageRetryInterval": "0"}
 CHARGE_FOREVER = "iec_wait_pwr_ready;draw_power_regulated 16,3;sleep 36000"
 
 
 def sil_ocpp_config(tmp_path: Path, csms_url: str, *, car_script: str | None = None, swipe: bool = True,
                     keys: dict[str, str] | None = None, ocpp: dict[str, Any] | None = None,
                     system: dict[str, Any] | None = None, evse: dict[str, Any] | None = None,
-                    board: dict[str, Any] | None = None) -> dict[str, Any]:
-    """config/sil-ocpp.yaml with state in tmp_path, the given CSMS and car script (None: the car waits
-    for commands), and extra OCPP configuration keys."""
-    config = yaml.safe_load(SIL_OCPP.read_text())
+                    board: dict[str, Any] | None = None, base: Path = SIL_OCPP,
+                    test_keys: dict[str, str] | None = None) -> dict[str, Any]:
+    """A SIL config with OCPP (config/sil-ocpp.yaml, or ``base``, e.g. SIL_OCPP201) with state in tmp_path, the
+    given CSMS and car script (None: the car waits for commands), and extra initial OCPP configuration (1.6
+    keys, or 2.0.1 ``Component.Variable`` names) over the base's and ``test_keys`` (default: V16_TEST_KEYS)."""
+    config = yaml.safe_load(base.read_text())
     modules = config["active_modules"]
     car = modules["car"]["config_module"]
     car.update({"auto_exec": car_script is not None, "auto_exec_infinite": False})
@@ -48,7 +53,8 @@ def sil_ocpp_config(tmp_path: Path, csms_url: str, *, car_script: str | None = N
         "central_system_uri": csms_url, "database_path": str(tmp_path / "ocpp.db"),
         "certificate_store_dir": str(tmp_path / "certificates"), "reconnect_min_s": 0.05,
         "reconnect_max_s": 0.5, "response_timeout_s": 5.0, "boot_retry_s": 0.5, "reset_drain_timeout_s": 5.0,
-        "configuration": json.dumps({**base_keys, "TransactionMessageRetryInterval": "0", **(keys or {})}),
+        "configuration": json.dumps({**base_keys, **(V16_TEST_KEYS if test_keys is None else test_keys),
+                                      **(keys or {})}),
         **(ocpp or {})})
     return config
 
