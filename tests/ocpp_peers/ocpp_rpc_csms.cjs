@@ -1,10 +1,11 @@
-// An OCPP 1.6J CSMS on the npm package ocpp-rpc in strict mode: every frame in either direction is
-// validated against the official OCPP 1.6 JSON schemas that ocpp-rpc bundles (its own validator, ajv,
+// An OCPP 1.6J or 2.0.1 CSMS on the npm package ocpp-rpc in strict mode: every frame in either direction
+// is validated against the official OCPP JSON schemas that ocpp-rpc bundles (its own validator, ajv,
 // and its own websocket stack, ws), independently of the Python `ocpp` package the station uses.
 //
 // Usage: node ocpp_rpc_csms.cjs '<settings JSON>'   (NODE_PATH must reach ocpp-rpc)
-//   settings: {"password": "<Basic auth password required>" (optional),
-//              "idTags": {"<idTag>": "Blocked" | "Invalid" | ...} (default Accepted),
+//   settings: {"protocol": "ocpp1.6" (default) | "ocpp2.0.1",
+//              "password": "<Basic auth password required>" (optional),
+//              "idTags": {"<idTag or 2.0.1 idToken>": "Blocked" | "Invalid" | ...} (default Accepted),
 //              "heartbeatInterval": 300,
 //              "registration": ["Rejected", "Pending"] (answers to the first BootNotifications, then Accepted),
 //              "bootRetryInterval": 1 (interval sent with Pending/Rejected),
@@ -30,6 +31,7 @@ const readline = require('node:readline');
 const { RPCServer, createRPCError } = require('ocpp-rpc');
 
 const settings = JSON.parse(process.argv[2] || '{}');
+const protocol = settings.protocol || 'ocpp1.6';
 const idTags = settings.idTags || {};
 const heartbeatInterval = settings.heartbeatInterval ?? 300;
 const registration = [...(settings.registration || [])]; // answers to successive BootNotifications
@@ -75,8 +77,37 @@ const answers = {
     SignCertificate: () => ({ status: 'Accepted' }),
 };
 
+// OCPP 2.0.1: answers to the station's requests (schemas of ocpp-rpc's ocpp2.0.1 validator)
+const idTokenInfo = (idToken) => ({ status: (idToken && idTags[idToken.idToken]) || 'Accepted' });
+const answers201 = {
+    BootNotification: () => {
+        const status = registration.shift() || 'Accepted';
+        return { status, currentTime: now(), interval: status === 'Accepted' ? heartbeatInterval : bootRetryInterval };
+    },
+    Heartbeat: () => ({ currentTime: now() }),
+    StatusNotification: () => ({}),
+    Authorize: (params) => ({ idTokenInfo: idTokenInfo(params.idToken) }),
+    TransactionEvent: (params) => (params.idToken ? { idTokenInfo: idTokenInfo(params.idToken) } : {}),
+    MeterValues: () => ({}),
+    NotifyReport: () => ({}),
+    NotifyEvent: () => ({}),
+    NotifyMonitoringReport: () => ({}),
+    NotifyCustomerInformation: () => ({}),
+    NotifyChargingLimit: () => ({}),
+    ClearedChargingLimit: () => ({}),
+    ReportChargingProfiles: () => ({}),
+    ReservationStatusUpdate: () => ({}),
+    SecurityEventNotification: () => ({}),
+    FirmwareStatusNotification: () => ({}),
+    LogStatusNotification: () => ({}),
+    SignCertificate: () => ({ status: 'Accepted' }),
+    DataTransfer: (params) => (params.vendorId === 'everpy.test'
+        ? { status: 'Accepted', data: `echo:${params.data ?? ''}` }
+        : { status: 'UnknownVendorId' }),
+};
+
 const server = new RPCServer({
-    protocols: ['ocpp1.6'],
+    protocols: [protocol],
     strictMode: true,
     callTimeoutMs: 15000,
     // websocket pings; a station that does not answer one before the next is dropped
@@ -149,7 +180,7 @@ server.on('client', (client) => {
         emit('disconnected', { identity, code });
     });
 
-    for (const [action, answer] of Object.entries(answers)) {
+    for (const [action, answer] of Object.entries(protocol === 'ocpp2.0.1' ? answers201 : answers)) {
         client.handle(action, ({ params }) => {
             emit('call', { identity, action, params });
             return answer(params);
