@@ -12,7 +12,7 @@ ALIGNED = "AlignedDataCtrlr"
 TX_POINTS = ("ParkingBayOccupancy", "EVConnected", "Authorized", "DataSigned", "PowerPathClosed", "EnergyTransfer")
 # what the everpy powermeter interface can deliver (the measurands of a Powermeter reading)
 MEASURANDS = ("Energy.Active.Import.Register", "Energy.Active.Export.Register", "Power.Active.Import",
-              "Power.Active.Export", "Current.Import", "Current.Export", "Voltage", "Frequency")
+              "Power.Active.Export", "Current.Import", "Current.Export", "Voltage", "Frequency", "Current.Offered")
 
 DEFINITIONS: tuple[Variable, ...] = (
     integer(TX, "EVConnectionTimeOut", 60, "Seconds an authorization waits for the EV to be plugged in",
@@ -50,3 +50,12 @@ MAX_ENERGY_ON_INVALID_ID = ref(DEFINITIONS, TX, "MaxEnergyOnInvalidId")
 STOP_TX_ON_INVALID_ID = ref(DEFINITIONS, TX, "StopTxOnInvalidId")
 TX_UPDATED_INTERVAL = ref(DEFINITIONS, SAMPLED, "TxUpdatedInterval")
 ALIGNED_INTERVAL = ref(DEFINITIONS, ALIGNED, "Interval")
+STOP_TX_ON_EV_SIDE_DISCONNECT = ref(DEFINITIONS, TX, "StopTxOnEVSideDisconnect")
+TX_STARTED_MEASURANDS = ref(DEFINITIONS, SAMPLED, "TxStartedMeasurands")
+TX_UPDATED_MEASURANDS = ref(DEFINITIONS, SAMPLED, "TxUpdatedMeasurands")
+TX_ENDED_MEASURANDS = ref(DEFINITIONS, SAMPLED, "TxEndedMeasurands")
+TX_ENDED_INTERVAL = ref(DEFINITIONS, SAMPLED, "TxEndedInterval")
+ALIGNED_MEASURANDS = ref(DEFINITIONS, ALIGNED, "Measurands")
+ALIGNED_SEND_DURING_IDLE = ref(DEFINITIONS, ALIGNED, "SendDuringIdle")
+ALIGNED_TX_ENDED_MEASURANDS = ref(DEFINITIONS, ALIGNED, "TxEndedMeasurands")
+ALIGNED_TX_ENDED_INTERVAL = ref(DEFINITIONS, ALIGNED, "TxEndedInterval")
