@@ -18,9 +18,11 @@ DEFINITIONS: tuple[Variable, ...] = (
     integer(SMART, "ProfileStackLevel", 8, "Highest stack level of a profile", mutability=R, min_limit=0),
     members(SMART, "RateUnit", "A,W", ("A", "W"), "Units a charging schedule may use", mutability=R),
     boolean(SMART, "ExternalControlSignalsEnabled", False, "External limits are applied and reported"),
-    boolean(RESERVATION, "Enabled", True, "Reservations are supported"),
+    boolean(RESERVATION, "Available", True, "Reservations are supported", mutability=R, persistent=False),
+    boolean(RESERVATION, "Enabled", True, "ReserveNow is accepted (false: every reservation is Rejected)"),
     boolean(RESERVATION, "NonEvseSpecific", True, "A reservation need not name an EVSE"),
 )
 
 SMART_CHARGING_ENABLED = ref(DEFINITIONS, SMART, "Enabled")
 RESERVATION_ENABLED = ref(DEFINITIONS, RESERVATION, "Enabled")
+RESERVATION_NON_EVSE_SPECIFIC = ref(DEFINITIONS, RESERVATION, "NonEvseSpecific")
