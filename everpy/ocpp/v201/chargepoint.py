@@ -100,6 +100,8 @@ class ChargePoint201:
             self.firmware, self.provisioning, self.remote, self.reservations, self.smart_charging, self.trigger,
             self.transactions))
         self.transactions.ended.subscribe(self.availability.transaction_ended)
+        self.transactions.started.subscribe(lambda evse_id: self.reservations.transaction_started(
+            evse_id, self.transactions.conditions[evse_id].id_token))
         self.transactions.ended.subscribe(self.firmware.transaction_ended)
         self.model.on_change(self._model_changed)
         self._started = False
@@ -199,6 +201,7 @@ class ChargePoint201:
         self.jobs.cancel_all()
         self.transactions.cancel_timers()
         self.status.cancel_timers()
+        self.reservations.cancel_timers()
         self.smart_charging.cancel_timers()
 
     # -- ChargePointInterface: what the charger reports ---------------------------------------------------
@@ -206,7 +209,8 @@ class ChargePoint201:
         self.evses.session_event(evse_id, event)
         kind = event["event"]
         if kind == "ReservationEnd":
-            self.reservations.ended(evse_id, event.get("reservation_end", {}).get("reservation_id"))
+            end = event.get("reservation_end", {})
+            self.reservations.ended(evse_id, end.get("reservation_id"), end.get("reason"))
         await self.transactions.on_session_event(evse_id, event)
         await self.status.send(evse_id)
 
@@ -269,7 +273,8 @@ class ChargePoint201:
         return {"status": status}
 
     async def validate_token(self, provided_token: dict[str, Any]) -> dict[str, Any]:
-        return await self.authorization.validate_token(provided_token)
+        return self.reservations.restrict_provided(await self.authorization.validate_token(provided_token),
+                                                   provided_token)
 
     async def data_transfer(self, request: dict[str, Any]) -> dict[str, Any]:
         payload = {"vendorId": request["vendor_id"]}

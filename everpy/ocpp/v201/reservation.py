@@ -242,6 +242,13 @@ class Reservations:
         if reservation_id is not None and self.reservations()[reservation_id].get("evseId") is None:
             self._forget(reservation_id)
 
+    def restrict_provided(self, result: dict[str, Any], provided_token: Any) -> dict[str, Any]:
+        """restrict() for the charger's ProvidedIdToken (auth_token_validator.validate_token)."""
+        presented = provided_token.get("id_token") if isinstance(provided_token, dict) else None
+        if not isinstance(presented, dict):
+            return result  # the validator has refused it already
+        return self.restrict(result, {"idToken": presented.get("value"), "type": presented.get("type")})
+
     def restrict(self, result: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
         """Limit an accepted authorization ValidationResult for `token` (IdTokenType) to the EVSEs it may use:
         the one its reservation holds (the reservation named), else the EVSEs nobody reserved, leaving an

@@ -249,6 +249,9 @@ async def test_only_the_holder_may_use_a_reserved_evse(tmp_path: Path):
     refused = {"authorization_status": "Invalid"}
     assert h.reservations.restrict(refused, TOKEN) == refused
     assert h.reservations.used_by(1, TOKEN) == 5 and h.reservations.used_by(2, TOKEN) is None
+    provided = {"id_token": {"value": "TAG1", "type": "ISO14443"}, "authorization_type": "RFID"}
+    assert h.reservations.restrict_provided(accepted(), provided) == accepted(evse_ids=[1], reservation_id=5)
+    assert h.reservations.restrict_provided(refused, "not a token") == refused
 
 
 async def test_reservations_without_an_evse_keep_evses_for_their_holders(tmp_path: Path):
