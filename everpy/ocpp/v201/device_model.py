@@ -179,6 +179,11 @@ class Address:
     instance: str | None
     attribute: Attribute = Attribute.ACTUAL
 
+    @property
+    def ref(self) -> Ref:
+        """The variable this value belongs to (what change hooks compare with a block's REF)."""
+        return Ref(self.component, self.variable, self.instance, self.component_instance)
+
     def key(self) -> str:
         """The persisted name: Component[inst]@evse.connector/Variable[inst]/Attribute."""
         where = "" if self.evse is None else f"@{self.evse}" + ("" if self.connector is None else f".{self.connector}")
