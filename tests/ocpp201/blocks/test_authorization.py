@@ -313,8 +313,10 @@ async def test_offline_known_tokens_follow_local_authorize_offline(tmp_path):
     assert await validate(block) == {"authorization_status": "Accepted"}
     fx2, block2 = setup(tmp_path / "b", {"AuthCtrlr.LocalAuthorizeOffline": "false"})
     block2.token_info(RFID, {"status": "Accepted"})
+    block2.token_info(OTHER, {"status": "Blocked"})
     fx2.sender.online = False
     assert await validate(block2) == {"authorization_status": "Unknown"}
+    assert await validate(block2, OTHER) == {"authorization_status": "Blocked"}  # a refusal still counts
     assert fx.sender.of("Authorize") == fx2.sender.of("Authorize") == []
 
 
