@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 from ocpp.v201 import call
 
-from tests.ocpp.sil import SIL_OCPP201, StationProcess, sil_ocpp_config
+from tests.ocpp.sil import CHARGE_FOREVER, SIL_OCPP201, StationProcess, sil_ocpp_config
 
-from .test_crash import Received, RecordingCsms
+from .test_crash import Received, RecordingCsms, ended_of, started
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +88,30 @@ async def test_change_availability_of_the_evse_is_applied_and_survives_a_restart
     assert [a.status for a in (inoperative, operative, station_off, station_on)] == ["Accepted"] * 4, station.log()
     assert restarted == ["Unavailable"]
     assert unknown.status == "Rejected"
+
+
+async def test_inoperative_during_a_transaction_is_scheduled_until_it_ends(tmp_path):
+    """TC_G_11_CS TC_G_14_CS: a card-started transaction charges; the EVSE and then the station Inoperative
+    are Scheduled and the connector stays Occupied; once the transaction is stopped the EVSE is
+    Unavailable (the car is still plugged in)."""
+    csms = RecordingCsms()
+    await csms.start()
+    config = sil_ocpp_config(tmp_path, csms.url, car_script=CHARGE_FOREVER, base=SIL_OCPP201, keys=VARIABLES,
+                             test_keys={})
+    station = StationProcess(config, tmp_path)
+    station.start()
+    try:
+        tx_id = (await csms.wait_for(started)).payload["transactionInfo"]["transactionId"]
+        mark = len(csms.received)
+        evse_off = await csms.call(call.ChangeAvailability(operational_status="Inoperative", evse={"id": 1}))
+        station_off = await csms.call(call.ChangeAvailability(operational_status="Inoperative"))
+        during = statuses(csms, mark)
+        await csms.call(call.RequestStopTransaction(transaction_id=tx_id))
+        end = await csms.wait_for(ended_of(tx_id))
+        unavailable = await csms.wait_for(status_of("Unavailable"), after=mark)
+    finally:
+        station.stop()
+        await csms.stop()
+    assert (evse_off.status, station_off.status) == ("Scheduled", "Scheduled"), station.log()
+    assert "Unavailable" not in during
+    assert csms.received.index(unavailable) > csms.received.index(end)
