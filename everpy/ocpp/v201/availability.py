@@ -18,7 +18,7 @@ from typing import Any
 from everpy.ocpp.blocks import BlockContext, handles
 from everpy.ocpp.pacing import ChangePacer, PacingSettings
 from everpy.ocpp.rpc import Reply
-from everpy.ocpp.v201.device_model import DeviceModel
+from everpy.ocpp.v201.device_model import DeviceModel, Ref
 from everpy.ocpp.v201.evses import Evses
 from everpy.ocpp.v201.variables.comm import MESSAGE_TIMEOUT, STATION_AVAILABILITY_STATE
 from everpy.ocpp.v201.variables.evse import CONNECTOR_AVAILABILITY_STATE, EVSE_AVAILABILITY_STATE
@@ -84,15 +84,18 @@ class StatusNotifications:
 
     def update_variables(self) -> None:
         """The AvailabilityState variables of the station, each EVSE and each connector, as of now."""
-        model = self.ctx.config
         for evse in self.evses:
             statuses = [self.evses.status(evse.id, c) for c in range(1, evse.connectors + 1)]
             for connector_id, status in enumerate(statuses, start=1):
-                model.set_internal(CONNECTOR_AVAILABILITY_STATE, status, evse.id, connector_id)
-            model.set_internal(EVSE_AVAILABILITY_STATE, statuses[0] if len(set(statuses)) == 1
-                               else _busiest(statuses), evse.id)
+                self._set(CONNECTOR_AVAILABILITY_STATE, status, evse.id, connector_id)
+            self._set(EVSE_AVAILABILITY_STATE, _busiest(statuses), evse.id)
         idle_unavailable = not self.evses.station_operative and not self.evses.any_transaction()
-        model.set_internal(STATION_AVAILABILITY_STATE, "Unavailable" if idle_unavailable else "Available")
+        self._set(STATION_AVAILABILITY_STATE, "Unavailable" if idle_unavailable else "Available")
+
+    def _set(self, ref: Ref, value: str, evse: int | None = None, connector: int | None = None) -> None:
+        """Only a change: every set tells the model's change hooks and waiters."""
+        if self.ctx.config.value(ref, evse, connector) != value:
+            self.ctx.config.set_internal(ref, value, evse, connector)
 
     def cancel_timers(self) -> None:
         self.pacer.close()

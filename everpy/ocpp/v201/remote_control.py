@@ -70,7 +70,7 @@ class RemoteControl:
 
     @handles("RequestStartTransaction")
     async def on_request_start(self, payload: dict[str, Any]) -> Reply:
-        if not self.ctx.sender.accepted:  # B02.FR.?: no transactions while the boot is not Accepted
+        if not self.ctx.sender.accepted:  # B02: no transactions while the boot is Pending
             return _rejected("NotAccepted", "the station is not registered yet")
         evse_id: int | None = payload.get("evseId")
         if evse_id is not None:
@@ -82,14 +82,14 @@ class RemoteControl:
             return _rejected("NotAvailable", "no EVSE can start a transaction")
         profile = payload.get("chargingProfile")
         if profile is not None:
-            if profile["chargingProfilePurpose"] != "TxProfile":  # F01.FR.12 (K05)
+            if profile["chargingProfilePurpose"] != "TxProfile":  # F01 / K05
                 return _rejected("InvalidProfile", "a remote start takes a TxProfile only")
             reason = self.smart_charging.accept_remote_start_profile(evse_id, profile)
             if reason is not None:
                 return _rejected("InvalidProfile", reason)
         answer: dict[str, Any] = {"status": "Accepted"}
         if evse_id is not None and (tx := self.transactions.running.get(evse_id)) is not None:
-            answer["transactionId"] = tx.tx_id  # F01.FR.?: the car was plugged in first, the transaction runs
+            answer["transactionId"] = tx.tx_id  # F01: the car was plugged in first, its transaction runs
         token, remote_start_id = payload["idToken"], payload["remoteStartId"]
         return Reply(answer, lambda: self._hand_over(evse_id, token, remote_start_id))
 
@@ -107,7 +107,7 @@ class RemoteControl:
     @handles("RequestStopTransaction")
     async def on_request_stop(self, payload: dict[str, Any]) -> Reply:
         evse_id = self.transactions.transaction_of(payload["transactionId"])
-        if evse_id is None:  # F03.FR.08
+        if evse_id is None:  # F03: no such transaction
             return _rejected("TxNotFound", "no such transaction runs")
         if not await self.transactions.stop(evse_id, "Remote"):
             self.ctx.log.warning("EVSE %d did not take the remote stop of %s", evse_id, payload["transactionId"])
@@ -119,7 +119,7 @@ class RemoteControl:
         evse_id, connector_id = payload["evseId"], payload["connectorId"]
         if not self.evses.has_connector(evse_id, connector_id):
             return Reply({"status": "UnknownConnector"})
-        if self._authorized_transaction(evse_id) is not None:  # F05.FR.02: stop the transaction first
+        if self._authorized_transaction(evse_id) is not None:  # F05: the CSMS stops the transaction first
             return Reply({"status": "OngoingAuthorizedTransaction"})
         evse = EvseRef(evse_id, connector_id)
         if not await self.ctx.station.has_lock(evse):

@@ -4,7 +4,7 @@ A reservation of one EVSE (H01 with evseId) is held by the EVSE itself (``Statio
 Reserved and only the reservation's idToken or groupIdToken may start there. A reservation without an EVSE
 (ReservationCtrlr.NonEvseSpecific) reserves no EVSE; it is accepted while more EVSEs are Available than such
 reservations, and :meth:`Reservations.restrict` keeps that many EVSEs for their holders. Each reservation is
-persisted with its expiry; one that expires sends ReservationStatusUpdate Expired (H01.FR.?), one the EVSE
+persisted with its expiry; one that expires sends ReservationStatusUpdate Expired, one the EVSE
 let go of for another reason than a transaction Removed.
 """
 
@@ -107,7 +107,7 @@ class Reservations:
         if parse_time(payload["expiryDateTime"]) <= self.ctx.clock.time():
             return _status("Rejected", "ExpiryInThePast")
         known = self.reservations().get(reservation_id)
-        if known is not None:  # H01.FR.02: a known id replaces that reservation
+        if known is not None:  # H01: a known id replaces that reservation
             await self._end(reservation_id, known, None)
         data = {key: payload[key] for key in _FIELDS if key in payload}
         if evse_id is None:
@@ -151,7 +151,7 @@ class Reservations:
         statuses = {self.evses.status(evse_id) for evse_id in candidates}
         if len(self._free(connector_type=data.get("connectorType"))) <= self._any_evse_reservations():
             for status in UNAVAILABLE:
-                if statuses == {status}:  # H01.FR.?: every EVSE is out of service the same way
+                if statuses == {status}:  # every EVSE is out of service the same way
                     return status, None
             return "Occupied", None
         self.ctx.store.put_record(KIND, reservation_id, data)

@@ -223,7 +223,7 @@ async def test_unlock_without_a_transaction_unlocks(make: Any):
 
 async def test_unlock_during_an_authorized_transaction_is_refused(make: Any):
     """TC_F_05_CS: an authorized transaction on the connector: OngoingAuthorizedTransaction, nothing
-    unlocked or stopped (F05.FR.02)."""
+    unlocked or stopped."""
     r = make()
     await r.charging(1)
     assert await unlock(r) == "OngoingAuthorizedTransaction"

@@ -3,7 +3,7 @@ CancelReservation, expiry with ReservationStatusUpdate on the fake clock, persis
 EVSE's own end of a reservation, and which tokens may use reserved EVSEs.
 
 The OCTT 2.0.1 station case list (tests/ocpp201/octt-cases.tsv) has no H cases; the tests name the
-requirements of use cases H01 (ReserveNow), H02 (CancelReservation), H03 (use) and H04 (expiry)."""
+use cases H01 (ReserveNow), H02 (CancelReservation), H03 (use) and H04 (expiry)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class H:
 
 
 async def test_reserving_an_evse_makes_it_reserved_and_cancelling_frees_it(tmp_path: Path):
-    """H01.FR.01/04 H02.FR.01: ReserveNow of an Available EVSE: Accepted, the EVSE holds the reservation,
+    """H01 H02: ReserveNow of an Available EVSE: Accepted, the EVSE holds the reservation,
     StatusNotification Reserved after the answer; CancelReservation: Accepted, Available again."""
     h = H(tmp_path)
     assert await h.reserve(5, 1, groupIdToken=GROUP) == "Accepted"
@@ -85,7 +85,7 @@ async def test_reserving_an_evse_makes_it_reserved_and_cancelling_frees_it(tmp_p
 
 
 async def test_an_evse_that_cannot_be_reserved_answers_with_its_state(tmp_path: Path):
-    """H01.FR.?: Occupied (a car, a transaction, another reservation), Faulted, Unavailable; an unknown EVSE
+    """H01: Occupied (a car, a transaction, another reservation), Faulted, Unavailable; an unknown EVSE
     or an expiry in the past is Rejected."""
     h = H(tmp_path, evse_ids=[1, 2, 3, 4])
     h.f.evses[1].plugged = True
@@ -116,7 +116,7 @@ async def test_reservations_disabled_or_without_an_evse_when_not_supported_are_r
 
 
 async def test_a_known_id_replaces_its_reservation(tmp_path: Path):
-    """H01.FR.02: ReserveNow with the id of an existing reservation replaces it (here: on another EVSE)."""
+    """H01: ReserveNow with the id of an existing reservation replaces it (here: on another EVSE)."""
     h = H(tmp_path)
     assert await h.reserve(5, 1) == "Accepted"
     assert await h.reserve(5, 2) == "Accepted"
@@ -126,7 +126,7 @@ async def test_a_known_id_replaces_its_reservation(tmp_path: Path):
 
 
 async def test_a_reservation_without_an_evse_keeps_one_available_evse_for_each(tmp_path: Path):
-    """H01.FR.?: without an EVSE: Accepted while more EVSEs are Available than such reservations, no EVSE
+    """H01: without an EVSE: Accepted while more EVSEs are Available than such reservations, no EVSE
     reserved; then Occupied; an EVSE reservation that would take the last kept EVSE is Occupied too."""
     h = H(tmp_path)
     assert await h.reserve(1, None) == "Accepted"
@@ -157,7 +157,7 @@ async def test_a_connector_type_must_fit(tmp_path: Path):
 
 
 async def test_cancelling_an_unknown_reservation_is_rejected(tmp_path: Path):
-    """H02.FR.02."""
+    """H02: a reservation the station does not have is Rejected."""
     h = H(tmp_path)
     assert await h.cancel(42) == "Rejected"
     assert await h.reserve(1, None) == "Accepted"
@@ -166,7 +166,7 @@ async def test_cancelling_an_unknown_reservation_is_rejected(tmp_path: Path):
 
 
 async def test_a_reservation_expires_with_a_status_update_and_frees_the_evse(tmp_path: Path):
-    """H01.FR.?/H04: at expiryDateTime: ReservationStatusUpdate Expired, the EVSE lets go, Available."""
+    """H01: at expiryDateTime: ReservationStatusUpdate Expired, the EVSE lets go, Available."""
     h = H(tmp_path)
     await h.reserve(5, 2, seconds=60)
     await h.reserve(6, None, seconds=120)
@@ -235,7 +235,7 @@ def accepted(**more: Any) -> dict[str, Any]:
 
 
 async def test_only_the_holder_may_use_a_reserved_evse(tmp_path: Path):
-    """H03.FR.?: the reservation's idToken or groupIdToken is sent to its EVSE (with the reservation id);
+    """H03: the reservation's idToken or groupIdToken is sent to its EVSE (with the reservation id);
     another token may use the EVSEs nobody reserved, none when every EVSE is reserved."""
     h = H(tmp_path)
     await h.reserve(5, 1, groupIdToken=GROUP)
