@@ -95,3 +95,28 @@ async def test_a_remote_stop_ends_the_transaction_as_remote_stop(tmp_path):
         await csms.stop()
     assert stop.status == "Accepted", station.log()
     assert (end.payload["triggerReason"], end.payload["transactionInfo"]["stoppedReason"]) == ("RemoteStop", "Remote")
+
+
+async def test_a_remote_start_nobody_plugs_in_for_ends_at_the_connection_timeout(tmp_path):
+    """TC_F_04_CS: TxStartPoint Authorized, EVConnectionTimeOut 10 s (the least Auth takes): the remote
+    start's authorization starts the transaction (RemoteStart, remoteStartId); no car comes, and it ends at the
+    timeout (EVConnectTimeout, Timeout)."""
+    csms = RecordingCsms()
+    await csms.start()
+    variables = {**VARIABLES, "TxCtrlr.TxStartPoint": "Authorized", "TxCtrlr.EVConnectionTimeOut": "10"}
+    config = sil_ocpp_config(tmp_path, csms.url, swipe=False, base=SIL_OCPP201, keys=variables, test_keys={})
+    station = StationProcess(config, tmp_path)
+    station.start()
+    try:
+        await csms.wait_for(status_of("Available"))
+        start = await csms.call(call.RequestStartTransaction(id_token=TOKEN, remote_start_id=9, evse_id=1))
+        begin = await csms.wait_for(started)
+        tx_id = begin.payload["transactionInfo"]["transactionId"]
+        end = await csms.wait_for(ended_of(tx_id))
+    finally:
+        station.stop()
+        await csms.stop()
+    assert start.status == "Accepted", station.log()
+    assert (begin.payload["triggerReason"], begin.payload["transactionInfo"]["remoteStartId"]) == ("RemoteStart", 9)
+    assert (end.payload["triggerReason"], end.payload["transactionInfo"]["stoppedReason"]) == \
+        ("EVConnectTimeout", "Timeout")
