@@ -105,8 +105,8 @@ async def test_a_flapping_connector_is_paced_and_its_latest_status_goes_out_when
 
 
 async def test_a_new_connection_and_a_resend_send_every_connector_whatever_was_sent(tmp_path: Path):
-    """TC_B_51_CS TC_B_52_CS (the part of this block): every connector's status again (send_all, called after
-    an outage longer than OfflineThreshold)."""
+    """B04 (this block's part of TC_B_51/52, whose OfflineThreshold rule is provisioning's): every
+    connector's status again, changed or not (send_all)."""
     g = G(tmp_path)
     await g.status.after_connect()
     await g.status.send_all()

@@ -328,9 +328,10 @@ async def test_trigger_transaction_event_of_one_or_every_evse(make: Any):
 
 
 async def test_trigger_delegates_firmware_log_and_certificate_messages_and_sends_them_as_triggered(make: Any):
-    """TC_F_15_CS TC_F_16_CS TC_F_17_CS TC_F_18_CS TC_F_19_CS: LogStatusNotification and
-    FirmwareStatusNotification (an EVSE named is not relevant to them) go to their blocks, which send them as
-    triggered messages (allowed while Pending); so do the certificate signing requests."""
+    """The trigger's part of TC_F_15..19 (what is sent is the diagnostics and firmware blocks'):
+    LogStatusNotification and FirmwareStatusNotification (an EVSE named is not relevant to them) go to their
+    blocks, which send them as triggered messages (allowed while Pending); so do the certificate signing
+    requests."""
     r = make()
     assert await trigger(r, "LogStatusNotification") == "Accepted"
     assert await trigger(r, "FirmwareStatusNotification", {"id": 1}) == "Accepted"
