@@ -119,6 +119,8 @@ def _busiest(statuses: list[str]) -> str:
 class Availability:
     def __init__(self, ctx: Ctx, evses: Evses, status: StatusNotifications) -> None:
         self.ctx, self.evses, self.status = ctx, evses, status
+        if any(e.id >= CONNECTOR_ID_BASE or e.connectors >= CONNECTOR_ID_BASE for e in evses):
+            raise ValueError(f"availability records number EVSEs and connectors below {CONNECTOR_ID_BASE}")
         # what the CSMS wants of each level (record id -> operative); an EVSE is operative when it and all its
         # connectors are
         self._wanted: dict[int, bool] = {}
