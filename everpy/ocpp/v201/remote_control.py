@@ -129,21 +129,38 @@ class RemoteControl:
         return Reply({"status": "Unlocked" if await self.ctx.station.unlock(evse) else "UnlockFailed"})
 
 
-Trigger_ = Callable[[int | None, int | None], Awaitable[str]]
+TriggerFn = Callable[[int | None, int | None], Awaitable[str]]  # (evse id, connector id) -> the answer's status
 
 
 class StatusTrigger(Protocol):
     def trigger(self, evse_id: int | None, connector_id: int | None) -> str: ...
 
 
-class Trigger:
-    def __init__(self, ctx: Ctx, evses: Evses, status: StatusTrigger, transactions: Any, firmware: Any,
-                 diagnostics: Any, certificates: Any, boot_payload: Callable[[], dict[str, Any]]) -> None:
-        self.ctx, self.evses, self.status, self.transactions = ctx, evses, status, transactions
-        self.firmware, self.diagnostics, self.certificates, self.boot_payload = (firmware, diagnostics,
-                                                                                 certificates, boot_payload)
+class TransactionTriggers(Protocol):
+    async def trigger_transaction_event(self, evse_id: int | None) -> str: ...
 
-    def _triggers(self) -> dict[str, Trigger_]:
+    async def trigger_meter_values(self, evse_id: int | None) -> str: ...
+
+
+class StatusMessageTrigger(Protocol):
+    """FirmwareStatusNotification (firmware) and LogStatusNotification (diagnostics)."""
+
+    async def trigger_status(self) -> str: ...
+
+
+class CertificateTrigger(Protocol):
+    async def trigger_sign_certificate(self, use: str) -> str: ...
+
+
+class Trigger:
+    def __init__(self, ctx: Ctx, evses: Evses, status: StatusTrigger, transactions: TransactionTriggers,
+                 firmware: StatusMessageTrigger, diagnostics: StatusMessageTrigger, certificates: CertificateTrigger,
+                 boot_payload: Callable[[], dict[str, Any]]) -> None:
+        self.ctx, self.evses, self.status, self.transactions = ctx, evses, status, transactions
+        self.firmware, self.diagnostics, self.certificates = firmware, diagnostics, certificates
+        self.boot_payload = boot_payload  # what the boot loop sends; a triggered boot only asks it to send now
+
+    def _triggers(self) -> dict[str, TriggerFn]:
         """requestedMessage -> the owner's trigger: Accepted (its message scheduled) or Rejected."""
         async def status(evse_id: int | None, connector_id: int | None) -> str:
             return self.status.trigger(evse_id, connector_id)
