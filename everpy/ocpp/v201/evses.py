@@ -14,8 +14,9 @@ from typing import Any
 
 CONNECTOR_ID = 1
 # session events of the evse_manager interface that say a car is (True) or is no longer (False) plugged in
-PLUGGED: dict[str, bool] = {"SessionStarted": True, "SessionResumed": True, "SessionFinished": False,
-                            "PluginTimeout": False}
+# (after an authorization first, the car's arrival is the TransactionStarted)
+PLUGGED: dict[str, bool] = {"SessionStarted": True, "SessionResumed": True, "TransactionStarted": True,
+                            "SessionFinished": False, "PluginTimeout": False}
 
 
 @dataclass
@@ -85,6 +86,8 @@ class Evses:
         """What a session event says about the connector (plugged in or not, the session id)."""
         evse = self.by_id[evse_id]
         plugged = PLUGGED.get(event["event"])
+        if event["event"] == "SessionStarted" and (event.get("session_started") or {}).get("reason") == "Authorized":
+            plugged = None  # authorization first: the session waits for the car
         if plugged is not None:
             evse.plugged = plugged
             evse.session_id = event.get("uuid") if plugged else None

@@ -81,6 +81,19 @@ async def test_a_plugged_in_car_makes_the_connector_occupied_and_its_leaving_ava
     assert g.state(1) == ("Available", "Available")
 
 
+async def test_an_authorization_first_leaves_the_connector_available_until_the_car_comes(tmp_path: Path):
+    """The session an authorization starts before the plug-in is no car: Available until the car's
+    TransactionStarted; Available again when the car never came (PluginTimeout)."""
+    g = G(tmp_path)
+    await g.status.send(1)
+    for kind, details in (("SessionStarted", {"session_started": {"reason": "Authorized"}}),
+                          ("TransactionStarted", {"transaction_started": {}}), ("SessionFinished", {}),
+                          ("SessionStarted", {"session_started": {"reason": "Authorized"}}), ("PluginTimeout", {})):
+        g.f.evses.session_event(1, {"event": kind, "uuid": "s-1", **details})
+        await g.status.send(1)
+    assert statuses(g.f) == [(1, 1, "Available"), (1, 1, "Occupied"), (1, 1, "Available")]
+
+
 async def test_a_status_is_sent_only_when_it_changed(tmp_path: Path):
     g = G(tmp_path)
     await g.status.send(1)
