@@ -137,6 +137,7 @@ class ChargePoint201:
 
     async def after_connect(self) -> None:
         await self.status.after_connect()
+        await self.reservations.after_connect()
 
     async def take_time(self, current_time: str) -> None:
         """With time_from_csms: set the system clock when it is more than a second off the CSMS's time."""

@@ -40,6 +40,7 @@ class Reservations:
         self._timers: dict[int, TimerHandle] = {}
         # reservations being ended by us: the EVSE's ReservationEnd for them changes nothing
         self._ending: set[int] = set()
+        self._undelivered: list[dict[str, Any]] = []  # ReservationStatusUpdates not sent yet
 
     def reservations(self) -> dict[int, dict[str, Any]]:
         return self.ctx.store.records(KIND)
@@ -198,8 +199,17 @@ class Reservations:
         return evse.id if evse is not None and held else None
 
     async def _status_update(self, reservation_id: int, update: str) -> None:
-        await self.ctx.sender.call_or_log("ReservationStatusUpdate", {"reservationId": reservation_id,
-                                                                      "reservationUpdateStatus": update})
+        payload = {"reservationId": reservation_id, "reservationUpdateStatus": update}
+        if self.ctx.sender.online:
+            await self.ctx.sender.call_or_log("ReservationStatusUpdate", payload)  # a CALLERROR is only logged
+        else:
+            self._undelivered.append(payload)  # offline, or expired while the station was down: sent on connect
+
+    async def after_connect(self) -> None:
+        """The updates that could not be sent while offline, in order."""
+        pending, self._undelivered = self._undelivered, []
+        for payload in pending:
+            await self._status_update(payload["reservationId"], payload["reservationUpdateStatus"])
 
     def ended(self, evse_id: int, reservation_id: int | None, reason: str | None = None) -> None:
         """The EVSE reports its reservation over: a transaction used it (UsedToStartCharging) or it was

@@ -198,6 +198,20 @@ async def test_reservations_survive_a_restart_and_expire_on_time(tmp_path: Path)
     again.reservations.cancel_timers()
 
 
+async def test_an_update_that_could_not_be_sent_goes_out_on_connect(tmp_path: Path):
+    """A reservation that expires while the station is offline (or down) is reported once it connects."""
+    h = H(tmp_path)
+    await h.reserve(5, 1, seconds=60)
+    h.f.sender.online = False
+    await h.f.clock.advance(60)
+    await h.reservations.after_connect()
+    assert h.updates() == []
+    h.f.sender.online = True
+    await h.reservations.after_connect()
+    await h.reservations.after_connect()
+    assert h.updates() == [(5, "Expired")]
+
+
 async def test_unusable_records_are_quarantined_at_restart(tmp_path: Path):
     h = H(tmp_path)
     store = h.f.store
