@@ -20,7 +20,7 @@ from everpy.ocpp.pacing import ChangePacer, PacingSettings
 from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v201.device_model import DeviceModel, Ref
 from everpy.ocpp.v201.evses import Evses
-from everpy.ocpp.v201.variables.comm import MESSAGE_TIMEOUT, STATION_AVAILABILITY_STATE
+from everpy.ocpp.v201.variables.comm import MESSAGE_TIMEOUT, QUEUE_ALL_MESSAGES, STATION_AVAILABILITY_STATE
 from everpy.ocpp.v201.variables.evse import CONNECTOR_AVAILABILITY_STATE, EVSE_AVAILABILITY_STATE
 from everpy.ocpp.values import rfc3339
 
@@ -102,6 +102,9 @@ class StatusNotifications:
 
     async def _deliver(self, connector: Connector, state: ConnectorState) -> bool:
         sender = self.ctx.sender
+        if not sender.online and self.ctx.config.bool(QUEUE_ALL_MESSAGES):
+            sender.queue("StatusNotification", state.payload(connector), None)  # in order, with the transaction's
+            return True
         if sender.online and self.ctx.store.queue_length():
             # the queued TransactionEvents first: the CSMS sees the transaction end before the Available after it
             await sender.wait_queue_empty(float(self.ctx.config.int(MESSAGE_TIMEOUT)))

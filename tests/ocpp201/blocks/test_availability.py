@@ -11,7 +11,7 @@ from everpy.ocpp.pacing import PacingSettings
 from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v201.availability import KIND, Availability, StatusNotifications
 from everpy.ocpp.v201.dialect import DIALECT
-from everpy.ocpp.v201.variables.comm import STATION_AVAILABILITY_STATE
+from everpy.ocpp.v201.variables.comm import QUEUE_ALL_MESSAGES, STATION_AVAILABILITY_STATE
 from everpy.ocpp.v201.variables.evse import CONNECTOR_AVAILABILITY_STATE, EVSE_AVAILABILITY_STATE
 
 from .fakes import Fixture, block_context
@@ -142,6 +142,19 @@ async def test_a_status_is_not_recorded_as_sent_while_offline(tmp_path: Path):
     g.f.sender.online = True
     await g.status.send(1)
     assert statuses(g.f) == [(1, 1, "Available")]
+
+
+async def test_with_queue_all_messages_an_offline_status_is_queued(tmp_path: Path):
+    """OCPPCommCtrlr.QueueAllMessages: a change while offline goes into the persistent queue (after the
+    transaction messages before it) instead of being lost."""
+    g = G(tmp_path)
+    g.f.model.set_internal(QUEUE_ALL_MESSAGES, "true")
+    g.f.sender.online = False
+    g.f.evses[1].plugged = True
+    await g.status.send(1)
+    head = g.f.store.queue_head()
+    assert head is not None and (head.action, head.payload["connectorStatus"]) == ("StatusNotification", "Occupied")
+    DIALECT.check("StatusNotification", head.payload, response=False)
 
 
 async def test_trigger_sends_the_named_connector_and_refuses_without_one(tmp_path: Path):
