@@ -211,11 +211,19 @@ class GetStatus(Enum):
 
 @dataclass
 class Outcome:
-    """The answer to one Get/SetVariables entry: a status, the value read, and why (statusInfo)."""
+    """The answer to one Get/SetVariables entry: a status, the value read (None: the attribute has no value),
+    and why (statusInfo: a short code, at most 20 characters, and the reason in words)."""
 
     status: str
     value: str | None = None
     reason: str | None = None
+    code: str | None = None
+
+    def status_info(self) -> dict[str, str] | None:
+        """The entry's StatusInfoType, None when there is nothing to explain."""
+        if self.code is None:
+            return None
+        return {"reasonCode": self.code} | ({"additionalInfo": self.reason[:512]} if self.reason else {})
 
 
 ChangeHook = Callable[[Address, str], None]
@@ -413,8 +421,8 @@ class DeviceModel:
         if kind not in found.values:
             return Outcome(GetStatus.NOT_SUPPORTED_ATTRIBUTE_TYPE.value)
         if found.definition.mutability is Mutability.WRITE_ONLY:
-            return Outcome(GetStatus.REJECTED.value, reason="write-only")
-        return Outcome(GetStatus.ACCEPTED.value, found.values[kind] or "")
+            return Outcome(GetStatus.REJECTED.value, reason="the variable is write-only", code="WriteOnly")
+        return Outcome(GetStatus.ACCEPTED.value, found.values[kind])
 
     def set(self, component: dict[builtins.str, Any], variable: dict[builtins.str, Any], value: builtins.str,
             attribute: builtins.str = "Actual") -> Outcome:
@@ -428,15 +436,24 @@ class DeviceModel:
             return Outcome(SetStatus.NOT_SUPPORTED_ATTRIBUTE_TYPE.value)
         definition = found.definition
         if definition.mutability is Mutability.READ_ONLY or definition.constant:
-            return Outcome(SetStatus.REJECTED.value, reason="read-only")
+            return Outcome(SetStatus.REJECTED.value, reason="the variable is read-only", code="ReadOnly")
         reason = definition.problem(value) or _outside_set_bounds(found, kind, value)
         if reason is not None:
-            return Outcome(SetStatus.REJECTED.value, reason=reason)
+            return Outcome(SetStatus.REJECTED.value, reason=reason, code="InvalidValue")
         self._store_value(found, kind, definition.normal(value), definition.persistent)
         status = SetStatus.REBOOT_REQUIRED if definition.reboot_required else SetStatus.ACCEPTED
         return Outcome(status.value)
 
     # -- reports ---------------------------------------------------------------------------------------
+    def flag(self, definition: Variable, evse: Place, connector: Place, name: builtins.str) -> builtins.bool | None:
+        """The boolean variable `name` (Active, Available, Enabled, Problem) of the same component instance
+        as `definition` at the same place; None if that component has no such variable."""
+        found = self._instances.get((definition.component, definition.component_instance, evse, connector, name,
+                                     None))
+        if found is None or found.definition.data_type is not DataType.BOOLEAN:
+            return None
+        return (found.values.get(Attribute.ACTUAL) or "").lower() == "true"
+
     def places(self) -> Iterator[tuple[Variable, Place, Place]]:
         for instance in self._instances.values():
             yield instance.definition, instance.evse, instance.connector
@@ -558,8 +575,9 @@ def render_markdown(definitions: Sequence[Variable]) -> str:
                 (" Reboot required." if d.reboot_required else "") + ("" if d.persistent else " Not persisted.")
             default = "" if d.default is None else f"`{d.default}`"
             unit = f" {d.unit}" if d.unit else ""
+            text = d.description + ("" if not notes or d.description.endswith(".") else ".") + notes
             lines.append(f"| {name} | {d.data_type.value}{unit} | {default} | {short[d.mutability]} | {limits} |"
-                         f" {d.description}{notes} |")
+                         f" {text} |")
         lines.append("")
     return "\n".join(lines)
 
