@@ -264,7 +264,8 @@ class DeviceModel:
             seen.add(name)
             self.definitions.append(definition)
             for evse, connector in _places(definition.scope, connectors):
-                values: dict[Attribute, str | None] = {attribute: None for attribute in definition.attributes}
+                # in the enum's order (Actual first), never a set's: reports and persisted keys must not vary per run
+                values: dict[Attribute, str | None] = {a: None for a in Attribute if a in definition.attributes}
                 values[Attribute.ACTUAL] = definition.default
                 key = (*name[:2], evse, connector, *name[2:])
                 self._instances[key] = _Instance(definition, evse, connector, values)
@@ -570,7 +571,7 @@ def render_markdown(definitions: Sequence[Variable]) -> str:
             if d.component_instance:
                 name = f"{d.component}[{d.component_instance}].{name}"
             limits = ", ".join(d.values_list) if d.values_list else _limits(d)
-            extras = [a.value for a in d.attributes if a is not Attribute.ACTUAL]
+            extras = [a.value for a in Attribute if a in d.attributes and a is not Attribute.ACTUAL]  # stable order
             notes = (" Attributes: Actual, " + ", ".join(extras) + "." if extras else "") + \
                 (" Reboot required." if d.reboot_required else "") + ("" if d.persistent else " Not persisted.")
             default = "" if d.default is None else f"`{d.default}`"
