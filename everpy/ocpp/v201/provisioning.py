@@ -83,7 +83,7 @@ class Provisioning:
 
     # -- Get/SetVariables ------------------------------------------------------------------------------
     @handles("GetVariables")
-    async def on_get_variables(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def on_get_variables(self, payload: dict[str, Any]) -> Reply:
         entries = payload["getVariableData"]
         self._check_size("GetVariables", payload, len(entries))
         results = []
@@ -95,7 +95,7 @@ class Provisioning:
             if outcome.value is not None:
                 result["attributeValue"] = outcome.value
             results.append(result | _info("attributeStatusInfo", outcome))
-        return {"getVariableResult": results}
+        return Reply({"getVariableResult": results})
 
     @handles("SetVariables")
     async def on_set_variables(self, payload: dict[str, Any]) -> Reply:

@@ -65,8 +65,7 @@ class Block:
                    "GetBaseReport": self.block.on_get_base_report, "GetReport": self.block.on_get_report,
                    "Reset": self.block.on_reset}[action]
         reply = await handler(payload)
-        if not isinstance(reply, Reply):
-            reply = Reply(reply)
+        assert isinstance(reply, Reply), "the RPC layer takes a Reply"
         DIALECT.check(action, reply.payload, response=True)
         if run_after and reply.after is not None:
             await reply.after()
