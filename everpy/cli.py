@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_broker(sub.add_parser("monitor", help="decoded live view of the bus"))
     p.add_argument("filter", nargs="?", help="MQTT topic filter (default: everything under the prefix)")
     p.add_argument("--count", type=int, default=0, help="exit after this many messages")
-    sub.add_parser("csms", help="development OCPP 1.6 CSMS (see `everpy csms --help`)", add_help=False)
+    sub.add_parser("csms", help="development OCPP 1.6 / 2.0.1 CSMS (see `everpy csms --help`)", add_help=False)
     return parser
 
 

@@ -349,11 +349,15 @@ class CsmsServer:
 
     def build_request(self, action: str, payload: dict[str, Any]) -> Any:
         """The request dataclass of ``action`` from a camelCase payload; RequestError if there is none."""
-        if action not in {a.value for a in self.actions} or not hasattr(self.requests, action):
-            raise RequestError(HTTPStatus.NOT_FOUND, f"OCPP {self.version} has no request {action}")
+        request_class = self._request_class(action)
         if not isinstance(payload, dict):
             raise RequestError(HTTPStatus.BAD_REQUEST, f"the payload of {action} must be a JSON object")
-        return getattr(self.requests, action)(**camel_to_snake_case(payload))
+        return request_class(**camel_to_snake_case(payload))
+
+    def _request_class(self, action: str) -> Any:
+        if action not in {a.value for a in self.actions} or not hasattr(self.requests, action):
+            raise RequestError(HTTPStatus.NOT_FOUND, f"OCPP {self.version} has no request {action}")
+        return getattr(self.requests, action)
 
     async def request(self, station: str, action: str, payload: dict[str, Any],
                       timeout: float = 15.0) -> dict[str, Any]:
@@ -365,6 +369,7 @@ class CsmsServer:
         session = self.sessions.get(station)
         if session is None:
             raise RequestError(HTTPStatus.NOT_FOUND, f"{station} is not connected")
+        self._request_class(action)
         if action in session.route_map:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"{action} is a message stations send, not a request to them")
         if not isinstance(payload, dict):

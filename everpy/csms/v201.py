@@ -155,13 +155,15 @@ class _Session(RecordingSession, ChargePoint):
     def on_transaction_event(self, event_type: str, trigger_reason: str, seq_no: int,
                              transaction_info: dict[str, Any], **kwargs: Any) -> Any:
         id_token, evse = kwargs.get("id_token"), kwargs.get("evse")
+        info = None if id_token is None else self._id_token_info(id_token)
         log.info("%s transaction %s %s (seqNo %d, %s%s)%s%s", self.id, transaction_info["transaction_id"],
                  event_type, seq_no, trigger_reason, ", offline" if kwargs.get("offline") else "",
-                 f" on evse {evse['id']}" if evse else "", f" by {id_token['id_token']}" if id_token else "")
+                 f" on evse {evse['id']}" if evse else "",
+                 f" by {id_token['id_token']} -> {info['status']}" if id_token and info else "")
         if "meter_value" in kwargs:
             log.info("%s meter tx %s: %s", self.id, transaction_info["transaction_id"],
                      _describe_meter_values(kwargs["meter_value"]))
-        return call_result.TransactionEvent(id_token_info=None if id_token is None else self._id_token_info(id_token))
+        return call_result.TransactionEvent(id_token_info=info)
 
     @on(Action.meter_values)
     def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **kwargs: Any) -> Any:
