@@ -28,7 +28,7 @@ from tests.ocpp.blocks.fakes import LOG, FakeStation
 from tests.ocpp.sil import CHARGE_FOREVER, SIL_OCPP201, StationProcess, sil_ocpp_config
 from tests.ocpp.station import wait_file
 
-from .test_crash import VARIABLES, Received, RecordingCsms, _Peer, ended_of, started
+from .test_crash import VARIABLES, WAIT_S, Received, RecordingCsms, _Peer, ended_of, started
 
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
 OFFLINE_THRESHOLD = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "OfflineThreshold"}}
@@ -45,9 +45,12 @@ class ProvisioningCsms(RecordingCsms):
         self.boots = list(boots)  # (status, interval) of the first BootNotifications; then Accepted
         self.boot_times: list[float] = []
         self.authorizations: list[str | None] = []
+        self._opened = asyncio.Condition()
 
     async def _serve(self, connection: Any) -> None:
-        self.authorizations.append(connection.request.headers.get("Authorization"))
+        async with self._opened:
+            self.authorizations.append(connection.request.headers.get("Authorization"))
+            self._opened.notify_all()
         self._connections.add(connection)
         peer = self.peer = ProvisioningPeer("CP1", connection, self)
         try:
@@ -56,6 +59,10 @@ class ProvisioningCsms(RecordingCsms):
             pass
         finally:
             self._connections.discard(connection)
+
+    async def wait_connections(self, count: int, timeout: float = WAIT_S) -> None:
+        async with asyncio.timeout(timeout), self._opened:
+            await self._opened.wait_for(lambda: len(self.authorizations) >= count)
 
     def password(self, connection: int = -1) -> str:
         header = self.authorizations[connection]
@@ -91,6 +98,13 @@ def last_report_of(request_id: int) -> Any:
 
 def status_notification(r: Received) -> bool:
     return r.action == "StatusNotification"
+
+
+async def status_delivered(csms: RecordingCsms) -> None:
+    """The first StatusNotification came and the station has its answer: a round trip after it (frames come in
+    order), so an outage from now on cannot leave it undelivered (and resent for that reason)."""
+    await csms.wait_for(status_notification)
+    await csms.call(call.GetVariables(get_variable_data=[OFFLINE_THRESHOLD]))
 
 
 def station_for(tmp_path: Path, csms: RecordingCsms, car_script: str | None = None, **variables: str
@@ -158,7 +172,8 @@ async def test_reports_and_a_new_basic_auth_password(tmp_path):
         changed = await csms.call(call.SetVariables(set_variable_data=[{
             "component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"},
             "attribute_value": NEW_PASSWORD}]))
-        await csms.wait_for(status_notification, after=mark)  # the new connection's statuses
+        await csms.wait_connections(2)
+        await csms.call(call.GetVariables(get_variable_data=[OFFLINE_THRESHOLD]))  # the new connection works
     finally:
         station.stop()
         await csms.stop()
@@ -240,7 +255,7 @@ async def test_statuses_are_sent_again_after_an_outage_longer_than_offline_thres
     station = station_for(tmp_path, csms, **{"OCPPCommCtrlr.OfflineThreshold": "1"})
     station.start()
     try:
-        await csms.wait_for(status_notification)
+        await status_delivered(csms)
         await csms.stop()
         outage = time.monotonic()
         await asyncio.sleep(1.5)  # the outage under test (longer than OfflineThreshold), not a synchronisation
@@ -253,6 +268,30 @@ async def test_statuses_are_sent_again_after_an_outage_longer_than_offline_thres
     assert csms.boot_times and time.monotonic() - outage > 1
     assert again.payload["connectorStatus"] == "Available" and again.payload["evseId"] == 1
     assert not [r for r in csms.received[mark:] if r.action == "BootNotification"], station.log()
+
+
+@pytest.mark.slow
+async def test_after_a_short_outage_only_changed_statuses_are_sent(tmp_path):
+    """TC_B_52_CS TC_B_57_CS: the CSMS is away for less than OfflineThreshold and nothing changed: the station
+    reconnects without a BootNotification and sends no StatusNotification."""
+    csms = ProvisioningCsms()
+    await csms.start()
+    station = station_for(tmp_path, csms, **{"OCPPCommCtrlr.OfflineThreshold": "600"})
+    station.start()
+    try:
+        await status_delivered(csms)
+        await csms.stop()
+        mark = len(csms.received)
+        await csms.start()
+        await csms.wait_connections(2)
+        alive = await csms.call(call.GetVariables(get_variable_data=[OFFLINE_THRESHOLD]))
+        with pytest.raises(TimeoutError):  # bounded: a status would follow the reconnect at once
+            await csms.wait_for(status_notification, timeout=2.0, after=mark)
+    finally:
+        station.stop()
+        await csms.stop()
+    assert alive.get_variable_result[0]["attribute_value"] == "600"
+    assert not [r for r in csms.received[mark:] if r.action in ("BootNotification", "StatusNotification")]
 
 
 # -- the reconnect backoff (B10) of ChargePoint201's session, on a fake clock -------------------------------

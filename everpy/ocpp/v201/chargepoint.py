@@ -136,7 +136,11 @@ class ChargePoint201:
         await self.model.wait_change(HEARTBEAT_INTERVAL)
 
     async def after_connect(self) -> None:
-        await self.status.after_connect()
+        if self.provisioning.outage_exceeded_threshold():
+            await self.status.after_connect()
+        else:  # a short outage (B04): only the statuses that changed meanwhile
+            for evse_id in self.evses.ids():
+                await self.status.send(evse_id)
         await self.reservations.after_connect()
 
     async def take_time(self, current_time: str) -> None:
@@ -156,6 +160,7 @@ class ChargePoint201:
                 + random.uniform(0, self.model.int(RETRY_BACKOFF_RANDOM_RANGE)))
 
     def _publish_state(self, state: str) -> None:
+        self.provisioning.connection_state(state)
         self.station.publish("connection_status", {
             "state": state, "connected": state not in ("Disconnected", "Connecting"),
             "security_profile": self.model.int(SECURITY_PROFILE),

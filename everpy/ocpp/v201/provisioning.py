@@ -31,7 +31,7 @@ from everpy.ocpp.rpc import Fault, OcppCallError, Reply
 from everpy.ocpp.session import TRIGGERED
 from everpy.ocpp.v201.device_model import Attribute, DeviceModel, Mutability, Outcome, Place, Ref, Scope, Variable
 from everpy.ocpp.v201.evses import Evses
-from everpy.ocpp.v201.variables.comm import MESSAGE_TIMEOUT, bytes_per_message, items_per_message
+from everpy.ocpp.v201.variables.comm import MESSAGE_TIMEOUT, OFFLINE_THRESHOLD, bytes_per_message, items_per_message
 from everpy.ocpp.v201.variables.security import BASIC_AUTH_PASSWORD
 from everpy.ocpp.values import EvseRef, ResetKind, ResetRequest, ResetWhen, rfc3339
 
@@ -59,6 +59,8 @@ class Provisioning:
         self._idle = asyncio.Event()  # set whenever a transaction ended: waiting resets look again
         self._scheduled: dict[int | None, asyncio.Task[Any]] = {}  # OnIdle resets waiting: EVSE id (None: station)
         self._resetting = False  # a station reset is being carried out
+        self._offline_since: float | None = None  # monotonic time the connection was lost
+        self._connected_before = False
         self._station_variables = {dotted_name(d): d for d in self.model.definitions
                                    if d.scope is Scope.STATION and d.component_instance is None}
         transactions.ended.subscribe(lambda evse_id: self._idle.set())
@@ -80,6 +82,19 @@ class Provisioning:
     def boot_accepted(self) -> None:
         """The CSMS has heard the reason: a later reconnect or power cycle is no longer this reset."""
         self.ctx.store.remove_record(BOOT_KIND, BOOT_RECORD)
+
+    def connection_state(self, state: str) -> None:
+        """The session's state changed (Connecting, Connected, Pending, Accepted, Disconnected)."""
+        if state == "Disconnected" and self._offline_since is None:
+            self._offline_since = self.ctx.clock.monotonic()
+
+    def outage_exceeded_threshold(self) -> bool:
+        """Once per accepted connection: whether every connector's status is sent again (B04.FR.01/02): on the
+        first connection of the process, and after an outage longer than OCPPCommCtrlr.OfflineThreshold;
+        after a shorter one only what changed."""
+        since, self._offline_since = self._offline_since, None
+        first, self._connected_before = not self._connected_before, True
+        return first or since is None or self.ctx.clock.monotonic() - since > self.model.int(OFFLINE_THRESHOLD)
 
     # -- Get/SetVariables ------------------------------------------------------------------------------
     @handles("GetVariables")

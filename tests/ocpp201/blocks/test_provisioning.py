@@ -396,6 +396,24 @@ async def test_reset_of_an_evse(tmp_path):
     assert b.block.boot_reason() == "PowerUp"
 
 
+# -- reconnect -------------------------------------------------------------------------------------------
+async def test_all_statuses_again_only_after_an_outage_longer_than_offline_threshold(tmp_path):
+    """TC_B_51_CS TC_B_52_CS (B04): the first connection and one after an outage longer than
+    OCPPCommCtrlr.OfflineThreshold send every status; after a shorter outage (however many failed attempts)
+    only what changed."""
+    b = Block(tmp_path, variables={"OCPPCommCtrlr.OfflineThreshold": "60"})
+    assert b.block.outage_exceeded_threshold()
+    b.block.connection_state("Disconnected")
+    await b.fx.clock.advance(30)
+    for state in ("Connecting", "Disconnected", "Connecting", "Connected"):
+        b.block.connection_state(state)
+    await b.fx.clock.advance(20)
+    assert not b.block.outage_exceeded_threshold()
+    b.block.connection_state("Disconnected")
+    await b.fx.clock.advance(61)
+    assert b.block.outage_exceeded_threshold()
+
+
 # -- the module's local commands ---------------------------------------------------------------------------
 def local(component: dict[str, Any], variable: dict[str, Any], **more: Any) -> dict[str, Any]:
     return {"component_variable": {"component": component, "variable": variable}, **more}
