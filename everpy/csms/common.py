@@ -15,7 +15,7 @@ import logging
 import ssl
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum
 from http import HTTPStatus
@@ -129,16 +129,26 @@ class RecordingSession(ChargePoint):
         finally:
             del self._asked[unique_id]
 
-    async def call_with_reply(self, payload: Any) -> tuple[Any, list[Any] | None]:
-        """Send ``payload`` (raising on CALLERROR); the result and the station's raw reply frame."""
-        unique_id = str(uuid.uuid4())
+    async def request(self, payload: Any, timeout: float) -> dict[str, Any]:
+        """Send ``payload``; the station's camelCase answer, or a :class:`RequestError` saying what failed."""
+        action, unique_id = type(payload).__name__, str(uuid.uuid4())
         self._awaiting.add(unique_id)
         try:
-            result = await self.call(payload, suppress=False, unique_id=unique_id)
-            return result, self.replies.get(unique_id)
+            async with asyncio.timeout(timeout):
+                await self.call(payload, suppress=False, unique_id=unique_id)
+            reply = self.replies[unique_id]  # call() returned, so a CALLRESULT arrived
+            answer: dict[str, Any] = reply[2]
+            return answer
+        except TimeoutError as error:
+            raise RequestError(HTTPStatus.GATEWAY_TIMEOUT, f"{self.id} did not answer {action}") from error
+        except transport.ConnectionClosed as error:
+            raise RequestError(HTTPStatus.BAD_GATEWAY, f"{self.id} disconnected before answering {action}") from error
         except OCPPError as error:
-            error.reply = self.replies.get(unique_id)  # tells a CALLERROR from a bad answer
-            raise
+            refusal = self.replies.get(unique_id)
+            if refusal is not None and refusal[0] == 4 and len(refusal) >= 4:
+                raise StationCallError(action, str(refusal[2]), str(refusal[3])) from error
+            raise RequestError(HTTPStatus.BAD_GATEWAY, f"{self.id}'s answer to {action} does not fit the schema: "
+                               f"{_schema_problem(error)}") from error
         finally:
             self._awaiting.discard(unique_id)
             self.replies.pop(unique_id, None)
@@ -352,7 +362,11 @@ class CsmsServer:
         request_class = self._request_class(action)
         if not isinstance(payload, dict):
             raise RequestError(HTTPStatus.BAD_REQUEST, f"the payload of {action} must be a JSON object")
-        return request_class(**camel_to_snake_case(payload))
+        arguments = camel_to_snake_case(payload)
+        unknown = set(arguments) - {f.name for f in fields(request_class)}
+        if unknown:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"{action} has no field {', '.join(sorted(unknown))}")
+        return request_class(**arguments)
 
     def _request_class(self, action: str) -> Any:
         if action not in {a.value for a in self.actions} or not hasattr(self.requests, action):
@@ -377,23 +391,7 @@ class CsmsServer:
         # The schema check comes first: it names a wrong field in OCPP terms before the dataclass sees it.
         await _check_schema(Call(str(uuid.uuid4()), action, payload), self.version,
                             f"{action} does not fit the OCPP {self.version} schema")
-        request = self.build_request(action, payload)
-        try:
-            async with asyncio.timeout(timeout):
-                _, reply = await session.call_with_reply(request)
-        except TimeoutError as error:
-            raise RequestError(HTTPStatus.GATEWAY_TIMEOUT, f"{station} did not answer {action}") from error
-        except transport.ConnectionClosed as error:
-            raise RequestError(HTTPStatus.BAD_GATEWAY, f"{station} disconnected before answering {action}") from error
-        except OCPPError as error:
-            reply = getattr(error, "reply", None)
-            if reply is not None and reply[0] == 4 and len(reply) >= 4:
-                raise StationCallError(action, str(reply[2]), str(reply[3])) from error
-            raise RequestError(HTTPStatus.BAD_GATEWAY, f"{station}'s answer to {action} does not fit the schema: "
-                               f"{_schema_problem(error)}") from error
-        assert reply is not None and reply[0] == 3  # call_with_reply returned, so a CALLRESULT arrived
-        answer: dict[str, Any] = reply[2]
-        return answer
+        return await session.request(self.build_request(action, payload), timeout)
 
     def last_answer(self, station: str, action: str) -> dict[str, Any]:
         """The raw (camelCase) CALLRESULT payload of the last `action` request sent to `station`."""

@@ -134,6 +134,18 @@ async def test_an_injected_failure_makes_the_station_resend_the_same_seq_no(csms
     assert csms.duplicates() == []  # a resend after a CALLERROR is a new message, not the same unique id again
 
 
+async def test_a_silenced_message_is_recorded_but_not_answered(csms: v201.Csms) -> None:
+    csms.behaviour.silent["Heartbeat"] = 1
+    async with connected_station(csms.url) as station:
+        station._response_timeout = 0.3  # the silence is the point: a short bound on an answer that must not come
+        with pytest.raises(TimeoutError):
+            await station.call(call.Heartbeat(), suppress=False)
+        station._response_timeout = WAIT_S
+        assert (await station.call(call.Heartbeat(), suppress=False)).current_time
+    silenced, answered = csms.messages("Heartbeat")
+    assert csms.answer_to(silenced) is None and csms.answer_to(answered) is not None
+
+
 async def test_a_report_in_parts_is_collected_by_request_id(csms: v201.Csms) -> None:
     def part(seq_no: int, tbc: bool, name: str) -> Any:
         return call.NotifyReport(request_id=42, generated_at=common.now(), seq_no=seq_no, tbc=tbc, report_data=[
