@@ -118,9 +118,11 @@ class Variable:
                 return reason
         elif kind is DataType.DATETIME:
             try:
-                datetime.fromisoformat(value.replace("Z", "+00:00"))
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 return "not an RFC 3339 date-time"
+            if parsed.tzinfo is None or "T" not in value:
+                return "not an RFC 3339 date-time (a date, a time and its offset)"
         elif kind is DataType.OPTION_LIST:
             if value not in self.values_list:
                 return f"not one of {', '.join(self.values_list)}"
@@ -146,7 +148,12 @@ class Variable:
         return None
 
     def normal(self, value: str) -> str:
-        return value.lower() if self.data_type is DataType.BOOLEAN else value
+        """The one spelling a checked value is kept and reported in (true, not TRUE; 3, not +03)."""
+        if self.data_type is DataType.BOOLEAN:
+            return value.lower()
+        if self.data_type is DataType.INTEGER:
+            return str(int(value))
+        return value
 
 
 def _number(value: float) -> str:
