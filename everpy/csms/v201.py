@@ -98,11 +98,17 @@ class Report:
         return [item for part in self.parts for item in part.get(key, [])]
 
 
+def _unit(sample: dict[str, Any]) -> str | None:
+    unit_of_measure = sample.get("unit_of_measure")
+    if unit_of_measure is None:  # no unit given: the measurand's own (Wh for the default energy register)
+        return None if "measurand" in sample else "Wh"
+    unit: str = unit_of_measure.get("unit", "Wh")  # the schema's default unit
+    return unit
+
+
 def _describe_meter_values(meter_values: Iterable[dict[str, Any]]) -> str:
-    return ", ".join(
-        describe_reading(sample.get("measurand"), sample.get("phase"), sample["value"],
-                         (sample.get("unit_of_measure") or {}).get("unit", "Wh"))
-        for meter_value in meter_values for sample in meter_value["sampled_value"])
+    return ", ".join(describe_reading(sample.get("measurand"), sample.get("phase"), sample["value"], _unit(sample))
+                     for meter_value in meter_values for sample in meter_value["sampled_value"])
 
 
 def _transaction_key(received: Received) -> tuple[str, str, int] | None:

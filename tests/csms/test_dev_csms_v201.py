@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from ocpp.charge_point import camel_to_snake_case
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
@@ -144,6 +145,64 @@ async def test_a_silenced_message_is_recorded_but_not_answered(csms: v201.Csms) 
         assert (await station.call(call.Heartbeat(), suppress=False)).current_time
     silenced, answered = csms.messages("Heartbeat")
     assert csms.answer_to(silenced) is None and csms.answer_to(answered) is not None
+
+
+NOW = "2026-01-01T00:00:00Z"
+COMPONENT = {"component": {"name": "EVSE"}, "variable": {"name": "Power"}}
+SCHEDULE = {"id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400.0}]}
+# A schema-valid request of every station message the CSMS does not get elsewhere in this file.
+STATION_MESSAGES: dict[str, dict[str, Any]] = {
+    "Heartbeat": {},
+    "StatusNotification": {"timestamp": NOW, "connectorStatus": "Available", "evseId": 1, "connectorId": 1},
+    "Authorize": {"idToken": {"idToken": "ABC", "type": "ISO14443"}},
+    "MeterValues": {"evseId": 1, "meterValue": [{"timestamp": NOW, "sampledValue": [
+        {"value": 7.4, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "kW"}}]}]},
+    "NotifyEvent": {"generatedAt": NOW, "seqNo": 0, "eventData": [{
+        "eventId": 1, "timestamp": NOW, "trigger": "Delta", "actualValue": "7400", "eventNotificationType":
+        "HardWiredNotification", **COMPONENT}]},
+    "NotifyMonitoringReport": {"requestId": 3, "seqNo": 0, "generatedAt": NOW, "monitor": [{**COMPONENT,
+        "variableMonitoring": [{"id": 1, "transaction": False, "value": 1.0, "type": "Delta", "severity": 5}]}]},
+    "NotifyCustomerInformation": {"data": "none", "seqNo": 0, "generatedAt": NOW, "requestId": 4},
+    "ReportChargingProfiles": {"requestId": 5, "chargingLimitSource": "CSO", "evseId": 1, "chargingProfile": [{
+        "id": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+        "chargingSchedule": [SCHEDULE]}]},
+    "SecurityEventNotification": {"type": "SettingSystemTime", "timestamp": NOW},
+    "SignCertificate": {"csr": "-----BEGIN CERTIFICATE REQUEST-----"},
+    "FirmwareStatusNotification": {"status": "Installed", "requestId": 1},
+    "PublishFirmwareStatusNotification": {"status": "Published", "location": ["http://x/f"], "requestId": 2},
+    "LogStatusNotification": {"status": "Uploaded", "requestId": 6},
+    "NotifyChargingLimit": {"chargingLimit": {"chargingLimitSource": "EMS"}, "evseId": 1},
+    "ClearedChargingLimit": {"chargingLimitSource": "EMS", "evseId": 1},
+    "NotifyEVChargingNeeds": {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "AC_three_phase"}},
+    "NotifyEVChargingSchedule": {"timeBase": NOW, "evseId": 1, "chargingSchedule": SCHEDULE},
+    "NotifyDisplayMessages": {"requestId": 7},
+    "ReservationStatusUpdate": {"reservationId": 9, "reservationUpdateStatus": "Expired"},
+    "DataTransfer": {"vendorId": "everpy", "messageId": "echo", "data": "ping"},
+    "Get15118EVCertificate": {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Install",
+                              "exiRequest": "AA=="},
+    "GetCertificateStatus": {"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "a",
+                                                 "issuerKeyHash": "b", "serialNumber": "1", "responderURL": "http://o"}},
+}
+
+
+async def test_every_station_message_gets_a_schema_valid_answer(csms: v201.Csms) -> None:
+    answers: dict[str, Any] = {}
+    async with connected_station(csms.url) as station:
+        handled = set((await csms.wait_connected(STATION, WAIT_S)).route_map)
+        for action, payload in STATION_MESSAGES.items():
+            # suppress=False raises on a CALLERROR; the library checks the answer against its schema
+            await station.call(getattr(call, action)(**camel_to_snake_case(payload)), suppress=False)
+            answers[action] = csms.answer_to(csms.messages(action)[-1])
+    assert handled == set(STATION_MESSAGES) | {"BootNotification", "TransactionEvent", "NotifyReport"}
+    assert answers["DataTransfer"] == {"status": "Accepted", "data": "ping"}
+    assert answers["SignCertificate"] == {"status": "Accepted"}
+    assert answers["Authorize"] == {"idTokenInfo": {"status": "Accepted"}}
+    # No PKI, no OCSP responder, no schedule computed: said plainly rather than made up.
+    assert answers["Get15118EVCertificate"]["status"] == "Failed"
+    assert answers["GetCertificateStatus"]["status"] == "Failed"
+    assert answers["NotifyEVChargingNeeds"] == {"status": "Rejected"}
+    assert (await csms.wait_report(3, "NotifyMonitoringReport", timeout=WAIT_S)).items("monitor")[0]["component"] \
+        == {"name": "EVSE"}
 
 
 async def test_a_report_in_parts_is_collected_by_request_id(csms: v201.Csms) -> None:
