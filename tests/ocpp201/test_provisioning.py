@@ -28,6 +28,7 @@ from tests.ocpp.blocks.fakes import LOG, FakeStation
 from tests.ocpp.sil import CHARGE_FOREVER, SIL_OCPP201, StationProcess, sil_ocpp_config
 from tests.ocpp.station import wait_file
 
+from .test_availability import status_of
 from .test_crash import VARIABLES, WAIT_S, Received, RecordingCsms, _Peer, ended_of, started
 
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
@@ -221,6 +222,34 @@ async def test_reset_immediate_stops_the_transaction_and_the_next_boot_says_remo
     assert end.payload["transactionInfo"]["stoppedReason"] == "ImmediateReset", station.log()
     assert end.payload["triggerReason"] == "ResetCommand"
     assert (first_boot.payload["reason"], second_boot.payload["reason"]) == ("PowerUp", "RemoteReset")
+
+
+@pytest.mark.slow
+async def test_an_unavailable_station_stays_unavailable_across_a_reset(tmp_path):
+    """TC_B_23_CS TC_B_20_CS: the EVSE Inoperative, then Reset OnIdle with nothing running: Accepted, the system
+    resets; the station comes back (RemoteReset) with the connector still Unavailable."""
+    csms = ProvisioningCsms()
+    await csms.start()
+    station = station_for(tmp_path, csms)
+    station.start()
+    try:
+        await status_delivered(csms)
+        mark = len(csms.received)
+        await csms.call(call.ChangeAvailability(operational_status="Inoperative", evse={"id": 1}))
+        await csms.wait_for(status_of("Unavailable"), after=mark)
+        reset = await csms.call(call.Reset(type="OnIdle"))
+        await wait_file(tmp_path / "hard-reset")
+        station.kill()  # the reset's reboot
+        mark = len(csms.received)
+        station.start()
+        boot = await csms.wait_for(booted, after=mark)
+        back = await csms.wait_for(status_notification, after=mark)
+    finally:
+        station.stop()
+        await csms.stop()
+    assert reset.status == "Accepted"
+    assert boot.payload["reason"] == "RemoteReset"
+    assert back.payload["connectorStatus"] == "Unavailable", station.log()
 
 
 @pytest.mark.slow
