@@ -37,7 +37,7 @@ HTTP API (on --http-port):
   POST /stations/<id>/<Action>      send the OCPP request <Action> with the camelCase JSON body to the
                                     station; answers {"result": <the station's camelCase answer>} or
                                     {"error": "<what went wrong>"} with a 4xx/5xx status
-examples:
+examples (1.6, then 2.0.1):
   curl -X POST localhost:8181/stations/CP1/RemoteStartTransaction -d '{"idTag": "ABC", "connectorId": 1}'
   curl -X POST localhost:8181/stations/CP1/GetVariables \\
        -d '{"getVariableData": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}'
