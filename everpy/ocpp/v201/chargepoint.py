@@ -91,7 +91,7 @@ class ChargePoint201:
         self.data_transfers = DataTransfers(ctx)
         self.certificates = Certificates(ctx, self.events, self.certificate_store,
                                          settings.serial_number or settings.charge_point_id)
-        self.provisioning = Provisioning(ctx, self.evses, self.transactions)
+        self.provisioning = Provisioning(ctx, self.evses, self.transactions, self.events)
         self.remote = RemoteControl(ctx, self.evses, self.transactions, self.authorization, self.smart_charging)
         self.trigger = Trigger(ctx, self.evses, self.status, self.transactions, self.firmware, self.diagnostics,
                                self.certificates, self.boot_payload)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from everpy.ocpp.blocks import BlockContext, handles
 from everpy.ocpp.rpc import Fault, OcppCallError, Reply
@@ -32,7 +32,7 @@ from everpy.ocpp.session import TRIGGERED
 from everpy.ocpp.v201.device_model import Attribute, DeviceModel, Mutability, Outcome, Place, Ref, Scope, Variable
 from everpy.ocpp.v201.evses import Evses
 from everpy.ocpp.v201.variables.comm import MESSAGE_TIMEOUT, OFFLINE_THRESHOLD, bytes_per_message, items_per_message
-from everpy.ocpp.v201.variables.security import BASIC_AUTH_PASSWORD
+from everpy.ocpp.v201.variables.security import BASIC_AUTH_PASSWORD, SECURITY_PROFILE
 from everpy.ocpp.values import EvseRef, ResetKind, ResetRequest, ResetWhen, rfc3339
 
 Ctx = BlockContext[DeviceModel]
@@ -48,13 +48,19 @@ RESET_STOP_TIMEOUT_S = 60.0
 SUMMARY_VARIABLES = frozenset({"Available", "AvailabilityState", "Problem"})
 # GetReport componentCriteria a component without that variable meets anyway (it has no other state)
 MET_WITHOUT_VARIABLE = frozenset({"Active", "Available", "Enabled"})
-Filter = Callable[[Variable, Place, Place], bool]
+BASIC_AUTH_PROFILES = (1, 2)
+
+
+class SecurityLog(Protocol):
+    """The security events block's one method provisioning uses."""
+
+    def record(self, kind: str, info: str = "", critical: bool | None = None) -> None: ...
 
 
 class Provisioning:
-    def __init__(self, ctx: Ctx, evses: Evses, transactions: Any) -> None:
+    def __init__(self, ctx: Ctx, evses: Evses, transactions: Any, events: SecurityLog) -> None:
         """``transactions``: the transactions block (its ``stop`` and its ``ended`` signal)."""
-        self.ctx, self.evses, self.transactions = ctx, evses, transactions
+        self.ctx, self.evses, self.transactions, self.events = ctx, evses, transactions, events
         self.model = ctx.config
         self._idle = asyncio.Event()  # set whenever a transaction ended: waiting resets look again
         self._scheduled: dict[int | None, asyncio.Task[Any]] = {}  # OnIdle resets waiting: EVSE id (None: station)
@@ -129,18 +135,23 @@ class Provisioning:
 
     def _set(self, component: dict[str, Any], variable: dict[str, Any], value: str, attribute: str,
              source: str) -> tuple[Outcome, bool]:
-        """One entry set; the outcome and whether it is a new Basic-auth password (a reconnect uses it)."""
+        """One entry set; the outcome and whether it is a new Basic-auth password the connection uses (a
+        reconnect applies it)."""
         outcome = self.model.set(component, variable, value, attribute)
         is_password = Ref(component.get("name", ""), variable.get("name", ""), variable.get("instance"),
                           component.get("instance")) == BASIC_AUTH_PASSWORD
         shown = "(hidden)" if is_password else repr(value)
         self.ctx.log.info("%s set %s.%s/%s=%s: %s", source, component.get("name"), variable.get("name"), attribute,
                           shown, outcome.status + (f" ({outcome.reason})" if outcome.reason else ""))
-        return outcome, is_password and outcome.status == "Accepted"
+        return outcome, is_password and outcome.status == "Accepted" and self._sends_password()
 
     async def _reconnect(self) -> None:
         self.ctx.log.warning("the Basic-auth password changed: reconnecting with it")
         self.ctx.sender.request_reconnect()
+
+    def _sends_password(self) -> bool:
+        """Whether a new password needs a reconnect: only the Basic-auth profiles (1, 2) send it."""
+        return self.model.int(SECURITY_PROFILE) in BASIC_AUTH_PROFILES
 
     def _check_size(self, message: str, payload: dict[str, Any], items: int) -> None:
         """DeviceDataCtrlr.ItemsPerMessage / BytesPerMessage of the message (B05.FR.?, B06.FR.?, B08.FR.?);
@@ -264,6 +275,7 @@ class Provisioning:
 
     async def _execute(self, evse_id: int | None, when: ResetWhen) -> None:
         self.ctx.log.warning("%s reset of %s requested by the CSMS", when.value, _what(evse_id))
+        self.events.record("ResetOrReboot", f"{when.value} reset of {_what(evse_id)} requested by the CSMS")
         if evse_id is not None:
             await self.ctx.station.reset(ResetRequest(ResetKind.HARD, when, EvseRef(evse_id, 0)))
             return

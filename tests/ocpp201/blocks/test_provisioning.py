@@ -51,12 +51,21 @@ class Transactions:
         return True
 
 
+class Events:
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    def record(self, kind: str, info: str = "", critical: bool | None = None) -> None:
+        self.kinds.append(kind)
+
+
 class Block:
     def __init__(self, tmp_path: Path, evse_ids: list[int] | None = None, variables: dict[str, str] | None = None,
                  fx: Fixture | None = None) -> None:
         self.fx = fx or block_context(tmp_path, evse_ids, variables)
         self.transactions = Transactions(self.fx.evses)
-        self.block = Provisioning(self.fx.ctx, self.fx.evses, self.transactions)
+        self.events = Events()
+        self.block = Provisioning(self.fx.ctx, self.fx.evses, self.transactions, self.events)
 
     async def call(self, action: str, payload: dict[str, Any], *, run_after: bool = True) -> dict[str, Any]:
         """The handler as the RPC layer runs it: request and answer schema-checked, then the work after."""
@@ -201,7 +210,7 @@ async def test_max_set_of_a_read_only_variable_is_read_not_set(tmp_path):
 async def test_a_new_basic_auth_password_reconnects_after_the_answer(tmp_path):
     """TC_A_09_CS TC_A_10_CS (B05): SetVariables of SecurityCtrlr.BasicAuthPassword: Accepted, and only after
     the answer the station reconnects (with the new password); a refused password does not reconnect."""
-    b = Block(tmp_path)
+    b = Block(tmp_path, variables={"SecurityCtrlr.SecurityProfile": "1"})
     short = await b.call("SetVariables", {"setVariableData": [put(*PASSWORD, "short")]})
     assert short["setVariableResult"][0]["attributeStatus"] == "Rejected" and b.fx.sender.reconnects == 0
     answer = await b.call("SetVariables", {"setVariableData": [put(*PASSWORD, "a-new-secret-16chars")]},
@@ -213,6 +222,14 @@ async def test_a_new_basic_auth_password_reconnects_after_the_answer(tmp_path):
     await reply.after()
     assert b.fx.sender.reconnects == 1
     assert b.fx.model.str(BASIC_AUTH_PASSWORD) == "another-secret-16ch"
+
+
+async def test_a_new_password_without_basic_auth_needs_no_reconnect(tmp_path):
+    """TC_A_09_CS (profile 0 or 3): the password is kept for a later Basic-auth profile; the link stays."""
+    b = Block(tmp_path)
+    answer = await b.call("SetVariables", {"setVariableData": [put(*PASSWORD, "a-new-secret-16chars")]})
+    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted" and b.fx.sender.reconnects == 0
+    assert b.fx.model.str(BASIC_AUTH_PASSWORD) == "a-new-secret-16chars"
 
 
 # -- reports ---------------------------------------------------------------------------------------------
@@ -313,6 +330,7 @@ async def test_reset_without_a_transaction_resets_and_the_next_boot_says_remote_
     assert b.block.boot_reason() == "PowerUp"
     assert await b.call("Reset", {"type": "OnIdle"}) == {"status": "Accepted"}
     assert b.fx.station.called("reset") == [(ResetRequest(ResetKind.HARD, ResetWhen.ON_IDLE),)]
+    assert b.events.kinds == ["ResetOrReboot"]
     restarted = Block(tmp_path, fx=block_context(tmp_path, store=b.fx.store))
     assert restarted.block.boot_reason() == "RemoteReset"
     restarted.block.boot_accepted()
@@ -422,7 +440,7 @@ def local(component: dict[str, Any], variable: dict[str, Any], **more: Any) -> d
 async def test_local_get_and_set_use_the_snake_case_shapes(tmp_path):
     """TC_B_06_CS TC_B_09_CS (local): the module's get/set_variables answer per entry like the CSMS's,
     with snake_case fields; a request that does not fit is Rejected, not a crash."""
-    b = Block(tmp_path, [1])
+    b = Block(tmp_path, [1], variables={"SecurityCtrlr.SecurityProfile": "2"})
     set_results = b.block.local_set([local(*HEARTBEAT, value="90"), local(*HEARTBEAT, value=90),
                                      local({"name": "OCPPCommCtrlr"}, {"name": "Nope"}, value="1"),
                                      {"component_variable": "HeartbeatInterval", "value": "1"}], "test")
