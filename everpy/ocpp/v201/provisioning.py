@@ -228,12 +228,12 @@ class Provisioning:
             if self._busy(evse_id):
                 self._schedule(evse_id)
                 return Reply({"status": "Scheduled"})
+            self._resetting = evse_id is None or self._resetting
             return Reply({"status": "Accepted"}, lambda: self._execute(evse_id, ResetWhen.ON_IDLE))
         # Immediate replaces an OnIdle reset waiting for the same EVSE (or any, for the station)
         for key in [k for k in self._scheduled if evse_id is None or k == evse_id]:
             self._scheduled.pop(key).cancel()
-        if evse_id is None:
-            self._resetting = True
+        self._resetting = evse_id is None or self._resetting
         return Reply({"status": "Accepted"}, lambda: self._immediate(evse_id))
 
     def _targets(self, evse_id: int | None) -> list[int]:
@@ -257,8 +257,7 @@ class Provisioning:
 
     async def _when_idle(self, evse_id: int | None) -> None:
         await self._until_idle(evse_id)
-        if evse_id is None:
-            self._resetting = True
+        self._resetting = evse_id is None or self._resetting
         await self._execute(evse_id, ResetWhen.ON_IDLE)
 
     async def _immediate(self, evse_id: int | None) -> None:

@@ -328,7 +328,10 @@ async def test_reset_without_a_transaction_resets_and_the_next_boot_says_remote_
     the restart (RemoteReset) and is gone once the CSMS accepted the boot."""
     b = Block(tmp_path)
     assert b.block.boot_reason() == "PowerUp"
-    assert await b.call("Reset", {"type": "OnIdle"}) == {"status": "Accepted"}
+    reply = await b.block.on_reset({"type": "OnIdle"})
+    assert reply.payload == {"status": "Accepted"} and reply.after is not None
+    assert await b.call("Reset", {"type": "Immediate"}) == {"status": "Rejected"}, "one station reset at a time"
+    await reply.after()
     assert b.fx.station.called("reset") == [(ResetRequest(ResetKind.HARD, ResetWhen.ON_IDLE),)]
     assert b.events.kinds == ["ResetOrReboot"]
     restarted = Block(tmp_path, fx=block_context(tmp_path, store=b.fx.store))
