@@ -301,8 +301,8 @@ class Provisioning:
                 unknown.append(key)
                 continue
             definition = self._station_variables[key]
-            known.append({"key": key, "readonly": definition.mutability is Mutability.READ_ONLY or definition.constant,
-                          "value": outcome.value or ""})
+            entry = {"key": key, "readonly": definition.mutability is Mutability.READ_ONLY or definition.constant}
+            known.append(entry | ({} if outcome.value is None else {"value": outcome.value}))  # unset: no value
         return known, unknown
 
     def change(self, key: str, value: str) -> str:

@@ -471,6 +471,7 @@ async def test_configuration_keys_read_and_change_station_variables(tmp_path):
     assert known == [{"key": "OCPPCommCtrlr.HeartbeatInterval", "readonly": False, "value": "300"},
                      {"key": "OCPPCommCtrlr.MessageTimeout[Default]", "readonly": True, "value": "30"}]
     assert unknown == ["SecurityCtrlr.BasicAuthPassword", "Nope.Nope", "garbage"]
+    assert b.block.readable(["ClockCtrlr.DateTime"])[0] == [{"key": "ClockCtrlr.DateTime", "readonly": True}]
     everything, _ = b.block.readable([])
     assert len(everything) > 20 and not any(k["key"].endswith("BasicAuthPassword") for k in everything)
     assert b.block.change("OCPPCommCtrlr.HeartbeatInterval", "60") == "Accepted"
