@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from everpy.core.clock import Clock
-from everpy.ocpp.rpc import Handler
+from everpy.ocpp.rpc import Handler, Reply
 from everpy.ocpp.station import Station
 from everpy.ocpp.store import OcppStore
 
@@ -88,10 +88,14 @@ class Jobs:
             task.cancel()
 
 
-def handles(action: str) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-    """Mark a block method as the handler of a CSMS->station message."""
+HandlerMethod = TypeVar("HandlerMethod", bound=Callable[..., Awaitable[Reply]])
 
-    def mark(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+
+def handles(action: str) -> Callable[[HandlerMethod], HandlerMethod]:
+    """Mark a block method as the handler of a CSMS->station message. It returns a :class:`Reply` (typed, so
+    that mypy finds a handler returning a bare payload)."""
+
+    def mark(method: HandlerMethod) -> HandlerMethod:
         setattr(method, _HANDLES, action)
         return method
 

@@ -19,6 +19,7 @@ import pytest
 import websockets
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call_result
+from websockets.typing import Subprotocol
 
 from tests.ocpp.crash import queued_at_least
 from tests.ocpp.sil import CHARGE_FOREVER, SIL_OCPP201, StationProcess, sil_ocpp_config
@@ -48,13 +49,19 @@ class RecordingCsms:
         self._server: Any = None
         self._new = asyncio.Condition()
         self._connections: set[Any] = set()
+        self.peer: ChargePoint | None = None  # the station's latest connection, for CSMS->station calls
+
+    async def call(self, request: Any) -> Any:
+        assert self.peer is not None, "the station is not connected"
+        return await self.peer.call(request)
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ocpp"
 
     async def start(self) -> None:
-        self._server = await websockets.serve(self._serve, "127.0.0.1", self.port, subprotocols=["ocpp2.0.1"])
+        self._server = await websockets.serve(self._serve, "127.0.0.1", self.port,
+                                              subprotocols=[Subprotocol("ocpp2.0.1")])
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -65,7 +72,7 @@ class RecordingCsms:
 
     async def _serve(self, connection: Any) -> None:
         self._connections.add(connection)
-        peer = _Peer("CP1", connection, self)
+        peer = self.peer = _Peer("CP1", connection, self)
         try:
             await peer.start()
         except websockets.ConnectionClosed:
@@ -97,7 +104,7 @@ class RecordingCsms:
                 and r.payload["transactionInfo"]["transactionId"] == tx_id]
 
 
-class _Peer(ChargePoint):  # type: ignore[misc]
+class _Peer(ChargePoint):
     def __init__(self, identity: str, connection: Any, csms: RecordingCsms) -> None:
         super().__init__(identity, connection)
         self.csms = csms

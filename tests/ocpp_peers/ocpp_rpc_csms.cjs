@@ -239,7 +239,10 @@ if (settings.tls) {
     // wss:// (security profiles 2 and 3): Node's own TLS stack; requireClientCertificate for profile 3
     const options = {
         cert: fs.readFileSync(settings.tls.cert), key: fs.readFileSync(settings.tls.key),
-        ca: fs.readFileSync(settings.tls.ca), minVersion: 'TLSv1.2', maxVersion: settings.tls.maxVersion || 'TLSv1.3',
+        ca: fs.readFileSync(settings.tls.ca), minVersion: settings.tls.minVersion || 'TLSv1.2',
+        maxVersion: settings.tls.maxVersion || 'TLSv1.3',
+        // a CSMS stuck on TLS 1.0/1.1 (the station must refuse it) needs OpenSSL's lowest security level
+        ...(settings.tls.ciphers ? { ciphers: settings.tls.ciphers } : {}),
         // requestClientCertificate: ask for one but let profile 2 stations (none) in too
         requestCert: Boolean(settings.tls.requireClientCertificate || settings.tls.requestClientCertificate),
         rejectUnauthorized: Boolean(settings.tls.requireClientCertificate),

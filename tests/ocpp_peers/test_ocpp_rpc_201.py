@@ -14,9 +14,11 @@ import pytest
 from everpy.testing import run_system
 from tests.ocpp.sil import SIL_OCPP201, sil_ocpp_config
 
+from ..ocpp.certs import make_pki
 from .conftest import PeerStation
-from .peers import OcppRpcCsms
+from .peers import WAIT_S, OcppRpcCsms
 
+PASSWORD = "everpy-2.0.1-password-0123"  # SecurityCtrlr.BasicAuthPassword: 16 to 40 characters
 TEST_VARIABLES = {"OCPPCommCtrlr.RetryBackOffWaitMinimum": "0", "OCPPCommCtrlr.RetryBackOffRandomRange": "0"}
 
 
@@ -46,3 +48,62 @@ async def test_boot_over_ocpp201(tmp_path: Path, rpc_csms201: OcppRpcCsms):
         assert boot["chargingStation"]["vendorName"] == "everpy"
         [connected] = [e for e in rpc_csms201.events if e["event"] == "connected"]
         assert connected["protocol"] == "ocpp2.0.1"
+
+
+async def test_basic_authentication_with_the_configured_password(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    """TC_A_01_CS: security profile 1, HTTP Basic authentication with the identity and
+    SecurityCtrlr.BasicAuthPassword; the CSMS accepts the password."""
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log",
+                           {"protocol": "ocpp2.0.1", "password": PASSWORD}) as csms:
+        variables = {"SecurityCtrlr.SecurityProfile": "1", "SecurityCtrlr.BasicAuthPassword": PASSWORD}
+        async with peer_station201(tmp_path, csms.url, variables):
+            await csms.wait_call("BootNotification")
+        [auth] = [e for e in csms.events if e["event"] == "auth"]
+        assert auth["identity"] == "CP1" and auth["accepted"] and auth["reason"] == "password matches"
+        assert csms.violations() == []
+
+
+def _tls(pki: Any, **more: Any) -> dict[str, Any]:
+    return {"cert": str(pki.server_cert), "key": str(pki.server_key), "ca": str(pki.ca), **more}
+
+
+async def test_tls_with_a_valid_server_certificate(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    """TC_A_04_CS: security profile 2: TLS 1.2 or later to a CSMS whose certificate the configured CA signed,
+    with Basic authentication inside."""
+    pki = make_pki(tmp_path / "pki")
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log",
+                           {"protocol": "ocpp2.0.1", "password": PASSWORD, "tls": _tls(pki)}) as csms:
+        variables = {"SecurityCtrlr.SecurityProfile": "2", "SecurityCtrlr.BasicAuthPassword": PASSWORD}
+        async with peer_station201(tmp_path, csms.url, variables, ocpp={"csms_ca_file": str(pki.ca)}):
+            await csms.wait_call("BootNotification")
+        [auth] = [e for e in csms.events if e["event"] == "auth"]
+        assert auth["accepted"] and auth["tls"]["protocol"] in ("TLSv1.2", "TLSv1.3")
+        assert csms.violations() == []
+
+
+async def test_tls_with_a_server_certificate_of_an_unknown_ca_is_refused(tmp_path: Path,
+                                                                        ocpp_rpc_node_modules: Path):
+    """TC_A_05_CS: the CSMS's certificate is not signed by a trusted root: the station aborts the handshake
+    before sending its password and records the security event InvalidCsmsCertificate."""
+    pki, other = make_pki(tmp_path / "pki"), make_pki(tmp_path / "other", ca_name="someone else's root")
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log",
+                           {"protocol": "ocpp2.0.1", "password": PASSWORD, "tls": _tls(pki)}) as csms:
+        variables = {"SecurityCtrlr.SecurityProfile": "2", "SecurityCtrlr.BasicAuthPassword": PASSWORD}
+        async with peer_station201(tmp_path, csms.url, variables, ocpp={"csms_ca_file": str(other.ca)}) as station:
+            events = station.system.watch("ocpp", "main", "security_event")
+            await events.wait_for(lambda e: e["type"] == "InvalidCsmsCertificate", WAIT_S)
+            await csms.wait_event(lambda e: e["event"] == "tls_error")
+            assert not [e for e in csms.events if e["event"] in ("auth", "connected")]
+
+
+async def test_a_csms_offering_only_tls_1_1_is_refused(tmp_path: Path, ocpp_rpc_node_modules: Path):
+    """TC_A_06_CS: a CSMS that speaks at most TLS 1.1 gets no connection (the station requires TLS 1.2+)."""
+    pki = make_pki(tmp_path / "pki")
+    tls = _tls(pki, minVersion="TLSv1", maxVersion="TLSv1.1", ciphers="DEFAULT@SECLEVEL=0")
+    async with OcppRpcCsms(ocpp_rpc_node_modules, tmp_path / "csms.log",
+                           {"protocol": "ocpp2.0.1", "password": PASSWORD, "tls": tls}) as csms:
+        variables = {"SecurityCtrlr.SecurityProfile": "2", "SecurityCtrlr.BasicAuthPassword": PASSWORD}
+        async with peer_station201(tmp_path, csms.url, variables, ocpp={"csms_ca_file": str(pki.ca)}):
+            error = await csms.wait_event(lambda e: e["event"] == "tls_error")
+            assert "version" in error["message"].lower() or "protocol" in error["message"].lower(), error
+            assert not [e for e in csms.events if e["event"] in ("auth", "connected")]

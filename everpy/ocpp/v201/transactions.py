@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from everpy.ocpp.blocks import BlockContext, Signal, handles
+from everpy.ocpp.rpc import Reply
 from everpy.ocpp.store import QueuedMessage
 from everpy.ocpp.v16.meter import energy_wh, sampled_values
 from everpy.ocpp.v201.auth_repository import id_token_info_problem, id_token_problem
@@ -523,12 +524,12 @@ class Transactions:
             await self.ctx.station.pause_charging(evse_id)
 
     @handles("GetTransactionStatus")
-    async def on_get_transaction_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def on_get_transaction_status(self, payload: dict[str, Any]) -> Reply:
         tx_id = payload.get("transactionId")
         in_queue = self.repository.queued_for(tx_id) > 0
         if tx_id is None:
-            return {"messagesInQueue": in_queue}
-        return {"messagesInQueue": in_queue, "ongoingIndicator": self.transaction_of(tx_id) is not None}
+            return Reply({"messagesInQueue": in_queue})
+        return Reply({"messagesInQueue": in_queue, "ongoingIndicator": self.transaction_of(tx_id) is not None})
 
     # -- meter values (J) --------------------------------------------------------------------------
     async def _every(self, interval_ref: Ref, tick: Callable[[], None]) -> None:

@@ -344,7 +344,9 @@ async def test_get_transaction_status(tmp_path, cleanup):
     """TC_E_28_CS .. TC_E_34_CS: messagesInQueue and ongoingIndicator for an unknown, an ongoing and an
     ended transaction, and without transactionId."""
     s = await make(tmp_path, cleanup)
-    status = s.tx.on_get_transaction_status
+
+    async def status(payload: dict) -> dict:
+        return (await s.tx.on_get_transaction_status(payload)).payload
     assert await status({}) == {"messagesInQueue": False}
     assert await status({"transactionId": "nope"}) == {"messagesInQueue": False, "ongoingIndicator": False}
     await s.send(PLUG, AUTH, TX_STARTED, CHARGING)
