@@ -12,6 +12,7 @@ import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,20 +21,35 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 
-def hash_data(certificate: x509.Certificate) -> dict[str, str]:
-    """CertificateHashData of a self-signed root: the CertID an OCSP request would carry for it (SHA-256
-    of the issuer name and of the issuer's public key bits, serial number in hex)."""
-    request = ocsp.OCSPRequestBuilder().add_certificate(certificate, certificate, hashes.SHA256()).build()
+def hash_data(certificate: x509.Certificate, issuer: x509.Certificate | None = None) -> dict[str, str]:
+    """CertificateHashData: the CertID an OCSP request would carry (SHA-256 of the issuer's name and of the
+    issuer's public key bits, serial number in hex). Without `issuer` the certificate is its own (a root)."""
+    request = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer or certificate, hashes.SHA256()).build()
     return {"hashAlgorithm": "SHA256", "issuerNameHash": request.issuer_name_hash.hex(),
             "issuerKeyHash": request.issuer_key_hash.hex(), "serialNumber": format(request.serial_number, "x")}
 
 
-def _same_certificate(data: dict[str, str], wanted: dict[str, str]) -> bool:
+def same_certificate(data: dict[str, str], wanted: dict[str, Any]) -> bool:
+    """Whether CertificateHashData from a CSMS names the certificate of `data` (hex case and leading zeros
+    of the serial do not matter; a malformed value matches nothing)."""
     try:
         same_serial = int(data["serialNumber"], 16) == int(str(wanted["serialNumber"]), 16)
-    except ValueError:
+        return same_serial and all(data[k].lower() == str(wanted[k]).lower()
+                                   for k in ("issuerNameHash", "issuerKeyHash"))
+    except (KeyError, ValueError):
         return False
-    return same_serial and all(data[k].lower() == str(wanted[k]).lower() for k in ("issuerNameHash", "issuerKeyHash"))
+
+
+def issued_as(certificate: x509.Certificate, wanted: dict[str, Any]) -> bool:
+    """Whether CertificateHashData names a certificate whose issuer is not at hand (a station certificate
+    stored without its CA): the serial and the issuer-name hash decide, the key hash cannot be computed."""
+    try:
+        return (int(str(wanted["serialNumber"]), 16) == certificate.serial_number
+                and str(wanted["issuerNameHash"]).lower()
+                == hashlib.sha256(certificate.issuer.public_bytes()).hexdigest())
+    except (KeyError, ValueError):
+        return False
+
 
 log = logging.getLogger("everpy.ocpp.certificates")
 
@@ -84,7 +100,7 @@ class CertificateStore:
     def delete(self, wanted: dict[str, str]) -> bool:
         for use in self.uses:
             for path, certificate in self._files(use):
-                if _same_certificate(hash_data(certificate), wanted):
+                if same_certificate(hash_data(certificate), wanted):
                     path.unlink()
                     return True
         return False

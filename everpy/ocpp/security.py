@@ -1,6 +1,6 @@
 """Security profiles 1-3, shared by every OCPP version: connection parameters (URL scheme, Basic auth,
 TLS 1.2+ with the whitepaper's cipher suites, client certificate), the upgrade-only profile change with
-fallback after failed attempts, and the CSMS-certificate security event.
+fallback after failed attempts, the CSMS-certificate security event, and the security event log.
 
 A version feeds it a :class:`SecuritySettings` view, so nothing here knows a configuration key's name
 (1.6 ``SecurityProfile``/``AuthorizationKey``, 2.0.1 ``SecurityCtrlr.*`` and network profiles).
@@ -14,9 +14,11 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from everpy.ocpp.blocks import BlockContext
 from everpy.ocpp.certificates import CertificateStore
+from everpy.ocpp.values import rfc3339
 
 FALLBACK_AFTER_FAILURES = 3
 # Security whitepaper: both AES-128-GCM-SHA256 and AES-256-GCM-SHA384, with ECDSA or RSA keys
@@ -28,9 +30,13 @@ class SecuritySettings(Protocol):
     """The station's security configuration as one version stores it."""
 
     charge_point_id: str
-    csms_url: str  # ws(s)://host:port/path; the charge point id is appended
     csms_ca_file: str
     basic_auth_raw_key: bool  # OCPP-J 1.6 §6.2.2's example encodes the key bytes; most CSMS use the string
+
+    @property
+    def csms_url(self) -> str:
+        """ws(s)://host:port/path of the CSMS; the charge point id is appended."""
+        ...
 
     def profile(self) -> int: ...
 
@@ -50,13 +56,15 @@ class ConnectionParameters:
 
 class ConnectionSecurity:
     def __init__(self, settings: SecuritySettings, certificates: CertificateStore, csms_root_use: str,
-                 bad_csms_certificate_event: str, log: logging.Logger, on_event: Callable[[str, str], None]) -> None:
+                 bad_csms_certificate_event: str, log: logging.Logger, on_event: Callable[[str, str], None],
+                 on_attempt: Callable[[bool], None] = lambda connected: None) -> None:
         self.settings = settings
         self.certificates = certificates
         self.csms_root_use = csms_root_use  # the certificate-use name of CSMS roots in this version
         self.bad_csms_certificate_event = bad_csms_certificate_event  # this version's security event name
         self.log = log
         self._on_event = on_event  # (security event type, info)
+        self._on_attempt = on_attempt  # told of every connection attempt's outcome (True: connected)
         self._previous_profile: int | None = None  # set while trying a freshly raised profile
         self._failures_with_new_profile = 0
 
@@ -105,6 +113,7 @@ class ConnectionSecurity:
         return True
 
     def failed(self, error: Exception) -> None:
+        self._on_attempt(False)
         if isinstance(error, ssl.SSLCertVerificationError):
             self._on_event(self.bad_csms_certificate_event, str(error)[:255])
         if self._previous_profile is None:
@@ -117,4 +126,31 @@ class ConnectionSecurity:
             self._previous_profile = None
 
     def succeeded(self) -> None:
+        self._on_attempt(True)
         self._previous_profile = None
+
+
+class SecurityEvents:
+    """Security events: always logged and published on the ocpp interface; the critical ones (each version
+    names its own set) are also queued persistently for the CSMS as SecurityEventNotification, so they
+    survive being offline. The payload (type, timestamp, techInfo) is the same in every version."""
+
+    def __init__(self, ctx: BlockContext[Any], critical_events: frozenset[str]) -> None:
+        self.ctx = ctx
+        self.critical_events = critical_events
+
+    def record(self, kind: str, info: str = "", critical: bool | None = None) -> None:
+        timestamp = rfc3339(self.ctx.clock.time())
+        event: dict[str, Any] = {"type": kind[:50], "timestamp": timestamp}  # the ocpp interface's limits
+        if info:
+            event["info"] = info[:255]
+        critical = kind in self.critical_events if critical is None else critical
+        event["critical"] = critical
+        self.ctx.log.warning("security event %s %s", kind, info)
+        self.ctx.station.publish("security_event", event)
+        if critical:
+            payload: dict[str, Any] = {"type": kind[:50], "timestamp": timestamp}
+            if info:
+                payload["techInfo"] = info[:255]
+            with self.ctx.store.atomic():
+                self.ctx.sender.queue("SecurityEventNotification", payload, None)

@@ -32,7 +32,14 @@ from everpy.ocpp.v16.local_auth import LocalAuth
 from everpy.ocpp.v16.remote_control import RemoteControl
 from everpy.ocpp.v16.repository import Repository16
 from everpy.ocpp.v16.reservation import Reservations
-from everpy.ocpp.v16.security import CERTIFICATE_USES, CSMS_ROOT, SecurityEvents, SecurityExtension, SecuritySettings16
+from everpy.ocpp.v16.security import (
+    CERTIFICATE_USES,
+    CRITICAL_EVENTS,
+    CSMS_ROOT,
+    SecurityEvents,
+    SecurityExtension,
+    SecuritySettings16,
+)
 from everpy.ocpp.v16.smart_charging import SmartCharging
 from everpy.ocpp.v16.status import StatusNotifications
 from everpy.ocpp.v16.transactions import TransactionQueue, Transactions
@@ -67,7 +74,7 @@ class ChargePoint16:
             settings.boot_retry_default_s), clock, log, self._publish_state)
         ctx: BlockContext[Configuration] = BlockContext(self.session, self.config, store, station, clock, log,
                                                         self.jobs)
-        self.events = SecurityEvents(ctx)
+        self.events = SecurityEvents(ctx, CRITICAL_EVENTS)
         self.status = StatusNotifications(ctx, self.connectors, settings.response_timeout_s, settings.status_pacing)
         self.transactions = Transactions(ctx, self.repository, self.connectors)
         self.session.policy = TransactionQueue(ctx, self.transactions)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from everpy.ocpp.blocks import BlockContext, handles
+from everpy.ocpp.firmware_requests import firmware_request, log_request
 from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v16.configuration import Configuration
 from everpy.ocpp.v16.connectors import Connectors
@@ -111,25 +112,3 @@ class Firmware:
             payload["requestId"] = request_id
         await self.ctx.sender.call_or_log("LogStatusNotification", payload)
 
-
-def firmware_request(request_id: int, location: str, retrieve: str, retries: int | None,
-                     retry_interval: int | None, **extra: Any) -> dict[str, Any]:
-    """A system FirmwareUpdateRequest."""
-    request: dict[str, Any] = {"request_id": request_id, "location": location, "retrieve_timestamp": retrieve}
-    if retries is not None:
-        request["retries"] = max(1, retries)
-    if retry_interval is not None:
-        request["retry_interval_s"] = max(0, retry_interval)
-    return request | {k: v for k, v in extra.items() if v is not None}
-
-
-def log_request(request_id: int, location: str, oldest: str | None, latest: str | None, retries: int | None,
-                retry_interval: int | None, log_type: str | None = None) -> dict[str, Any]:
-    """A system UploadLogsRequest."""
-    request: dict[str, Any] = {"location": location, "request_id": request_id}
-    for key, value in (("oldest_timestamp", oldest), ("latest_timestamp", latest), ("type", log_type),
-                       ("retries", None if retries is None else max(0, retries)),
-                       ("retry_interval_s", None if retry_interval is None else max(0, retry_interval))):
-        if value is not None:
-            request[key] = value
-    return request

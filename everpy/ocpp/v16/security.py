@@ -10,17 +10,18 @@ from typing import Any
 
 from everpy.ocpp.blocks import BlockContext, handles
 from everpy.ocpp.certificates import CertificateStore, hash_data
+from everpy.ocpp.firmware_requests import firmware_request, log_request
 from everpy.ocpp.rpc import Reply
+from everpy.ocpp.security import SecurityEvents
 from everpy.ocpp.v16.configuration import Configuration
 from everpy.ocpp.v16.connectors import Connectors
-from everpy.ocpp.v16.firmware import Firmware, firmware_request, log_request
+from everpy.ocpp.v16.firmware import Firmware
 from everpy.ocpp.v16.trigger import Trigger, triggered
-from everpy.ocpp.values import rfc3339
 
 FIRMWARE_ANSWERS = {"Accepted", "Rejected", "AcceptedCanceled", "InvalidCertificate", "RevokedCertificate"}
 CSMS_ROOT = "CentralSystemRootCertificate"
 CERTIFICATE_USES = (CSMS_ROOT, "ManufacturerRootCertificate")
-# Security whitepaper / OCPP 2.0.1 appendix: events the CSMS must be told about (others: security log only)
+# Security whitepaper: the events the CSMS must be told about (others: the security log only)
 CRITICAL_EVENTS = frozenset({
     "FirmwareUpdated", "FailedToAuthenticateAtCentralSystem", "CentralSystemFailedToAuthenticate",
     "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot", "SecurityLogWasCleared",
@@ -57,30 +58,6 @@ class SecuritySettings16:
         store = Path(self.certificate_store_dir)
         return (Path(self.client_cert_file or store / "charge-point.pem"),
                 Path(self.client_key_file or store / "charge-point.key"))
-
-
-class SecurityEvents:
-    """Security events: always logged and published on the ocpp interface; critical ones are also queued
-    persistently for the CSMS (SecurityEventNotification), so they survive being offline."""
-
-    def __init__(self, ctx: BlockContext[Configuration]) -> None:
-        self.ctx = ctx
-
-    def record(self, kind: str, info: str = "", critical: bool | None = None) -> None:
-        timestamp = rfc3339(self.ctx.clock.time())
-        event: dict[str, Any] = {"type": kind[:50], "timestamp": timestamp}  # the ocpp interface's limits
-        if info:
-            event["info"] = info[:255]
-        critical = kind in CRITICAL_EVENTS if critical is None else critical
-        event["critical"] = critical
-        self.ctx.log.warning("security event %s %s", kind, info)
-        self.ctx.station.publish("security_event", event)
-        if critical:
-            payload: dict[str, Any] = {"type": kind[:50], "timestamp": timestamp}
-            if info:
-                payload["techInfo"] = info[:255]
-            with self.ctx.store.atomic():
-                self.ctx.sender.queue("SecurityEventNotification", payload, None)
 
 
 class SecurityExtension:

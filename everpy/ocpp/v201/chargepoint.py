@@ -29,11 +29,11 @@ from everpy.ocpp.v201.diagnostics import DataTransfers, Diagnostics
 from everpy.ocpp.v201.dialect import DIALECT
 from everpy.ocpp.v201.evses import Evses
 from everpy.ocpp.v201.firmware import Firmware
-from everpy.ocpp.v201.network import SecuritySettings201
+from everpy.ocpp.v201.network import NetworkProfiles, SecuritySettings201
 from everpy.ocpp.v201.provisioning import Provisioning
 from everpy.ocpp.v201.remote_control import RemoteControl, Trigger
 from everpy.ocpp.v201.reservation import Reservations
-from everpy.ocpp.v201.security import Certificates, SecurityEvents
+from everpy.ocpp.v201.security import CERTIFICATE_USES, CSMS_ROOT, Certificates, security_events
 from everpy.ocpp.v201.smart_charging import SmartCharging
 from everpy.ocpp.v201.transactions import TransactionQueue, Transactions
 from everpy.ocpp.v201.variables import DEFINITIONS
@@ -49,8 +49,6 @@ from everpy.ocpp.v201.variables.tx import EV_CONNECTION_TIMEOUT
 from everpy.ocpp.values import EvseRef, parse_time
 
 VERSION = "2.0.1"
-CSMS_ROOT = "CSMSRootCertificate"
-CERTIFICATE_USES = (CSMS_ROOT, "ManufacturerRootCertificate", "V2GRootCertificate", "MORootCertificate")
 MAX_HEARTBEAT_S = 86400
 
 
@@ -73,12 +71,16 @@ class ChargePoint201:
         self.certificate_store = CertificateStore(Path(settings.certificate_store_dir), 50, CERTIFICATE_USES)
         self.connection_security = ConnectionSecurity(self.security_settings, self.certificate_store, CSMS_ROOT,
                                                       "InvalidCsmsCertificate", log,
-                                                      lambda kind, info: self.events.record(kind, info))
+                                                      lambda kind, info: self.events.record(kind, info),
+                                                      lambda connected: self.network.attempt(connected))
         self.session = Session(self, self.connection_security, store, SessionSettings(
             settings.reconnect_min_s, settings.reconnect_max_s, settings.response_timeout_s,
             settings.boot_retry_default_s, backoff=self.backoff), clock, log, self._publish_state)
         ctx: BlockContext[DeviceModel] = BlockContext(self.session, self.model, store, station, clock, log, self.jobs)
-        self.events = SecurityEvents(ctx)
+        self.events = security_events(ctx)
+        self.network = self.security_settings.profiles = NetworkProfiles(
+            ctx, settings.central_system_uri, self.connection_security.prerequisites_met)
+        self.network.choose()
         self.status = StatusNotifications(ctx, self.evses, settings.status_pacing)
         self.authorization = Authorization(ctx, self.evses)
         self.transactions = Transactions(ctx, self.evses, self.authorization)
@@ -89,16 +91,16 @@ class ChargePoint201:
         self.firmware = Firmware(ctx, self.evses, self.events)
         self.diagnostics = Diagnostics(ctx, self.events, self.authorization)
         self.data_transfers = DataTransfers(ctx)
-        self.certificates = Certificates(ctx, self.events, self.certificate_store,
-                                         settings.serial_number or settings.charge_point_id)
+        self.certificates = Certificates(ctx, self.events, self.certificate_store, self.security_settings,
+                                         settings.serial_number or settings.charge_point_id, settings.csms_ca_file)
         self.provisioning = Provisioning(ctx, self.evses, self.transactions, self.events)
         self.remote = RemoteControl(ctx, self.evses, self.transactions, self.authorization, self.smart_charging)
         self.trigger = Trigger(ctx, self.evses, self.status, self.transactions, self.firmware, self.diagnostics,
                                self.certificates, self.boot_payload)
         self.session.add_handlers(handlers_of(
             self.authorization, self.availability, self.certificates, self.data_transfers, self.diagnostics,
-            self.firmware, self.provisioning, self.remote, self.reservations, self.smart_charging, self.trigger,
-            self.transactions))
+            self.firmware, self.network, self.provisioning, self.remote, self.reservations, self.smart_charging,
+            self.trigger, self.transactions))
         self.transactions.ended.subscribe(self.availability.transaction_ended)
         self.transactions.started.subscribe(lambda evse_id: self.reservations.transaction_started(
             evse_id, self.transactions.conditions[evse_id].id_token))
@@ -209,6 +211,7 @@ class ChargePoint201:
         self.status.cancel_timers()
         self.reservations.cancel_timers()
         self.smart_charging.cancel_timers()
+        self.certificates.cancel_timers()
 
     # -- ChargePointInterface: what the charger reports ---------------------------------------------------
     async def on_session_event(self, evse_id: int, event: dict[str, Any]) -> None:
