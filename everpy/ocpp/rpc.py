@@ -55,6 +55,7 @@ class Fault(enum.Enum):
     INTERNAL = "the handler failed"
     GENERIC = "any other error"
     FRAMEWORK = "the frame is not a valid OCPP-J message"
+    SECURITY = "not allowed before the station is accepted (boot Pending or Rejected)"
 
 
 class OcppCallError(Exception):

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from everpy.core.clock import Clock
 from everpy.ocpp import transport
-from everpy.ocpp.rpc import CallTimeout, Dialect, Handler, InvalidResponse, OcppCallError, RpcPeer
+from everpy.ocpp.rpc import CallTimeout, Dialect, Fault, Handler, InvalidResponse, OcppCallError, Reply, RpcPeer
 from everpy.ocpp.security import ConnectionSecurity
 from everpy.ocpp.store import OcppStore, QueuedMessage
 
@@ -98,6 +98,10 @@ class Binding(Protocol):
 
     async def take_time(self, current_time: str) -> None: ...
 
+    def refuses_before_acceptance(self, boot_status: str, action: str) -> bool:
+        """Whether a CSMS request is answered SecurityError while the boot is Pending or Rejected."""
+        ...
+
     def quarantined(self, what: str, reason: str) -> None:
         """Something persisted could not be used and was put aside."""
         ...
@@ -135,7 +139,15 @@ class Session:
         for action, handler in handlers.items():
             if action in self.handlers:
                 raise ValueError(f"two blocks handle {action}")
-            self.handlers[action] = handler
+            self.handlers[action] = self._gated(action, handler)
+
+    def _gated(self, action: str, handler: Handler) -> Handler:
+        """The handler behind the boot gate: before an Accepted boot the version decides what is refused."""
+        async def gated(payload: dict[str, Any]) -> Reply:
+            if not self.accepted and self.binding.refuses_before_acceptance(self.state, action):
+                raise OcppCallError(Fault.SECURITY, f"{action} is not allowed while the boot is {self.state}")
+            return await handler(payload)
+        return gated
 
     # -- connection ----------------------------------------------------------------------------------
     async def run(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import websockets
+from ocpp.exceptions import SecurityError
 from ocpp.routing import on
 from ocpp.v201 import call, call_result
 
@@ -117,9 +118,10 @@ def station_for(tmp_path: Path, csms: RecordingCsms, car_script: str | None = No
 
 @pytest.mark.slow
 async def test_boot_rejected_then_pending_while_the_csms_configures_then_accepted(tmp_path):
-    """TC_B_01_CS TC_B_02_CS TC_B_03_CS TC_B_06_CS TC_B_07_CS TC_B_09_CS TC_B_32_CS: Rejected: the next boot
-    waits the interval; Pending: the CSMS reads and sets variables and gets a report (B02), the station sends
-    nothing else of its own; Accepted: statuses follow, and the value set while Pending holds."""
+    """TC_B_01_CS TC_B_02_CS TC_B_03_CS TC_B_06_CS TC_B_07_CS TC_B_09_CS TC_B_32_CS TC_B_30_CS: Rejected: the
+    next boot waits the interval; Pending: the CSMS reads and sets variables and gets a report (B02), a remote
+    start is answered SecurityError, the station sends nothing else of its own; Accepted: statuses follow, and
+    the value set while Pending holds."""
     csms = ProvisioningCsms(("Rejected", 1), ("Pending", 4))
     await csms.start()
     station = station_for(tmp_path, csms)
@@ -132,6 +134,10 @@ async def test_boot_rejected_then_pending_while_the_csms_configures_then_accepte
         written = await csms.call(call.SetVariables(set_variable_data=[OFFLINE_THRESHOLD | {"attribute_value": "5"}]))
         report = await csms.call(call.GetReport(request_id=7, component_variable=[HEARTBEAT]))
         page = await csms.wait_for(last_report_of(7))
+        assert csms.peer is not None
+        with pytest.raises(SecurityError):
+            await csms.peer.call(call.RequestStartTransaction(
+                id_token={"id_token": "DEADBEEF", "type": "ISO14443"}, remote_start_id=1), suppress=False)
         accepted = await csms.wait_for(booted, after=csms.received.index(pending) + 1)
         first_status = await csms.wait_for(status_notification)
         after = await csms.call(call.GetVariables(get_variable_data=[OFFLINE_THRESHOLD]))

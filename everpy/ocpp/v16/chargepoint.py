@@ -121,6 +121,10 @@ class ChargePoint16:
         if result["interval"] > 0:
             self.config.set("HeartbeatInterval", str(min(result["interval"], 86400)))
 
+    def refuses_before_acceptance(self, boot_status: str, action: str) -> bool:
+        """1.6 lets the Central System configure a Pending station and names no refusal: nothing is gated."""
+        return False
+
     def heartbeat_interval(self) -> int:
         return self.config.int("HeartbeatInterval")
 

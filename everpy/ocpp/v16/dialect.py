@@ -29,7 +29,7 @@ DIALECT = Dialect(
         Fault.PROTOCOL: "ProtocolError", Fault.FORMATION: "FormationViolation",
         Fault.PROPERTY: "PropertyConstraintViolation", Fault.OCCURRENCE: "OccurenceConstraintViolation",
         Fault.TYPE: "TypeConstraintViolation", Fault.INTERNAL: "InternalError", Fault.GENERIC: "GenericError",
-        Fault.FRAMEWORK: "FormationViolation",
+        Fault.SECURITY: "SecurityError", Fault.FRAMEWORK: "FormationViolation",
     },  # fmt: skip
     unknown_message_type_code=None,  # OCPP-J 1.6 §4.1.3: ignored
 )

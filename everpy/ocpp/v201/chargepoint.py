@@ -128,6 +128,11 @@ class ChargePoint201:
             self.model.set_internal(HEARTBEAT_INTERVAL, str(min(result["interval"], MAX_HEARTBEAT_S)))
         self.provisioning.boot_accepted()
 
+    def refuses_before_acceptance(self, boot_status: str, action: str) -> bool:
+        """B02.FR.xx/B03.FR.xx: a Rejected station answers every CSMS request SecurityError; a Pending one is
+        configured by the CSMS but starts and stops no transaction for it (TC_B_30)."""
+        return boot_status == "Rejected" or action in ("RequestStartTransaction", "RequestStopTransaction")
+
     def heartbeat_interval(self) -> int:
         return self.model.int(HEARTBEAT_INTERVAL)
 

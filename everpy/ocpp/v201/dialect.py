@@ -11,6 +11,7 @@ OccurrenceConstraintViolation       a list has too few or too many elements (2.0
 TypeConstraintViolation             a field has the wrong data type (also string too long, bad dateTime)
 InternalError                       the handler failed
 GenericError                        anything else
+SecurityError                       a request the boot state does not allow (Pending: remote start/stop; Rejected: all)
 RpcFrameworkError                   the frame is not a valid OCPP-J message (not JSON, not an array)
 MessageTypeNotSupported             a frame of a message type other than 2, 3, 4
 ==================================  ==========================================================
@@ -32,7 +33,7 @@ DIALECT = Dialect(
         Fault.PROTOCOL: "ProtocolError", Fault.FORMATION: "FormatViolation",
         Fault.PROPERTY: "PropertyConstraintViolation", Fault.OCCURRENCE: "OccurrenceConstraintViolation",
         Fault.TYPE: "TypeConstraintViolation", Fault.INTERNAL: "InternalError", Fault.GENERIC: "GenericError",
-        Fault.FRAMEWORK: "RpcFrameworkError",
+        Fault.SECURITY: "SecurityError", Fault.FRAMEWORK: "RpcFrameworkError",
     },  # fmt: skip
     unknown_message_type_code="MessageTypeNotSupported",
 )
