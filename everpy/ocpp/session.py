@@ -99,7 +99,8 @@ class Binding(Protocol):
     async def take_time(self, current_time: str) -> None: ...
 
     def refuses_before_acceptance(self, boot_status: str, action: str) -> bool:
-        """Whether a CSMS request is answered SecurityError while the boot is Pending or Rejected."""
+        """Whether a CSMS request is answered SecurityError before the boot is accepted; ``boot_status`` is
+        the CSMS's last answer (Pending, Rejected) or "" while a boot request is out."""
         ...
 
     def quarantined(self, what: str, reason: str) -> None:
@@ -123,6 +124,7 @@ class Session:
         self._on_state = on_state
         self.state = "Disconnected"
         self.accepted = False  # BootNotification accepted in this run of the process
+        self.boot_status = ""  # the CSMS's answer to the boot request last sent ("" while it is out)
         self.sessions = 0  # websocket sessions opened (for tests and diagnostics)
         self._rpc: RpcPeer | None = None
         self._queue_wakeup = asyncio.Event()
@@ -144,8 +146,9 @@ class Session:
     def _gated(self, action: str, handler: Handler) -> Handler:
         """The handler behind the boot gate: before an Accepted boot the version decides what is refused."""
         async def gated(payload: dict[str, Any]) -> Reply:
-            if not self.accepted and self.binding.refuses_before_acceptance(self.state, action):
-                raise OcppCallError(Fault.SECURITY, f"{action} is not allowed while the boot is {self.state}")
+            if not self.accepted and self.binding.refuses_before_acceptance(self.boot_status, action):
+                raise OcppCallError(Fault.SECURITY, f"{action} is not allowed before the boot is accepted "
+                                                    f"({self.boot_status or 'no answer yet'})")
             return await handler(payload)
         return gated
 
@@ -254,12 +257,14 @@ class Session:
     async def _boot(self, rpc: RpcPeer) -> None:
         while True:
             self._boot_requested.clear()
+            self.boot_status = ""
             try:
                 result = await self._send(rpc, "BootNotification", self.binding.boot_payload())
             except (OcppCallError, CallTimeout, InvalidResponse) as error:
                 self.log.warning("BootNotification failed: %s", error)
                 await self.clock.sleep(self.settings.boot_retry_default_s)
                 continue
+            self.boot_status = result["status"]
             if result["status"] == "Accepted":
                 self.binding.boot_accepted(result)
                 self.accepted = True

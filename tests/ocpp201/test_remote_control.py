@@ -75,9 +75,6 @@ async def test_remote_start_trigger_unlock_and_remote_stop(tmp_path):
     check_transaction(csms, tx_id)
 
 
-@pytest.mark.xfail(strict=True, reason="the transactions block ends the transaction at the EVSE's Deauthorized, "
-                   "which comes before its TransactionFinished(reason=Remote): triggerReason Deauthorized, "
-                   "stoppedReason DeAuthorized")
 async def test_a_remote_stop_ends_the_transaction_as_remote_stop(tmp_path):
     """TC_F_08_CS: the Ended of a remotely stopped transaction says RemoteStop / Remote."""
     csms = RecordingCsms()

@@ -136,6 +136,9 @@ class Transactions:
         self.conditions = {evse_id: Conditions() for evse_id in evses.ids()}
         self.running: dict[int, Running] = {}
         self._remote_starts: dict[int | None, int] = {}  # EVSE id (None: any) -> remoteStartId
+        # EVSE id -> the everpy StopTransactionReason OCPP asked for: the EVSE deauthorizes before it says
+        # TransactionFinished(reason), so the Deauthorized that ends the transaction is told by this reason
+        self._stops_requested: dict[int, str] = {}
         self._offered_a: dict[int, float] = {}
         self._aligned: list[asyncio.Task[None]] = []
 
@@ -310,9 +313,13 @@ class Transactions:
         elif kind == "Deauthorized":
             if points[AUTHORIZED]:
                 points[AUTHORIZED], trigger = False, "Deauthorized"
+                requested = self._stops_requested.pop(evse_id, None)
+                if requested is not None and (tx := self.running.get(evse_id)) is not None:
+                    trigger, tx.stopped_reason = FINISH_REASONS.get(requested, FINISH_REASONS["Other"])
         elif kind == "PluginTimeout":
             points[AUTHORIZED], trigger = False, "EVConnectTimeout"
         elif kind == "SessionFinished":
+            self._stops_requested.pop(evse_id, None)
             c.points = dict.fromkeys(points, False)
             c.charging_state, c.id_token, c.reservation_id = "Idle", None, None
             trigger = "EVCommunicationLost"
@@ -477,7 +484,12 @@ class Transactions:
         tx.stored.next_seq = seq_no + 1
 
     async def stop(self, evse_id: int, reason: str) -> bool:
-        return await self.ctx.station.stop_transaction(evse_id, reason)
+        """Ask the EVSE to stop its transaction for ``reason`` (an everpy StopTransactionReason)."""
+        self._stops_requested[evse_id] = reason
+        if await self.ctx.station.stop_transaction(evse_id, reason):
+            return True
+        self._stops_requested.pop(evse_id, None)
+        return False
 
     def expect_remote_start(self, evse_id: int | None, remote_start_id: int) -> None:
         """The next transaction (on evse_id, or any) started from RequestStartTransaction(remoteStartId)."""
