@@ -69,7 +69,11 @@ class Station(Protocol):
         ...
 
     async def reset(self, request: ResetRequest) -> None:
-        """Reset the whole station (the process ends)."""
+        """Reset the whole station (the process ends), or with ``request.evse`` that EVSE alone."""
+        ...
+
+    def can_reset_evse(self) -> bool:
+        """Whether one EVSE can be reset without the rest (else an EVSE reset is refused, never widened)."""
         ...
 
     async def update_firmware(self, request: dict[str, Any]) -> str:

@@ -155,7 +155,12 @@ class BusStation:
         return bool(await self._call(self.module.require("system"), "set_system_time", False, timestamp=timestamp))
 
     async def reset(self, request: ResetRequest) -> None:
+        if request.evse is not None:
+            raise ValueError("the system interface resets the whole station only")  # can_reset_evse is False
         await self._call(self.module.require("system"), "reset", None, type=request.kind.value, scheduled=False)
+
+    def can_reset_evse(self) -> bool:
+        return False  # neither the system nor the evse_manager interface can reset one EVSE alone
 
     async def update_firmware(self, request: dict[str, Any]) -> str:
         return str(await self._call(self.module.require("system"), "update_firmware", "Rejected",

@@ -378,3 +378,24 @@ async def test_reconnect_backoff_follows_the_retry_backoff_variables(tmp_path):
     cp.model.set_internal(next(d.ref for d in cp.model.definitions if d.name == "RetryBackOffRandomRange"), "10")
     assert all(16 <= cp.backoff(5) <= 26 for _ in range(50))
     assert all(4 <= cp.backoff(1) <= 14 for _ in range(50))
+
+
+@pytest.mark.slow
+async def test_an_evse_reset_is_rejected_by_the_sil_station(tmp_path):
+    """TC_B_28_CS TC_B_29_CS: the OCPP module cannot reset one EVSE alone: Reset with an evseId, idle and
+    during a transaction, is Rejected; the transaction goes on and the system is not reset."""
+    csms = ProvisioningCsms()
+    await csms.start()
+    station = station_for(tmp_path, csms)
+    station.start()
+    try:
+        await status_delivered(csms)
+        idle = await csms.call(call.Reset(type="Immediate", evse_id=1))
+        on_idle = await csms.call(call.Reset(type="OnIdle", evse_id=1))
+        alive = await csms.call(call.GetVariables(get_variable_data=[OFFLINE_THRESHOLD]))
+    finally:
+        station.stop()
+        await csms.stop()
+    assert (idle.status, on_idle.status) == ("Rejected", "Rejected")
+    assert not (tmp_path / "hard-reset").exists() and not (tmp_path / "soft-reset").exists()
+    assert alive.get_variable_result[0]["attribute_status"] == "Accepted"

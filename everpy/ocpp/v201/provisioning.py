@@ -220,6 +220,8 @@ class Provisioning:
     @handles("Reset")
     async def on_reset(self, payload: dict[str, Any]) -> Reply:
         evse_id: int | None = payload.get("evseId")
+        if evse_id is not None and not self.ctx.station.can_reset_evse():  # never widened to the station
+            return Reply({"status": "Rejected", "statusInfo": {"reasonCode": "UnsupportedRequest"}})
         if (evse_id is not None and evse_id not in self.evses) or self._resetting:
             return Reply({"status": "Rejected"})
         if payload["type"] == ResetWhen.ON_IDLE.value:

@@ -30,6 +30,7 @@ class FakeStation:
         self.errors: list[tuple[str, str]] = []
         self.answers: dict[str, Any] = {}
         self.locks = True
+        self.evse_reset = True  # can_reset_evse
         self.sessions: dict[int, dict[str, Any] | None] = {}
         self.meter: dict[int, dict[str, Any] | None] = {}
 
@@ -87,6 +88,10 @@ class FakeStation:
 
     async def reset(self, request: ResetRequest) -> None:
         self._record("reset", request)
+
+    def can_reset_evse(self) -> bool:
+        return self.evse_reset
+
 
     async def update_firmware(self, request: dict[str, Any]) -> str:
         return str(self._record("update_firmware", request, default="Accepted"))

@@ -417,6 +417,21 @@ async def test_reset_of_an_evse(tmp_path):
     assert b.block.boot_reason() == "PowerUp"
 
 
+async def test_an_evse_reset_the_station_cannot_do_is_rejected_not_widened(tmp_path):
+    """TC_B_28_CS TC_B_29_CS: a station whose EVSEs cannot be reset alone (the everpy OCPP module's) answers
+    an EVSE reset Rejected, idle or with a transaction, and resets nothing; a station reset still works."""
+    b = Block(tmp_path, [1, 2])
+    b.fx.station.evse_reset = False
+    assert await b.call("Reset", {"type": "Immediate", "evseId": 1}) == {
+        "status": "Rejected", "statusInfo": {"reasonCode": "UnsupportedRequest"}}
+    b.transactions.start(1)
+    assert (await b.call("Reset", {"type": "OnIdle", "evseId": 1}))["status"] == "Rejected"
+    assert b.transactions.stops == [] and b.fx.station.called("reset") == []
+    b.transactions.end(1)
+    assert await b.call("Reset", {"type": "Immediate"}) == {"status": "Accepted"}
+    assert [args[0].evse for args in b.fx.station.called("reset")] == [None]
+
+
 # -- reconnect -------------------------------------------------------------------------------------------
 async def test_all_statuses_again_only_after_an_outage_longer_than_offline_threshold(tmp_path):
     """TC_B_51_CS TC_B_52_CS (B04): the first connection and one after an outage longer than
