@@ -381,9 +381,9 @@ async def test_reconnect_backoff_follows_the_retry_backoff_variables(tmp_path):
 
 
 @pytest.mark.slow
-async def test_an_evse_reset_is_rejected_by_the_sil_station(tmp_path):
-    """TC_B_28_CS TC_B_29_CS: the OCPP module cannot reset one EVSE alone: Reset with an evseId, idle and
-    during a transaction, is Rejected; the transaction goes on and the system is not reset."""
+async def test_an_evse_reset_the_station_cannot_do_is_rejected_not_widened(tmp_path):
+    """TC_B_28_CS: the OCPP module cannot reset one EVSE alone: Reset with an evseId, Immediate and OnIdle,
+    is Rejected and the system is not reset (with a transaction: the block test of the same name)."""
     csms = ProvisioningCsms()
     await csms.start()
     station = station_for(tmp_path, csms)

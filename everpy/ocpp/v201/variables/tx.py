@@ -15,8 +15,8 @@ MEASURANDS = ("Energy.Active.Import.Register", "Energy.Active.Export.Register", 
               "Power.Active.Export", "Current.Import", "Current.Export", "Voltage", "Frequency", "Current.Offered")
 
 DEFINITIONS: tuple[Variable, ...] = (
-    integer(TX, "EVConnectionTimeOut", 60, "Seconds an authorization waits for the EV to be plugged in",
-            unit="s", min_limit=1, max_limit=3600),
+    integer(TX, "EVConnectionTimeOut", 60, "Seconds an authorization waits for the EV to be plugged in (the"
+            " Auth module takes 10 s at least)", unit="s", min_limit=10, max_limit=3600),
     boolean(TX, "StopTxOnEVSideDisconnect", True, "Unplugging on the EV side ends the transaction"),
     boolean(TX, "StopTxOnInvalidId", True, "A token the CSMS declares invalid during the transaction ends it"),
     integer(TX, "MaxEnergyOnInvalidId", 0, "Wh an offline-started transaction may still charge once its token"
