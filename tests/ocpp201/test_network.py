@@ -128,3 +128,25 @@ async def test_an_unreachable_new_profile_falls_back_to_the_next_slot(tmp_path):
     assert boot.payload["reason"] == "RemoteReset"
     assert active["getVariableResult"][0]["attributeValue"] == "0"
     assert "no connection over network profile 1; trying slot 0" in station.log()
+
+
+async def test_security_profile_3_with_a_client_certificate(tmp_path):
+    """TC_A_07_CS: security profile 3: TLS with the station's client certificate (CN = the serial number),
+    no Basic authentication; the CSMS requires and verifies the certificate."""
+    pki = make_pki(tmp_path / "pki")
+    async with v201.Csms(ssl_context=pki.server_context(require_client_cert=True)) as csms:
+        config = sil_ocpp_config(tmp_path, csms.url, base=SIL_OCPP201, test_keys={}, keys={
+            **VARIABLES, "SecurityCtrlr.SecurityProfile": "3"}, ocpp={
+            "csms_ca_file": str(pki.ca), "client_cert_file": str(pki.client_cert),
+            "client_key_file": str(pki.client_key)})
+        station = StationProcess(config, tmp_path)
+        station.start()
+        try:
+            await csms.wait_for("BootNotification")
+            session = csms.sessions[STATION]
+            peer = session._connection.transport.get_extra_info("peercert")
+            authorization = session._connection.request.headers.get("Authorization")
+        finally:
+            station.stop()
+    assert dict(x[0] for x in peer["subject"])["commonName"] == "SIL-0001"
+    assert authorization is None

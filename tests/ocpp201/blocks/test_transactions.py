@@ -341,7 +341,8 @@ async def test_a_dropped_ended_removes_the_row(tmp_path, cleanup):
 
 
 async def test_get_transaction_status(tmp_path, cleanup):
-    """TC_E_28_CS .. TC_E_34_CS: messagesInQueue and ongoingIndicator for an unknown, an ongoing and an
+    """TC_E_28_CS TC_E_29_CS TC_E_30_CS TC_E_31_CS TC_E_32_CS TC_E_33_CS TC_E_34_CS: messagesInQueue and
+    ongoingIndicator for an unknown, an ongoing and an
     ended transaction, and without transactionId."""
     s = await make(tmp_path, cleanup)
 
