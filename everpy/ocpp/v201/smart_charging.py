@@ -23,7 +23,6 @@ profile is ignored (the transaction starts without it: TC_K_38).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -199,7 +198,7 @@ class SmartCharging:
             loaded[pid] = Installed(evse_id, raw, CSO, profile)
         return loaded
 
-    def _remove(self, ids: Iterable[int]) -> None:
+    def _remove(self, ids: list[int]) -> None:
         with self.ctx.store.atomic():
             for pid in ids:
                 self.ctx.store.remove_record(KIND, pid)
@@ -384,8 +383,8 @@ class SmartCharging:
 
     def transaction_ended(self, evse_id: int) -> None:
         """K01: a TxProfile ends with its transaction."""
-        self._remove(pid for pid, p in self.installed().items()
-                     if p.evse_id == evse_id and p.profile.role is Role.TX)
+        self._remove([pid for pid, p in self.installed().items()
+                      if p.evse_id == evse_id and p.profile.role is Role.TX])
         self.ctx.jobs.spawn(self.apply())
 
     def _tx_start(self, evse_id: int) -> float | None:
