@@ -160,6 +160,9 @@ class Dialect:
     codes: Mapping[Fault, str]
     # OCPP-J 1.6 §4.1.3 ignores a frame of an unknown message type; 2.0.1 answers MessageTypeNotSupported
     unknown_message_type_code: str | None = None
+    # OCPP-J 2.0.1 §4.2.3: a frame whose message id cannot be read is answered RpcFrameworkError with the id
+    # "-1"; 1.6 names no id for it (the frame is only logged)
+    unreadable_message_id: str | None = None
 
     def code(self, fault: Fault) -> str:
         return self.codes.get(fault, self.codes[Fault.GENERIC])
@@ -340,7 +343,7 @@ class RpcPeer:
             await self._refuse_unparsable(raw, error)
             return
         if not isinstance(frame, list) or len(frame) < 3 or not isinstance(frame[1], str):
-            self._log.error("ignoring a frame without message type and unique id: %.200r", raw)
+            await self._refuse_without_id(raw, "no message type and unique id")
             return
         message_type, unique_id = frame[0], frame[1]
         if message_type == CALL:
@@ -358,10 +361,15 @@ class RpcPeer:
         text = raw if isinstance(raw, str) else raw[:200].decode("utf-8", "replace")
         match = _CALL_ID.match(text[:200])
         if match is None:
-            self._log.error("ignoring a frame that is not valid JSON (%s): %.200r", error, raw)
+            await self._refuse_without_id(raw, f"not valid JSON: {error}")
             return
         self._log.warning("refusing CALL %s that is not valid JSON: %s", match.group(1), error)
         await self._send_error(match.group(1), OcppCallError(Fault.FRAMEWORK, f"not valid JSON: {error}"[:255]))
+
+    async def _refuse_without_id(self, raw: str | bytes, problem: str) -> None:
+        self._log.error("frame without a readable message id (%s): %.200r", problem, raw)
+        if self._dialect.unreadable_message_id is not None:
+            await self._send_error(self._dialect.unreadable_message_id, OcppCallError(Fault.FRAMEWORK, problem[:255]))
 
     async def _receive_call(self, frame: list[Any], unique_id: str) -> None:
         if len(unique_id) > MAX_UNIQUE_ID_LENGTH:

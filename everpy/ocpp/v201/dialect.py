@@ -12,7 +12,8 @@ TypeConstraintViolation             a field has the wrong data type (also string
 InternalError                       the handler failed
 GenericError                        anything else
 SecurityError                       a request the boot state does not allow (Pending: remote start/stop; Rejected: all)
-RpcFrameworkError                   the frame is not a valid OCPP-J message (not JSON, not an array)
+RpcFrameworkError                   the frame is not a valid OCPP-J message (not JSON, not an array);
+                                    with the message id "-1" when its id cannot be read
 MessageTypeNotSupported             a frame of a message type other than 2, 3, 4
 ==================================  ==========================================================
 """
@@ -36,4 +37,5 @@ DIALECT = Dialect(
         Fault.SECURITY: "SecurityError", Fault.FRAMEWORK: "RpcFrameworkError",
     },  # fmt: skip
     unknown_message_type_code="MessageTypeNotSupported",
+    unreadable_message_id="-1",
 )
