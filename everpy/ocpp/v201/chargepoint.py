@@ -88,7 +88,7 @@ class ChargePoint201:
         self.availability = Availability(ctx, self.evses, self.status)
         self.reservations = Reservations(ctx, self.evses, self.status)
         self.smart_charging = SmartCharging(ctx, self.evses, self.transactions)
-        self.firmware = Firmware(ctx, self.evses, self.events)
+        self.firmware = Firmware(ctx, self.evses, self.events, self.availability, self.status)
         self.diagnostics = Diagnostics(ctx, self.events, self.authorization)
         self.data_transfers = DataTransfers(ctx)
         self.certificates = Certificates(ctx, self.events, self.certificate_store, self.security_settings,

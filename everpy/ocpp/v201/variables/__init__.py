@@ -7,7 +7,8 @@ generated from (``python -m everpy.ocpp.v201.variables``).
 from __future__ import annotations
 
 from everpy.ocpp.v201.device_model import Variable
-from everpy.ocpp.v201.variables import auth, charging, comm, evse, security, tx
+from everpy.ocpp.v201.variables import auth, charging, comm, evse, firmware, security, tx
 
 DEFINITIONS: tuple[Variable, ...] = (*comm.DEFINITIONS, *security.DEFINITIONS, *auth.DEFINITIONS,
-                                     *tx.DEFINITIONS, *charging.DEFINITIONS, *evse.DEFINITIONS)
+                                     *tx.DEFINITIONS, *charging.DEFINITIONS, *evse.DEFINITIONS,
+                                     *firmware.DEFINITIONS)
