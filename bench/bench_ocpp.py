@@ -2,8 +2,8 @@
 
 1. Round trips (everpy.ocpp.transport websockets on 127.0.0.1, two processes): the "CSMS" is this
    process, a plain websocket server that sends CALL frames and awaits the answer. The station is a
-   child process that connects to it as OCPP stations do, with an RpcPeer (everpy.ocpp.rpc, OCPP 1.6
-   schemas) and trivial handlers. Floor: the same child also connects a raw websocket that echoes every
+   child process that connects to it as OCPP stations do, with an RpcPeer (everpy.ocpp.rpc, the version's
+   dialect and schemas) and trivial handlers. Floor: the same child also connects a raw websocket that echoes every
    frame; the CSMS sends it the very same CALL frames. Both are timed by identical CSMS code (send a
    prebuilt frame, await one frame), interleaved, so the ratio is the cost of the station's RPC layer
    (parse, schema checks, task per CALL, handler, encode). The other direction: this process is the
@@ -13,12 +13,16 @@
 2. Persistent queue (everpy.ocpp.store.OcppStore, WAL + synchronous=FULL, on a temp file): enqueue as
    the station does (uuid4 + one store.atomic() per message), deliver as the station's queue drain does
    (queue_head, then dequeue in its own store.atomic()), and deliver end to end (queue_head, RpcPeer.call
-   of the queued MeterValues to the child CSMS, dequeue). Floors: raw sqlite3 on the same disk, WAL +
+   of the queued message to the child CSMS, dequeue). Floors: raw sqlite3 on the same disk, WAL +
    synchronous=FULL, BEGIN IMMEDIATE / INSERT / COMMIT (and SELECT head / DELETE / COMMIT; and SELECT +
    raw websocket echo of the same frame + DELETE / COMMIT for end to end).
 
-Run: `python bench/bench_ocpp.py [--calls 2000] [--queue 1000] [--dir DIR] [--profile]`. Prints markdown
-tables; no timed asserts. `--profile` runs cProfile on the station side instead of the tables.
+Each OCPP version runs both parts with its own messages: 1.6 GetConfiguration / DataTransfer / MeterValues,
+2.0.1 GetVariables / DataTransfer / TransactionEvent (the station->CSMS round trip and the queue both carry a
+TransactionEvent with meter values, as a charging 2.0.1 station sends them), on a store opened for that version.
+
+Run: `python bench/bench_ocpp.py [--ocpp 1.6 2.0.1] [--calls 2000] [--queue 1000] [--dir DIR] [--profile]`.
+Prints markdown tables; no timed asserts. `--profile` runs cProfile on the station side instead of the tables.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import argparse
 import asyncio
 import cProfile
 import faulthandler
+import importlib
 import json
 import logging
 import multiprocessing
@@ -39,6 +44,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,40 +57,79 @@ from everpy.ocpp.store import OcppStore  # noqa: E402
 LOG = logging.getLogger("bench.ocpp")
 
 
-def make_peer(connection: Any, handlers: dict[str, Any]) -> Any:
-    """The one place that builds a station RpcPeer (OCPP 1.6); adapt here when its constructor changes."""
-    from everpy.ocpp.rpc import RpcPeer
-
-    try:  # RpcPeer(connection, dialect, handlers, log, response_timeout, on_frame)
-        from everpy.ocpp.v16.dialect import DIALECT as protocol
-    except ImportError:  # before the dialect: RpcPeer(connection, schemas, handlers, log, ...)
-        from everpy.ocpp.rpc import Schemas
-
-        protocol = Schemas("v16")
-    return RpcPeer(connection, protocol, handlers, LOG, 10.0)
-
-
-SUBPROTOCOLS = ["ocpp1.6"]
 ROUNDS = 10  # measurements are interleaved in this many rounds, so drifting load hits all cases alike
 WARM_UP = 200
 TARGET = 1.5
 WATCHDOG_S = 300.0  # a lost frame must not hang the bench: both processes dump their stacks and exit
 
-GET_CONFIGURATION = {"key": ["HeartbeatInterval"]}
 DATA_TRANSFER = {"vendorId": "org.everpy.bench", "messageId": "SessionInfo",
                  "data": json.dumps({"evse": 1, "state": "Charging", "power_W": 7360.5, "soc": 42})}
-METER_VALUES = {"connectorId": 1, "transactionId": 42, "meterValue": [{
-    "timestamp": "2026-05-09T07:35:25.123Z",
+TIMESTAMP = "2026-05-09T07:35:25.123Z"
+Message = tuple[str, dict[str, Any], dict[str, Any]]  # action, payload, the answer it gets
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One OCPP version's messages for the bench: what the CSMS asks the station (answered by trivial
+    station handlers), what the station sends now, and what it queues."""
+
+    version: str
+    subprotocol: str
+    dialect_module: str
+    csms_calls: tuple[Message, Message]
+    station_call: Message
+    queued: Message
+
+    def dialect(self) -> Any:
+        return importlib.import_module(self.dialect_module).DIALECT
+
+    def csms_answers(self) -> dict[str, dict[str, Any]]:
+        return {action: answer for action, _, answer in (self.station_call, self.queued)}
+
+    def station_answers(self) -> dict[str, dict[str, Any]]:
+        return {action: answer for action, _, answer in self.csms_calls}
+
+
+METER_VALUES_16 = {"connectorId": 1, "transactionId": 42, "meterValue": [{
+    "timestamp": TIMESTAMP,
     "sampledValue": [
         {"value": "12345.6", "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
          "location": "Outlet", "unit": "Wh"},
         {"value": "7360.5", "context": "Sample.Periodic", "measurand": "Power.Active.Import",
          "location": "Outlet", "unit": "W"},
     ]}]}
+TRANSACTION_EVENT = {
+    "eventType": "Updated", "timestamp": TIMESTAMP, "triggerReason": "MeterValuePeriodic", "seqNo": 3,
+    "transactionInfo": {"transactionId": "6f1c2a4e-0b7d-4c36-9a51-2f4e8d9b7c10", "chargingState": "Charging"},
+    "evse": {"id": 1, "connectorId": 1},
+    "meterValue": [{"timestamp": TIMESTAMP, "sampledValue": [
+        {"value": 12345.6, "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
+         "location": "Outlet", "unitOfMeasure": {"unit": "Wh"}},
+        {"value": 7360.5, "context": "Sample.Periodic", "measurand": "Power.Active.Import",
+         "location": "Outlet", "unitOfMeasure": {"unit": "W"}},
+    ]}]}
+HEARTBEAT_VARIABLE = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+ACCEPTED = {"status": "Accepted"}
 
-# What the child CSMS answers (raw CALLRESULT payloads, valid for the 1.6 response schemas).
-CSMS_ANSWERS = {"DataTransfer": {"status": "Accepted"}, "MeterValues": {},
-                "Heartbeat": {"currentTime": "2026-05-09T07:35:25Z"}}
+PROTOCOLS = {
+    "1.6": Protocol("1.6", "ocpp1.6", "everpy.ocpp.v16.dialect", (
+        ("GetConfiguration", {"key": ["HeartbeatInterval"]},
+         {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]}),
+        ("DataTransfer", DATA_TRANSFER, ACCEPTED)),
+        ("DataTransfer", DATA_TRANSFER, ACCEPTED), ("MeterValues", METER_VALUES_16, {})),
+    "2.0.1": Protocol("2.0.1", "ocpp2.0.1", "everpy.ocpp.v201.dialect", (
+        ("GetVariables", {"getVariableData": [HEARTBEAT_VARIABLE]},
+         {"getVariableResult": [{"attributeStatus": "Accepted", "attributeValue": "300", **HEARTBEAT_VARIABLE}]}),
+        ("DataTransfer", DATA_TRANSFER, ACCEPTED)),
+        ("TransactionEvent", TRANSACTION_EVENT, {}), ("TransactionEvent", TRANSACTION_EVENT, {})),
+}
+
+
+def make_peer(protocol: Protocol, connection: Any, handlers: dict[str, Any]) -> Any:
+    """The one place that builds a station RpcPeer; adapt here when its constructor changes."""
+    from everpy.ocpp.rpc import RpcPeer
+
+    return RpcPeer(connection, protocol.dialect(), handlers, LOG, 10.0)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -99,21 +144,14 @@ def call_frames(action: str, payload: dict[str, Any], n: int) -> list[str]:
 
 
 # ------------------------------------------------------------------ child: station clients + raw CSMS
-STATION_HANDLER_ANSWERS = {
-    "GetConfiguration": {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]},
-    "DataTransfer": {"status": "Accepted"},
-}
+def station_handlers(protocol: Protocol) -> dict[str, Any]:
+    """Trivial station handlers: each answers its prebuilt payload."""
+    def handler(answer: dict[str, Any]) -> Any:
+        async def handle(payload: dict[str, Any]) -> Reply:
+            return Reply(answer)
+        return handle
 
-
-async def _station_get_configuration(payload: dict[str, Any]) -> Reply:
-    return Reply(STATION_HANDLER_ANSWERS["GetConfiguration"])
-
-
-async def _station_data_transfer(payload: dict[str, Any]) -> Reply:
-    return Reply(STATION_HANDLER_ANSWERS["DataTransfer"])
-
-
-STATION_HANDLERS = {"GetConfiguration": _station_get_configuration, "DataTransfer": _station_data_transfer}
+    return {action: handler(answer) for action, answer in protocol.station_answers().items()}
 
 
 async def _echo(connection: Any) -> None:
@@ -121,10 +159,10 @@ async def _echo(connection: Any) -> None:
         await connection.send(await connection.recv())
 
 
-async def _raw_csms(connection: Any) -> None:
+async def _raw_csms(connection: Any, answers: dict[str, dict[str, Any]]) -> None:
     while True:
         frame = json.loads(await connection.recv())
-        await connection.send(json.dumps([3, frame[1], CSMS_ANSWERS[frame[2]]], separators=(",", ":")))
+        await connection.send(json.dumps([3, frame[1], answers[frame[2]]], separators=(",", ":")))
 
 
 async def _profile_control(connection: Any, profile_path: str) -> None:
@@ -140,30 +178,44 @@ async def _profile_control(connection: Any, profile_path: str) -> None:
         await connection.send("ok")
 
 
-async def _child_main(parent_port: int, ports: Any, profile_path: str | None) -> None:
+async def _child_main(version: str, parent_port: int, ports: Any, profile_path: str | None) -> None:
+    protocol = PROTOCOLS[version]
+    subprotocols = [protocol.subprotocol]
+
     async def csms_handler(connection: Any, path: str, headers: Any) -> None:
         try:
-            await (_echo(connection) if path == "/echo" else _raw_csms(connection))
+            await (_echo(connection) if path == "/echo" else _raw_csms(connection, protocol.csms_answers()))
         except transport.ConnectionClosed:
             pass
 
-    server = await transport.serve(csms_handler, "127.0.0.1", 0, subprotocols=SUBPROTOCOLS)
+    server = await transport.serve(csms_handler, "127.0.0.1", 0, subprotocols=subprotocols)
     base = f"ws://127.0.0.1:{parent_port}/station"
-    rpc = await transport.connect(f"{base}/rpc", subprotocols=SUBPROTOCOLS)
-    side = await transport.connect(f"{base}/{'control' if profile_path else 'echo'}", subprotocols=SUBPROTOCOLS)
-    tasks = [make_peer(rpc, STATION_HANDLERS).run(),
+    rpc = await transport.connect(f"{base}/rpc", subprotocols=subprotocols)
+    side = await transport.connect(f"{base}/{'control' if profile_path else 'echo'}", subprotocols=subprotocols)
+    tasks = [make_peer(protocol, rpc, station_handlers(protocol)).run(),
              _profile_control(side, profile_path) if profile_path else _echo(side)]
     ports.put(transport.server_port(server))
     await asyncio.gather(*tasks)  # a station that fails must end this process loudly, not stop answering
 
 
-def child_process(parent_port: int, ports: Any, profile_path: str | None, watchdog: float) -> None:
+def child_process(version: str, parent_port: int, ports: Any, profile_path: str | None, watchdog: float) -> None:
     faulthandler.dump_traceback_later(watchdog, exit=True)
-    asyncio.run(_child_main(parent_port, ports, profile_path))
+    asyncio.run(_child_main(version, parent_port, ports, profile_path))
 
 
 class Child:
     """This process's CSMS server (the child's station connects to it) and the child's raw CSMS."""
+
+    def __init__(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+        self.subprotocols = [protocol.subprotocol]
+
+    async def connect(self, path: str) -> Any:
+        """A connection to the child's raw CSMS ("/csms") or its echo ("/echo")."""
+        return await transport.connect(f"ws://127.0.0.1:{self.csms_port}{path}", subprotocols=self.subprotocols)
+
+    def peer(self, connection: Any) -> Any:
+        return make_peer(self.protocol, connection, {})
 
     async def __aenter__(self) -> Child:
         loop = asyncio.get_running_loop()
@@ -175,13 +227,13 @@ class Child:
             self._arrivals[path].set_result(connection)
             await self._closed.wait()
 
-        self._server = await transport.serve(handler, "127.0.0.1", 0, subprotocols=SUBPROTOCOLS)
+        self._server = await transport.serve(handler, "127.0.0.1", 0, subprotocols=self.subprotocols)
         return self
 
     async def start(self, profile_path: str | None = None) -> None:
         context = multiprocessing.get_context("spawn")  # not fork: this process already runs an event loop
         ports = context.Queue()
-        args = (transport.server_port(self._server), ports, profile_path, WATCHDOG_S)
+        args = (self.protocol.version, transport.server_port(self._server), ports, profile_path, WATCHDOG_S)
         self._process = context.Process(target=child_process, args=args, daemon=True)
         self._process.start()
         self.csms_port = await asyncio.to_thread(ports.get, True, 60)
@@ -222,25 +274,27 @@ async def peer_calls(peer: Any, action: str, payload: dict[str, Any], n: int) ->
 
 async def round_trips(child: Child, n: int) -> tuple[list[tuple[str, str, Any]], dict[str, list[float]]]:
     """Rows (label, floor label or "", frame sizes) and their samples."""
-    get_conf, data_tx = call_frames("GetConfiguration", GET_CONFIGURATION, n), call_frames(
-        "DataTransfer", DATA_TRANSFER, n)
-    echo = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/echo", subprotocols=SUBPROTOCOLS)
-    csms = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/csms", subprotocols=SUBPROTOCOLS)
-    peer = make_peer(csms, {})
+    protocol = child.protocol
+    (first, first_payload, first_answer), (second, second_payload, second_answer) = protocol.csms_calls
+    sent, sent_payload, sent_answer = protocol.station_call
+    first_frames, second_frames = call_frames(first, first_payload, n), call_frames(second, second_payload, n)
+    sent_frames = call_frames(sent, sent_payload, n)
+    echo, csms = await child.connect("/echo"), await child.connect("/csms")
+    peer = child.peer(csms)
     runner = asyncio.ensure_future(peer.run())
-    floor_a = "floor: raw ws echo, station process, GetConfiguration CALL"
-    floor_b = "floor: raw ws echo, station process, DataTransfer CALL"
-    floor_c = "floor: raw ws echo, CSMS process, DataTransfer CALL"
+    floor_a = f"floor: raw ws echo, station process, {first} CALL"
+    floor_b = f"floor: raw ws echo, station process, {second} CALL"
+    floor_c = f"floor: raw ws echo, CSMS process, {sent} CALL"
     cases: list[tuple[str, str, Callable[[int], Awaitable[list[float]]]]] = [
-        (floor_a, "", lambda k: frame_round_trips(child.station_side, get_conf, k, "[2,")),
-        ("CSMS -> station RpcPeer GetConfiguration -> CSMS", floor_a,
-         lambda k: frame_round_trips(child.station_rpc, get_conf, k, "[3,")),
-        (floor_b, "", lambda k: frame_round_trips(child.station_side, data_tx, k, "[2,")),
-        ("CSMS -> station RpcPeer DataTransfer -> CSMS", floor_b,
-         lambda k: frame_round_trips(child.station_rpc, data_tx, k, "[3,")),
-        (floor_c, "", lambda k: frame_round_trips(echo, data_tx, k, "[2,")),
-        ("station RpcPeer.call DataTransfer -> raw CSMS -> station", floor_c,
-         lambda k: peer_calls(peer, "DataTransfer", DATA_TRANSFER, k)),
+        (floor_a, "", lambda k: frame_round_trips(child.station_side, first_frames, k, "[2,")),
+        (f"CSMS -> station RpcPeer {first} -> CSMS", floor_a,
+         lambda k: frame_round_trips(child.station_rpc, first_frames, k, "[3,")),
+        (floor_b, "", lambda k: frame_round_trips(child.station_side, second_frames, k, "[2,")),
+        (f"CSMS -> station RpcPeer {second} -> CSMS", floor_b,
+         lambda k: frame_round_trips(child.station_rpc, second_frames, k, "[3,")),
+        (floor_c, "", lambda k: frame_round_trips(echo, sent_frames, k, "[2,")),
+        (f"station RpcPeer.call {sent} -> raw CSMS -> station", floor_c,
+         lambda k: peer_calls(peer, sent, sent_payload, k)),
     ]
     samples: dict[str, list[float]] = {label: [] for label, _, _ in cases}
     try:
@@ -254,15 +308,15 @@ async def round_trips(child: Child, n: int) -> tuple[list[tuple[str, str, Any]],
         await asyncio.gather(runner, return_exceptions=True)
         await echo.close()
         await csms.close()
+
     def answer(payload: dict[str, Any]) -> int:
         return len(json.dumps([3, str(uuid.uuid4()), payload], separators=(",", ":")))
 
-    get_conf_answer = answer(STATION_HANDLER_ANSWERS["GetConfiguration"])
-    data_tx_answer = answer(STATION_HANDLER_ANSWERS["DataTransfer"])
-    sizes = {floor_a: (len(get_conf[0]), len(get_conf[0])), floor_b: (len(data_tx[0]), len(data_tx[0])),
-             floor_c: (len(data_tx[0]), len(data_tx[0])), cases[1][0]: (len(get_conf[0]), get_conf_answer),
-             cases[3][0]: (len(data_tx[0]), data_tx_answer),
-             cases[5][0]: (len(data_tx[0]), answer(CSMS_ANSWERS["DataTransfer"]))}
+    frames = {floor_a: first_frames, floor_b: second_frames, floor_c: sent_frames}
+    sizes = {label: (len(frames[label][0]), len(frames[label][0])) for label in frames}
+    sizes |= {cases[1][0]: (len(first_frames[0]), answer(first_answer)),
+              cases[3][0]: (len(second_frames[0]), answer(second_answer)),
+              cases[5][0]: (len(sent_frames[0]), answer(sent_answer))}
     return [(label, floor, sizes[label]) for label, floor, _ in cases], samples
 
 
@@ -282,11 +336,12 @@ def raw_db(path: Path) -> sqlite3.Connection:
 class Queues:
     """The station's store and a raw sqlite floor side by side in one directory (the same disk)."""
 
-    def __init__(self, directory: Path, peer: Any, echo: Any) -> None:
-        self.store = OcppStore(directory / "ocpp.db")
+    def __init__(self, directory: Path, protocol: Protocol, peer: Any, echo: Any) -> None:
+        self.store = OcppStore(directory / "ocpp.db", ocpp_version=protocol.version)
         self.db = raw_db(directory / "floor.db")
         self.peer, self.echo = peer, echo
-        self.payload_text = json.dumps(METER_VALUES)
+        self.action, self.payload, _ = protocol.queued
+        self.payload_text = json.dumps(self.payload)
 
     def raw_insert(self, k: int) -> list[float]:
         samples = []
@@ -295,7 +350,7 @@ class Queues:
             t = time.perf_counter()
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("INSERT INTO queue (action, payload, tx_key, unique_id) VALUES (?, ?, ?, ?)",
-                            ("MeterValues", self.payload_text, "bench-tx", unique_id))
+                            (self.action, self.payload_text, "bench-tx", unique_id))
             self.db.execute("COMMIT")
             samples.append(time.perf_counter() - t)
         return samples
@@ -331,7 +386,7 @@ class Queues:
         for _ in range(k):
             t = time.perf_counter()
             with self.store.atomic():  # as ChargePoint.queue_persistent inside the caller's atomic()
-                self.store.enqueue("MeterValues", METER_VALUES, str(uuid.uuid4()), "bench-tx")
+                self.store.enqueue(self.action, self.payload, str(uuid.uuid4()), "bench-tx")
             samples.append(time.perf_counter() - t)
         return samples
 
@@ -371,13 +426,12 @@ ENQ, DEQ, E2E = ("OcppStore enqueue (uuid4 + own atomic())", "OcppStore deliver 
 
 
 async def queue_rates(child: Child, n: int, directory: str | None) -> dict[str, list[float]]:
-    echo = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/echo", subprotocols=SUBPROTOCOLS)
-    csms = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/csms", subprotocols=SUBPROTOCOLS)
-    peer = make_peer(csms, {})
+    echo, csms = await child.connect("/echo"), await child.connect("/csms")
+    peer = child.peer(csms)
     runner = asyncio.ensure_future(peer.run())
     samples: dict[str, list[float]] = {label: [] for label in (ENQ_FLOOR, ENQ, DEQ_FLOOR, DEQ, E2E_FLOOR, E2E)}
     with tempfile.TemporaryDirectory(prefix="everpy-bench-ocpp-", dir=directory) as tmp:
-        queues = Queues(Path(tmp), peer, echo)
+        queues = Queues(Path(tmp), child.protocol, peer, echo)
         try:
             for rounds, k in ((1, WARM_UP // 4), (ROUNDS, n // ROUNDS)):  # warm-up round first, not kept
                 for _ in range(rounds):
@@ -433,32 +487,35 @@ def print_profile(stats: pstats.Stats, title: str, top: int = 18) -> None:
         print()
 
 
-async def profile_station(n: int) -> None:
+async def profile_station(protocol: Protocol, n: int) -> None:
+    first, first_payload, _ = protocol.csms_calls[0]
+    sent, sent_payload, _ = protocol.station_call
     with tempfile.TemporaryDirectory(prefix="everpy-bench-ocpp-") as tmp:
         path = str(Path(tmp) / "station.prof")
-        async with Child() as child:
+        async with Child(protocol) as child:
             await child.start(profile_path=path)
-            frames = call_frames("GetConfiguration", GET_CONFIGURATION, n)
+            frames = call_frames(first, first_payload, n)
             await frame_round_trips(child.station_rpc, frames, WARM_UP, "[3,")
             await child.station_side.send("start")
             await child.station_side.recv()
             await frame_round_trips(child.station_rpc, frames, n, "[3,")
             await child.station_side.send("stop")
             await child.station_side.recv()
-            print_profile(pstats.Stats(path), f"station process, {n} CSMS -> station GetConfiguration round trips")
+            print_profile(pstats.Stats(path), f"OCPP {protocol.version} station process, {n} CSMS -> station "
+                                              f"{first} round trips")
 
-            csms = await transport.connect(f"ws://127.0.0.1:{child.csms_port}/csms", subprotocols=SUBPROTOCOLS)
-            peer = make_peer(csms, {})
+            csms = await child.connect("/csms")
+            peer = child.peer(csms)
             runner = asyncio.ensure_future(peer.run())
-            await peer_calls(peer, "DataTransfer", DATA_TRANSFER, WARM_UP)
+            await peer_calls(peer, sent, sent_payload, WARM_UP)
             profiler = cProfile.Profile()
             profiler.enable()
-            await peer_calls(peer, "DataTransfer", DATA_TRANSFER, n)
+            await peer_calls(peer, sent, sent_payload, n)
             profiler.disable()
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
             await csms.close()
-            print_profile(pstats.Stats(profiler), f"station side of {n} RpcPeer.call(DataTransfer) round trips "
+            print_profile(pstats.Stats(profiler), f"station side of {n} RpcPeer.call({sent}) round trips "
                                                   "(this process; the CSMS is the child)")
 
 
@@ -472,8 +529,9 @@ def _tree_state() -> str:
         return "(no git)"
 
 
-async def measure(args: argparse.Namespace) -> tuple[Any, dict[str, list[float]], dict[str, list[float]]]:
-    async with Child() as child:
+async def measure(protocol: Protocol, args: argparse.Namespace
+                  ) -> tuple[Any, dict[str, list[float]], dict[str, list[float]]]:
+    async with Child(protocol) as child:
         await child.start()
         rows, trips = await round_trips(child, args.calls)
         queue = await queue_rates(child, args.queue, args.dir)
@@ -486,16 +544,23 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=1000, help="queued messages per case")
     parser.add_argument("--dir", default=None, help="directory for the databases (default: the temp dir)")
     parser.add_argument("--profile", action="store_true", help="cProfile the station side instead")
+    parser.add_argument("--ocpp", nargs="+", choices=sorted(PROTOCOLS), default=sorted(PROTOCOLS),
+                        help="the OCPP versions to measure (default: all)")
     args = parser.parse_args()
-    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
-    if args.profile:
-        asyncio.run(profile_station(max(args.calls, 5000)))
-        return
+    for version in args.ocpp:
+        faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
+        if args.profile:
+            asyncio.run(profile_station(PROTOCOLS[version], max(args.calls, 5000)))
+        else:
+            print_tables(PROTOCOLS[version], args)
 
+
+def print_tables(protocol: Protocol, args: argparse.Namespace) -> None:
     import websockets
 
-    rows, trips, queue = asyncio.run(measure(args))
-    print(f"\n## OCPP-J round trips over a loopback websocket ({args.calls} each, {ROUNDS} interleaved rounds)\n")
+    rows, trips, queue = asyncio.run(measure(protocol, args))
+    print(f"\n## OCPP {protocol.version}: OCPP-J round trips over a loopback websocket ({args.calls} each, "
+          f"{ROUNDS} interleaved rounds)\n")
     print(f"everpy {_tree_state()}, python {sys.version.split()[0]}, websockets {websockets.__version__}, "
           f"{os.cpu_count()} cores; ratio = against the floor row above it\n")
     print(f"| {'measurement':<62} | {'CALL/answer B':>13} | {'p50 us':>7} | {'p99 us':>7} | {'trips/s':>7} "
@@ -519,7 +584,9 @@ def main() -> None:
         print(f"- {label}: {ratio:.2f}x -> target {'met' if ratio <= TARGET else 'NOT met'}")
 
     where = args.dir or tempfile.gettempdir()
-    print(f"\n## Persistent message queue ({args.queue} MeterValues each, {len(json.dumps(METER_VALUES))} B payload, "
+    action, payload, _ = protocol.queued
+    print(f"\n## OCPP {protocol.version}: persistent message queue ({args.queue} {action} each, "
+          f"{len(json.dumps(payload))} B payload, "
           f"WAL + synchronous=FULL in {where})\n")
     print(f"| {'measurement':<62} | {'p50 us':>8} | {'p99 us':>8} | {'msg/s':>7} | {'p50 ratio':>9} "
           f"| {'vs INSERT floor':>15} |")
@@ -529,9 +596,9 @@ def main() -> None:
                          (E2E_FLOOR, None), (E2E, E2E_FLOOR)):
         values = queue[label]
         p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
-        ratio = "1.00x" if floor is None else f"{p50 / percentile(queue[floor], 0.5):.2f}x"
+        versus_floor = "1.00x" if floor is None else f"{p50 / percentile(queue[floor], 0.5):.2f}x"
         print(f"| {label:<62} | {p50 * 1e6:8.1f} | {p99 * 1e6:8.1f} | {len(values) / sum(values):7,.0f} "
-              f"| {ratio:>9} | {f'{p50 / insert50:.2f}x':>15} |")
+              f"| {versus_floor:>9} | {f'{p50 / insert50:.2f}x':>15} |")
     print("\n(p50 ratio: against the floor row above it; msg/s = messages / summed time, one at a time)")
 
 
