@@ -450,10 +450,14 @@ class RpcPeer:
         Raises OcppCallError (peer answered CALLERROR), CallTimeout, InvalidResponse, or ConnectionError /
         ConnectionClosed when the link drops. Our own payload is validated first (a bug, so ValueError).
         """
-        try:
-            self._dialect.check(action, _decimals(payload), response=False, bounds=False)
-        except OcppCallError as error:
-            raise ValueError(f"refusing to send an invalid {action}: {error.description}") from None
+        # Our own payload holds floats; the compiled fast path takes them as numbers (exact comparisons with
+        # the schema's int/Decimal bounds), so only a payload it cannot pass is copied to Decimals for the
+        # full check, which then decides (and names the fault)
+        if not self._dialect.schemas.fast_valid(action, payload, response=False):
+            try:
+                self._dialect.check(action, _decimals(payload), response=False, bounds=False)
+            except OcppCallError as error:
+                raise ValueError(f"refusing to send an invalid {action}: {error.description}") from None
         async with self._call_lock:
             pending = _Pending(unique_id or str(uuid.uuid4()), action)
             self._pending = pending
