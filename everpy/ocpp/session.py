@@ -78,7 +78,9 @@ class MessagePolicy(Protocol):
 class Binding(Protocol):
     """What one OCPP version tells the shared session."""
 
-    dialect: Dialect
+    # The subprotocols this binding can run, offered in the handshake in this order; the CSMS picks one.
+    # Every one is of the binding's own OCPP version line (no switching between major versions at run time).
+    dialects: tuple[Dialect, ...]
 
     def boot_payload(self) -> dict[str, Any]: ...
 
@@ -161,9 +163,10 @@ class Session:
             try:
                 params = self.security.parameters()
                 connection = await transport.connect(
-                    params.url, subprotocols=[self.binding.dialect.subprotocol], headers=params.headers,
+                    params.url, subprotocols=[d.subprotocol for d in self.binding.dialects], headers=params.headers,
                     ssl_context=params.ssl_context, open_timeout=self.settings.response_timeout_s,
                     ping_interval=self.binding.ping_interval())
+                dialect = await self._selected_dialect(connection)
             except (OSError, transport.InvalidHandshake, TimeoutError, ValueError) as error:
                 # the text, not the exception: a kept log record must not keep a dead session alive
                 self.log.warning("cannot connect to the CSMS: %s", str(error))
@@ -175,7 +178,7 @@ class Session:
             self.security.succeeded()
             began = self.clock.monotonic()
             try:
-                await self._session(connection)
+                await self._session(connection, dialect)
             finally:
                 self._rpc = None
                 self._online_event.clear()
@@ -198,10 +201,21 @@ class Session:
         sleeper.cancel()
         stopper.cancel()
 
-    async def _session(self, connection: transport.Connection) -> None:
+    async def _selected_dialect(self, connection: transport.Connection) -> Dialect:
+        """The dialect of the subprotocol the CSMS selected. None selected is its refusal (OCPP-J §3.1.2: it
+        answers without Sec-WebSocket-Protocol and closes): we close too, and it counts as a failed attempt."""
+        selected = connection.subprotocol
+        for dialect in self.binding.dialects:
+            if dialect.subprotocol == selected:
+                return dialect
+        await connection.close()
+        offered = ", ".join(d.subprotocol for d in self.binding.dialects)
+        raise ValueError(f"the CSMS selected no subprotocol this station offered ({offered}); it got {selected!r}")
+
+    async def _session(self, connection: transport.Connection, dialect: Dialect) -> None:
         self.sessions += 1
         self._set_state("Connected")
-        rpc = RpcPeer(connection, self.binding.dialect, self.handlers, self.log, self.settings.response_timeout_s,
+        rpc = RpcPeer(connection, dialect, self.handlers, self.log, self.settings.response_timeout_s,
                       on_frame=self._log_frame)
         self._rpc = rpc
         self._reconnect_request.clear()

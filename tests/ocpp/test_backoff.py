@@ -28,6 +28,7 @@ import pytest
 
 from everpy.core.clock import Clock
 from everpy.ocpp import transport
+from everpy.ocpp.rpc import Dialect
 from everpy.ocpp.security import ConnectionParameters
 from everpy.ocpp.session import HEALTHY_SESSION_S, Session, SessionSettings
 from everpy.ocpp.store import OcppStore
@@ -158,10 +159,13 @@ class Binding:
     """The least a version tells the session; once accepted, a connection sends one StatusNotification
     (as a station reports its connectors), so every session exchanges a message before it is closed."""
 
-    dialect = DIALECT
+    dialects: tuple[Dialect, ...] = (DIALECT,)  # the subprotocols offered, preferred first
 
     def __init__(self) -> None:
         self.session: Session | None = None
+
+    def refuses_before_acceptance(self, boot_status: str, action: str) -> bool:
+        return False
 
     def boot_payload(self) -> dict[str, Any]:
         return {"chargePointVendor": "everpy", "chargePointModel": "backoff-test"}

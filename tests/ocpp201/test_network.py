@@ -6,12 +6,14 @@ And the fallback to the next slot when the new one cannot be reached."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 
 from everpy.csms import v201
 from tests.ocpp.certs import make_pki
@@ -21,6 +23,7 @@ from tests.ocpp.station import wait_file
 pytestmark = pytest.mark.slow
 
 STATION = "CP1"
+WAIT_S = 15.0
 PASSWORD = "network-profile-password-1"
 VARIABLES = {"OCPPCommCtrlr.RetryBackOffWaitMinimum": "0", "OCPPCommCtrlr.RetryBackOffRandomRange": "0",
              "SecurityCtrlr.SecurityProfile": "1", "SecurityCtrlr.BasicAuthPassword": PASSWORD}
@@ -150,3 +153,30 @@ async def test_security_profile_3_with_a_client_certificate(tmp_path):
             station.stop()
     assert dict(x[0] for x in peer["subject"])["commonName"] == "SIL-0001"
     assert authorization is None
+
+
+async def test_a_csms_that_selects_no_subprotocol_is_not_spoken_to(tmp_path):
+    """OCPP-J §3.1.2: a CSMS that does not agree to the offered subprotocol (ocpp2.0.1) completes the handshake
+    without one; the station closes, sends nothing, and tries again later as after any failed attempt."""
+    frames: list[str] = []
+    attempts = asyncio.Queue[None]()
+
+    async def no_subprotocol(connection: Any) -> None:
+        attempts.put_nowait(None)
+        try:
+            async for frame in connection:
+                frames.append(str(frame))
+        except websockets.ConnectionClosed:
+            pass
+
+    async with websockets.serve(no_subprotocol, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        station = station_for(tmp_path, f"ws://127.0.0.1:{port}/ocpp")
+        station.start()
+        try:
+            for _ in range(2):
+                await asyncio.wait_for(attempts.get(), WAIT_S)
+        finally:
+            station.stop()
+    assert frames == []
+    assert "the CSMS selected no subprotocol this station offered (ocpp2.0.1)" in station.log()

@@ -15,7 +15,7 @@ from typing import Any
 from everpy.core.clock import Clock
 from everpy.ocpp.blocks import BlockContext, Jobs, handlers_of
 from everpy.ocpp.certificates import CertificateStore
-from everpy.ocpp.rpc import CallTimeout, InvalidResponse, OcppCallError
+from everpy.ocpp.rpc import CallTimeout, Dialect, InvalidResponse, OcppCallError
 from everpy.ocpp.security import ConnectionSecurity
 from everpy.ocpp.session import NotOnline, Session, SessionSettings
 from everpy.ocpp.settings import StationSettings as Settings
@@ -105,7 +105,7 @@ class ChargePoint16:
         self._resyncs: dict[int, asyncio.Lock] = {}
 
     # -- the session's binding -----------------------------------------------------------------------
-    dialect = DIALECT
+    dialects: tuple[Dialect, ...] = (DIALECT,)  # the subprotocols offered, preferred first
 
     def boot_payload(self) -> dict[str, Any]:
         payload = {"chargePointVendor": self.settings.vendor, "chargePointModel": self.settings.model}

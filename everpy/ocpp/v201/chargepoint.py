@@ -16,7 +16,7 @@ from typing import Any
 from everpy.core.clock import Clock
 from everpy.ocpp.blocks import BlockContext, Jobs, handlers_of
 from everpy.ocpp.certificates import CertificateStore
-from everpy.ocpp.rpc import CallTimeout, InvalidResponse, OcppCallError
+from everpy.ocpp.rpc import CallTimeout, Dialect, InvalidResponse, OcppCallError
 from everpy.ocpp.security import ConnectionSecurity
 from everpy.ocpp.session import NotOnline, Session, SessionSettings
 from everpy.ocpp.settings import StationSettings
@@ -111,7 +111,7 @@ class ChargePoint201:
         self._resyncs: dict[int, asyncio.Lock] = {}
 
     # -- the session's binding -----------------------------------------------------------------------
-    dialect = DIALECT
+    dialects: tuple[Dialect, ...] = (DIALECT,)  # the subprotocols offered, preferred first
 
     def boot_payload(self) -> dict[str, Any]:
         station: dict[str, Any] = {"model": self.settings.model, "vendorName": self.settings.vendor}
