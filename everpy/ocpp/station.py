@@ -24,7 +24,8 @@ class Station(Protocol):
     def evse_ids(self) -> list[int]: ...
 
     async def set_available(self, evse_id: int, available: bool) -> bool:
-        """Enable or disable one EVSE on behalf of the CSMS."""
+        """Enable or disable one EVSE on behalf of the CSMS; True when the EVSE is in that state afterwards
+        (a source of higher priority, or an EVSE that did not answer, leaves it otherwise: False)."""
         ...
 
     async def stop_transaction(self, evse_id: int, reason: str) -> bool: ...

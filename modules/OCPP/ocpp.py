@@ -82,7 +82,8 @@ class BusStation:
     async def set_available(self, evse_id: int, available: bool) -> bool:
         source = {"enable_source": "CSMS", "enable_state": "Enable" if available else "Disable",
                   "enable_priority": CSMS_ENABLE_PRIORITY}
-        return bool(await self._call(self._evse(evse_id), "enable_disable", False, connector_id=0, cmd_source=source))
+        enabled = await self._call(self._evse(evse_id), "enable_disable", None, connector_id=0, cmd_source=source)
+        return enabled is not None and bool(enabled) == available  # the EVSE answers whether it is enabled now
 
     async def stop_transaction(self, evse_id: int, reason: str) -> bool:
         return bool(await self._call(self._evse(evse_id), "stop_transaction", False, request={"reason": reason}))

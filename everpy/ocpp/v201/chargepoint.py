@@ -189,6 +189,7 @@ class ChargePoint201:
             self.events.record("StoreProblem", problem, critical=False)
         await self.transactions.recover()
         await self.availability.restore()
+        await self.firmware.restore()
         await self.reservations.restore()
         await self.smart_charging.apply()
         for kind, reason in self.store.new_quarantine_events():

@@ -85,7 +85,11 @@ class Diagnostics:
     async def _answered(self) -> None:
         held, self._held = self._held or [], None
         for notification in held:
-            await self.ctx.sender.call_or_log("LogStatusNotification", notification)
+            self._send(notification)
+
+    def _send(self, notification: dict[str, Any]) -> None:
+        with self.ctx.store.atomic():  # queued: an Uploaded or UploadFailure is not lost to an outage
+            self.ctx.sender.queue("LogStatusNotification", notification, None)
 
     async def on_log_status(self, status: dict[str, Any]) -> None:
         kind, request_id = status.get("log_status"), status.get("request_id")
@@ -99,7 +103,7 @@ class Diagnostics:
         if self._held is not None:
             self._held.append(notification)
         else:
-            await self.ctx.sender.call_or_log("LogStatusNotification", notification)
+            self._send(notification)
 
     async def trigger_status(self) -> str:
         """LogStatusNotification: Uploading (with the requestId) while an upload runs, else Idle (N01)."""

@@ -176,8 +176,10 @@ class Firmware:
             await self._release()
 
     async def _send(self, notification: dict[str, Any]) -> None:
-        # not queued: the session's queue takes transaction-related messages only (TransactionQueue)
-        await self.ctx.sender.call_or_log("FirmwareStatusNotification", notification)
+        # queued (persisted): an Installed or a failure must reach the CSMS also when the link is down, or
+        # the station rebooted into the new image before it came back (L01)
+        with self.ctx.store.atomic():
+            self.ctx.sender.queue("FirmwareStatusNotification", notification, None)
 
     # -- when the installation may begin ------------------------------------------------------------------
     def _schedule_ready(self) -> None:
@@ -237,8 +239,7 @@ class Firmware:
                 continue
             self._held_evses[evse_id] = evse.operative
             evse.operative = False  # not persisted: the CSMS's own wish stays the availability block's record
-            # the EvseManager answers whether the EVSE is enabled now: False is what a disable should give
-            if await self.ctx.station.set_available(evse_id, False):
+            if not await self.ctx.station.set_available(evse_id, False):
                 self.ctx.log.warning("EVSE %d stays enabled during the firmware update", evse_id)
             await self.status.send(evse_id)
 

@@ -53,7 +53,8 @@ Ctx = BlockContext[DeviceModel]
 Reading = dict[str, Any]
 EV_CONNECTED, AUTHORIZED, POWER_PATH_CLOSED, ENERGY_TRANSFER = \
     "EVConnected", "Authorized", "PowerPathClosed", "EnergyTransfer"
-QUEUED_ACTIONS = frozenset({"TransactionEvent", "SecurityEventNotification", "StatusNotification"})
+QUEUED_ACTIONS = frozenset({"TransactionEvent", "SecurityEventNotification", "StatusNotification",
+                            "FirmwareStatusNotification", "LogStatusNotification"})
 # everpy's StopTransactionReason -> (triggerReason of the event that reports it, 2.0.1 stoppedReason)
 FINISH_REASONS: dict[str, tuple[str, str]] = {
     "Remote": ("RemoteStop", "Remote"), "Local": ("StopAuthorized", "Local"),
