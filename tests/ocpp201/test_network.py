@@ -60,7 +60,7 @@ async def reset_and_restart(tmp_path: Path, csms: v201.Csms, station: StationPro
 
 
 async def test_upgrade_to_a_tls_profile_on_a_new_csms_and_no_way_back(tmp_path):
-    """TC_B_43_CS TC_A_20_CS TC_M_01_CS TC_B_45_CS TC_A_19_CS TC_A_22_CS: SetNetworkProfile refusals (another
+    """TC_B_43_CS TC_A_20_CS TC_M_01_CS TC_B_45_CS TC_B_50_CS TC_A_19_CS TC_A_22_CS: SetNetworkProfile refusals (another
     OCPP version, slot 0, the slot in use, a URL without a host, profile 2 before a CSMS root is installed);
     then the CSMS root installed, slot 1 = a TLS CSMS with security profile 2, NetworkConfigurationPriority
     "1,0", Reset: the station boots at the new CSMS over TLS with Basic auth; there a profile-1 slot is
@@ -106,7 +106,7 @@ async def test_upgrade_to_a_tls_profile_on_a_new_csms_and_no_way_back(tmp_path):
 
 
 async def test_an_unreachable_new_profile_falls_back_to_the_next_slot(tmp_path):
-    """TC_B_46_CS: slot 1 names a CSMS nobody listens on, NetworkConfigurationPriority "1,0", Reset: after
+    """TC_B_46_CS TC_B_49_CS: slot 1 names a CSMS nobody listens on, NetworkConfigurationPriority "1,0", Reset: after
     NetworkProfileConnectionAttempts failed attempts the station connects with slot 0 again."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

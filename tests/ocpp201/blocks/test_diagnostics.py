@@ -68,7 +68,7 @@ class N:
 async def test_get_log_uploads_and_reports_each_status(tmp_path):
     """TC_N_25_CS TC_N_35_CS: GetLog of the diagnostics or the security log: Accepted with the system's file
     name; the system gets the location, type, window and retries + 1 attempts; Uploading and Uploaded go out
-    with the requestId; a trigger says Uploading during the upload, Idle after."""
+    with the requestId; a trigger says Uploading during the upload, Idle after (TC_F_16_CS, TC_F_15_CS)."""
     block = N(tmp_path)
     block.f.station.answers["upload_logs"] = ("Accepted", "cp1-SecurityLog.tar.gz")
     answer = await block.get_log(log_type="SecurityLog", log={

@@ -256,3 +256,13 @@ async def test_the_update_survives_a_restart_and_bad_records_are_quarantined(tmp
     assert await broken.trigger() == {"status": "Idle"}
     assert block.f.store.records(KIND) == {}
     assert any(row.kind == "record" for row in block.f.store.quarantined())
+
+
+async def test_a_trigger_reports_the_download_in_progress(tmp_path):
+    """TC_F_19_CS TC_F_18_CS: TriggerMessage FirmwareStatusNotification while downloading: Downloading with the
+    requestId; with no update at all: Idle without one."""
+    block = L(tmp_path)
+    assert await block.trigger() == {"status": "Idle"}
+    await block.update(request_id=12)
+    await block.system("Downloading", request_id=12)
+    assert await block.trigger() == {"status": "Downloading", "requestId": 12}
