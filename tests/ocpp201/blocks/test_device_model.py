@@ -214,3 +214,19 @@ def test_report_data_describes_each_instance(tmp_path):
     assert not any(e["variable"]["name"] == "Fixed" for e in configurable)
     level = next(d for d in DEFINITIONS if d.name == "Level")
     assert model.flag(level, 1, None, "Enabled") is True and model.flag(level, 1, None, "Problem") is None
+
+
+def test_transaction_points_the_station_cannot_reach_are_refused(tmp_path):
+    """TxStartPoint/TxStopPoint take only the points this station senses: ParkingBayOccupancy (no bay sensor)
+    and DataSigned (no signed meter data) are Rejected, so no transaction waits for a point that never comes."""
+    from everpy.ocpp.store import OcppStore
+    from everpy.ocpp.v201.device_model import DeviceModel
+    from everpy.ocpp.v201.variables import DEFINITIONS
+    from tests.ocpp.blocks.fakes import LOG
+
+    model = DeviceModel(OcppStore(tmp_path / "s.db", ocpp_version="2.0.1", log=LOG), DEFINITIONS, {1: 1}, {}, LOG)
+    for variable in ("TxStartPoint", "TxStopPoint"):
+        for value in ("ParkingBayOccupancy", "EVConnected,DataSigned"):
+            outcome = model.set({"name": "TxCtrlr"}, {"name": variable}, value)
+            assert outcome.status == "Rejected", (variable, value)
+        assert model.set({"name": "TxCtrlr"}, {"name": variable}, "EVConnected,Authorized").status == "Accepted"

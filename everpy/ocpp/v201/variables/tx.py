@@ -9,7 +9,9 @@ from everpy.ocpp.v201.variables.kinds import boolean, integer, members, ref
 TX = "TxCtrlr"
 SAMPLED = "SampledDataCtrlr"
 ALIGNED = "AlignedDataCtrlr"
-TX_POINTS = ("ParkingBayOccupancy", "EVConnected", "Authorized", "DataSigned", "PowerPathClosed", "EnergyTransfer")
+# TxStart/StopPoint values this station can reach: ParkingBayOccupancy (no bay sensor) and DataSigned (no
+# signed meter data) are left out, so SetVariables refuses a start point that would never come
+TX_POINTS = ("EVConnected", "Authorized", "PowerPathClosed", "EnergyTransfer")
 # what the everpy powermeter interface can deliver (the measurands of a Powermeter reading)
 MEASURANDS = ("Energy.Active.Import.Register", "Energy.Active.Export.Register", "Power.Active.Import",
               "Power.Active.Export", "Current.Import", "Current.Export", "Voltage", "Frequency", "Current.Offered")
