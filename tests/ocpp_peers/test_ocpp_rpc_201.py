@@ -107,3 +107,49 @@ async def test_a_csms_offering_only_tls_1_1_is_refused(tmp_path: Path, ocpp_rpc_
             error = await csms.wait_event(lambda e: e["event"] == "tls_error")
             assert "version" in error["message"].lower() or "protocol" in error["message"].lower(), error
             assert not [e for e in csms.events if e["event"] in ("auth", "connected")]
+
+
+async def test_plug_swipe_charge_and_unplug_as_transaction_events(tmp_path: Path, rpc_csms201: OcppRpcCsms):
+    """TC_E_01_CS TC_J_09_CS over strict ocpp-rpc: Authorize, TransactionEvent Started / Updated with sampled
+    values / Ended with seqNo 0..n, every frame both ways valid for the official 2.0.1 schemas."""
+    variables = {"SampledDataCtrlr.TxUpdatedInterval": "1"}
+    async with peer_station201(tmp_path, rpc_csms201.url, variables) as station:
+        await rpc_csms201.wait_call("StatusNotification", lambda p: p["evseId"] == 1)
+        await station.plug_in()
+        await station.swipe("TAG1")
+        authorize = await rpc_csms201.wait_call("Authorize")
+        started = await rpc_csms201.wait_call("TransactionEvent", lambda p: p["eventType"] == "Started")
+        tx_id = started["transactionInfo"]["transactionId"]
+        await rpc_csms201.wait_call("TransactionEvent", lambda p: p["eventType"] == "Updated" and "meterValue" in p)
+        await station.unplug()
+        ended = await rpc_csms201.wait_call("TransactionEvent", lambda p: p["eventType"] == "Ended")
+    assert authorize["idToken"]["idToken"] == "TAG1"
+    assert started["idToken"]["idToken"] == "TAG1" and started["evse"] == {"id": 1, "connectorId": 1}
+    seq_nos = [c.params["seqNo"] for c in rpc_csms201.calls("TransactionEvent")
+               if c.params["transactionInfo"]["transactionId"] == tx_id]
+    assert seq_nos == list(range(len(seq_nos))) and ended["transactionInfo"]["stoppedReason"] == "EVDisconnected"
+
+
+async def test_remote_start_stop_variables_and_reports(tmp_path: Path, rpc_csms201: OcppRpcCsms):
+    """TC_F_01-like and TC_B_12-like over strict ocpp-rpc: RequestStartTransaction and
+    RequestStopTransaction, GetVariables / SetVariables, GetBaseReport with NotifyReport pages."""
+    async with peer_station201(tmp_path, rpc_csms201.url) as station:
+        await rpc_csms201.wait_call("StatusNotification", lambda p: p["evseId"] == 1)
+        await station.plug_in()
+        start = await rpc_csms201.call("RequestStartTransaction", idToken={"idToken": "REMOTE1", "type": "Central"},
+                                       remoteStartId=5, evseId=1)
+        started = await rpc_csms201.wait_call("TransactionEvent", lambda p: p["eventType"] == "Started")
+        tx_id = started["transactionInfo"]["transactionId"]
+        stop = await rpc_csms201.call("RequestStopTransaction", transactionId=tx_id)
+        ended = await rpc_csms201.wait_call("TransactionEvent", lambda p: p["eventType"] == "Ended")
+        heartbeat = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+        changed = await rpc_csms201.call("SetVariables", setVariableData=[{**heartbeat, "attributeValue": "120"}])
+        read = await rpc_csms201.call("GetVariables", getVariableData=[heartbeat])
+        report = await rpc_csms201.call("GetBaseReport", requestId=3, reportBase="SummaryInventory")
+        await rpc_csms201.wait_call("NotifyReport", lambda p: p["requestId"] == 3 and not p.get("tbc", False))
+    assert start["status"] == "Accepted" and started["transactionInfo"]["remoteStartId"] == 5
+    assert stop == {"status": "Accepted"}
+    assert (ended["triggerReason"], ended["transactionInfo"]["stoppedReason"]) == ("RemoteStop", "Remote")
+    assert changed["setVariableResult"][0]["attributeStatus"] == "Accepted"
+    assert read["getVariableResult"][0]["attributeValue"] == "120"
+    assert report["status"] == "Accepted"
