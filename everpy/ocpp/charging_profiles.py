@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -191,6 +191,25 @@ def validity(raw: dict[str, Any]) -> tuple[float | None, float | None]:
     if valid_from is not None and valid_to is not None and valid_to <= valid_from:
         raise InvalidProfile("validTo is not after validFrom")
     return valid_from, valid_to
+
+
+def identify(place_field: str, place: Any, raw: Any, id_field: str, roles: Mapping[str, Role]
+             ) -> tuple[int, int, Role]:
+    """(id, stackLevel, role) of a profile for the place (connector or EVSE, 0 = the station) it is set on;
+    InvalidProfile naming the field (each version's own name) that is out of range or of the wrong type."""
+    if not is_int(place) or place < 0:
+        raise InvalidProfile(f"{place_field} {place!r} is not an integer >= 0")
+    if not isinstance(raw, dict):
+        raise InvalidProfile("the charging profile is not an object")
+    profile_id, stack_level, purpose = raw.get(id_field), raw.get("stackLevel"), raw.get("chargingProfilePurpose")
+    if not is_int(profile_id):
+        raise InvalidProfile(f"{id_field} {profile_id!r} is not an integer")
+    if not is_int(stack_level) or stack_level < 0:
+        raise InvalidProfile(f"stackLevel {stack_level!r} is not an integer >= 0")
+    role = roles.get(purpose) if isinstance(purpose, str) else None
+    if role is None:
+        raise InvalidProfile(f"chargingProfilePurpose {purpose!r} is unknown")
+    return profile_id, stack_level, role
 
 
 def kind_of(raw: dict[str, Any]) -> tuple[str, int | None]:

@@ -35,6 +35,7 @@ from everpy.ocpp.charging_profiles import (
     Profile,
     Role,
     compile_schedule,
+    identify,
     is_int,
     kind_of,
     reported,
@@ -57,19 +58,7 @@ ROLES = {"ChargePointMaxProfile": Role.STATION_MAX, "TxDefaultProfile": Role.TX_
 def compile_profile(connector_id: Any, raw: Any) -> Profile:
     """The profile as the station computes with it; InvalidProfile for anything out of range or of the
     wrong type. These checks do not depend on the configuration (see SmartCharging.check for those)."""
-    if not is_int(connector_id) or connector_id < 0:
-        raise InvalidProfile(f"connectorId {connector_id!r} is not an integer >= 0")
-    if not isinstance(raw, dict):
-        raise InvalidProfile("the charging profile is not an object")
-    profile_id, stack_level = raw.get("chargingProfileId"), raw.get("stackLevel")
-    purpose = raw.get("chargingProfilePurpose")
-    if not is_int(profile_id):
-        raise InvalidProfile(f"chargingProfileId {profile_id!r} is not an integer")
-    if not is_int(stack_level) or stack_level < 0:
-        raise InvalidProfile(f"stackLevel {stack_level!r} is not an integer >= 0")
-    role = ROLES.get(purpose) if isinstance(purpose, str) else None
-    if role is None:
-        raise InvalidProfile(f"chargingProfilePurpose {purpose!r} is unknown")
+    profile_id, stack_level, role = identify("connectorId", connector_id, raw, "chargingProfileId", ROLES)
     kind, recurrence = kind_of(raw)
     if role is Role.STATION_MAX and connector_id != 0:
         raise InvalidProfile("a ChargePointMaxProfile is only for connector 0")

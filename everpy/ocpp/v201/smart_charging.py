@@ -34,6 +34,7 @@ from everpy.ocpp.charging_profiles import (
     Profile,
     Role,
     compile_schedule,
+    identify,
     is_int,
     kind_of,
     reported,
@@ -76,18 +77,7 @@ class Refused(InvalidProfile):
 def compile_profile(evse_id: Any, raw: Any) -> Profile:
     """A ChargingProfileType as the station computes with it; InvalidProfile for anything out of range or
     of the wrong type. These checks do not depend on the device model (see SmartCharging.check)."""
-    if not is_int(evse_id) or evse_id < 0:
-        raise InvalidProfile(f"evseId {evse_id!r} is not an integer >= 0")
-    if not isinstance(raw, dict):
-        raise InvalidProfile("the charging profile is not an object")
-    profile_id, stack_level, purpose = raw.get("id"), raw.get("stackLevel"), raw.get("chargingProfilePurpose")
-    if not is_int(profile_id):
-        raise InvalidProfile(f"id {profile_id!r} is not an integer")
-    if not is_int(stack_level) or stack_level < 0:
-        raise InvalidProfile(f"stackLevel {stack_level!r} is not an integer >= 0")
-    role = ROLES.get(purpose) if isinstance(purpose, str) else None
-    if role is None:
-        raise InvalidProfile(f"chargingProfilePurpose {purpose!r} is unknown")
+    profile_id, stack_level, role = identify("evseId", evse_id, raw, "id", ROLES)
     kind, recurrence = kind_of(raw)
     if role is Role.STATION_MAX and evse_id != 0:
         raise InvalidProfile("a ChargingStationMaxProfile is only for evseId 0")
