@@ -12,12 +12,11 @@ from cryptography import x509
 from everpy.csms import v201
 from everpy.ocpp.certificates import hash_data
 from tests.ocpp.certs import make_pki, sign_csr
-from tests.ocpp.sil import SIL_OCPP201, StationProcess, sil_ocpp_config
+
+from .dev_station import STATION, station_at
 
 pytestmark = pytest.mark.slow
 
-STATION = "CP1"
-VARIABLES = {"OCPPCommCtrlr.RetryBackOffWaitMinimum": "0", "OCPPCommCtrlr.RetryBackOffRandomRange": "0"}
 
 
 def certificate_ids(answer: dict) -> list[tuple[str, str]]:
@@ -32,29 +31,21 @@ async def test_install_retrieve_and_delete_certificates(tmp_path: Path):
     csms_root, maker_root = make_pki(tmp_path / "csms"), make_pki(tmp_path / "maker", ca_name="maker root")
     ids = {name: format(x509.load_pem_x509_certificate(Path(pki.ca).read_bytes()).serial_number, "x")
            for name, pki in (("csms", csms_root), ("maker", maker_root))}
-    config = sil_ocpp_config(tmp_path, "", base=SIL_OCPP201, keys=VARIABLES, test_keys={})
-    async with v201.Csms() as csms:
-        config["active_modules"]["ocpp"]["config_module"]["central_system_uri"] = csms.url
-        station = StationProcess(config, tmp_path)
-        station.start()
-        try:
-            await csms.wait_for("StatusNotification")
-            install = [await csms.call(STATION, "InstallCertificate", {"certificateType": use, "certificate": pem})
-                       for use, pem in (("CSMSRootCertificate", Path(csms_root.ca).read_text()),
-                                        ("ManufacturerRootCertificate", Path(maker_root.ca).read_text()),
-                                        ("CSMSRootCertificate", Path(csms_root.server_cert).read_text()))]
-            by_type = await csms.call(STATION, "GetInstalledCertificateIds",
-                                      {"certificateType": ["ManufacturerRootCertificate"]})
-            both = await csms.call(STATION, "GetInstalledCertificateIds",
-                                   {"certificateType": ["CSMSRootCertificate", "ManufacturerRootCertificate"]})
-            everything = await csms.call(STATION, "GetInstalledCertificateIds", {})
-            none = await csms.call(STATION, "GetInstalledCertificateIds", {"certificateType": ["V2GRootCertificate"]})
-            root_hash = everything["certificateHashDataChain"][0]["certificateHashData"]
-            deleted = await csms.call(STATION, "DeleteCertificate", {"certificateHashData": root_hash})
-            again = await csms.call(STATION, "DeleteCertificate", {"certificateHashData": root_hash})
-            left = await csms.call(STATION, "GetInstalledCertificateIds", {})
-        finally:
-            station.stop()
+    async with v201.Csms() as csms, station_at(tmp_path, csms) as station:
+        install = [await csms.call(STATION, "InstallCertificate", {"certificateType": use, "certificate": pem})
+                   for use, pem in (("CSMSRootCertificate", Path(csms_root.ca).read_text()),
+                                    ("ManufacturerRootCertificate", Path(maker_root.ca).read_text()),
+                                    ("CSMSRootCertificate", Path(csms_root.server_cert).read_text()))]
+        by_type = await csms.call(STATION, "GetInstalledCertificateIds",
+                                  {"certificateType": ["ManufacturerRootCertificate"]})
+        both = await csms.call(STATION, "GetInstalledCertificateIds",
+                               {"certificateType": ["CSMSRootCertificate", "ManufacturerRootCertificate"]})
+        everything = await csms.call(STATION, "GetInstalledCertificateIds", {})
+        none = await csms.call(STATION, "GetInstalledCertificateIds", {"certificateType": ["V2GRootCertificate"]})
+        root_hash = everything["certificateHashDataChain"][0]["certificateHashData"]
+        deleted = await csms.call(STATION, "DeleteCertificate", {"certificateHashData": root_hash})
+        again = await csms.call(STATION, "DeleteCertificate", {"certificateHashData": root_hash})
+        left = await csms.call(STATION, "GetInstalledCertificateIds", {})
     assert [a["status"] for a in install] == ["Accepted", "Accepted", "Rejected"], station.log()
     assert certificate_ids(by_type) == [("ManufacturerRootCertificate", ids["maker"])]
     assert sorted(certificate_ids(both)) == sorted(certificate_ids(everything)) == sorted(
@@ -70,29 +61,21 @@ async def test_a_triggered_station_certificate_renewal(tmp_path: Path):
     the CA made from the CSR Accepted; the station certificate cannot be deleted. A CSMS that refuses to
     sign gets no CertificateSigned wait (nothing more is sent)."""
     pki = make_pki(tmp_path / "pki")
-    config = sil_ocpp_config(tmp_path, "", base=SIL_OCPP201, keys=VARIABLES, test_keys={})
-    async with v201.Csms() as csms:
-        config["active_modules"]["ocpp"]["config_module"]["central_system_uri"] = csms.url
-        station = StationProcess(config, tmp_path)
-        station.start()
-        try:
-            await csms.wait_for("StatusNotification")
-            trigger = await csms.call(STATION, "TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})
-            request = await csms.wait_for("SignCertificate")
-            foreign = await csms.call(STATION, "CertificateSigned", {
-                "certificateChain": Path(pki.client_cert).read_text(), "certificateType": "ChargingStationCertificate"})
-            signed_pem = sign_csr(pki, request.payload["csr"])
-            signed = await csms.call(STATION, "CertificateSigned", {"certificateChain": signed_pem,
-                                                                     "certificateType": "ChargingStationCertificate"})
-            ca = x509.load_pem_x509_certificate(Path(pki.ca).read_bytes())
-            own_hash = hash_data(x509.load_pem_x509_certificate(signed_pem.encode()), ca)
-            delete_own = await csms.call(STATION, "DeleteCertificate", {"certificateHashData": own_hash})
-            csms.behaviour.sign_certificate_status = "Rejected"
-            mark = len(csms.received)
-            await csms.call(STATION, "TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})
-            await csms.wait_for("SignCertificate", after=mark)
-        finally:
-            station.stop()
+    async with v201.Csms() as csms, station_at(tmp_path, csms) as station:
+        trigger = await csms.call(STATION, "TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})
+        request = await csms.wait_for("SignCertificate")
+        foreign = await csms.call(STATION, "CertificateSigned", {
+            "certificateChain": Path(pki.client_cert).read_text(), "certificateType": "ChargingStationCertificate"})
+        signed_pem = sign_csr(pki, request.payload["csr"])
+        signed = await csms.call(STATION, "CertificateSigned", {"certificateChain": signed_pem,
+                                                                 "certificateType": "ChargingStationCertificate"})
+        ca = x509.load_pem_x509_certificate(Path(pki.ca).read_bytes())
+        own_hash = hash_data(x509.load_pem_x509_certificate(signed_pem.encode()), ca)
+        delete_own = await csms.call(STATION, "DeleteCertificate", {"certificateHashData": own_hash})
+        csms.behaviour.sign_certificate_status = "Rejected"
+        mark = len(csms.received)
+        await csms.call(STATION, "TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})
+        await csms.wait_for("SignCertificate", after=mark)
     assert trigger["status"] == "Accepted"
     csr = x509.load_pem_x509_csr(request.payload["csr"].encode())
     assert csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "SIL-0001"

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from everpy.csms import v201
-from tests.ocpp.sil import SIL_OCPP201, StationProcess, sil_ocpp_config
+
+from .dev_station import STATION, station_at
 
 pytestmark = pytest.mark.slow
 
-STATION = "CP1"
-VARIABLES = {"OCPPCommCtrlr.RetryBackOffWaitMinimum": "0", "OCPPCommCtrlr.RetryBackOffRandomRange": "0"}
 VARIABLE = '{"component":{"name":"OCPPCommCtrlr"},"variable":{"name":"HeartbeatInterval"}}'
 
 CASES = [
@@ -42,15 +41,8 @@ CASES = [
 
 @pytest.fixture
 async def csms_and_station(tmp_path: Path) -> AsyncIterator[v201.Csms]:
-    async with v201.Csms() as csms:
-        config = sil_ocpp_config(tmp_path, csms.url, base=SIL_OCPP201, keys=VARIABLES, test_keys={})
-        station = StationProcess(config, tmp_path)
-        station.start()
-        try:
-            await csms.wait_for("StatusNotification")
-            yield csms
-        finally:
-            station.stop()
+    async with v201.Csms() as csms, station_at(tmp_path, csms):
+        yield csms
 
 
 async def test_error_codes_follow_ocpp_j_201(csms_and_station: v201.Csms):

@@ -8,35 +8,27 @@ from pathlib import Path
 import pytest
 
 from everpy.csms import v201
-from tests.ocpp.sil import SIL_OCPP201, StationProcess, sil_ocpp_config
+
+from .dev_station import STATION, station_at
 
 pytestmark = pytest.mark.slow
 
-STATION = "CP1"
-VARIABLES = {"OCPPCommCtrlr.RetryBackOffWaitMinimum": "0", "OCPPCommCtrlr.RetryBackOffRandomRange": "0"}
 
 
 async def test_idle_statuses_on_request_also_for_a_named_evse(tmp_path: Path):
     """TC_F_15_CS TC_F_18_CS TC_F_17_CS: with nothing in progress, TriggerMessage LogStatusNotification and
     FirmwareStatusNotification are Accepted and answered Idle; an EVSE named with the firmware status does not
     matter (Accepted, the station's status); an EVSE the station does not have is Rejected."""
-    async with v201.Csms() as csms:
-        config = sil_ocpp_config(tmp_path, csms.url, base=SIL_OCPP201, keys=VARIABLES, test_keys={})
-        station = StationProcess(config, tmp_path)
-        station.start()
-        try:
-            await csms.wait_for("StatusNotification")
-            answers = []
-            for requested, evse in (("LogStatusNotification", None), ("FirmwareStatusNotification", None),
-                                    ("FirmwareStatusNotification", {"id": 1}),
-                                    ("FirmwareStatusNotification", {"id": 9})):
-                mark = len(csms.received)
-                payload = {"requestedMessage": requested} | ({"evse": evse} if evse else {})
-                answer = await csms.call(STATION, "TriggerMessage", payload)
-                answers.append(answer["status"])
-                if answer["status"] == "Accepted":
-                    sent = await csms.wait_for(requested, after=mark)
-                    assert sent.payload == {"status": "Idle"}, (requested, sent.payload)
-        finally:
-            station.stop()
+    async with v201.Csms() as csms, station_at(tmp_path, csms) as station:
+        answers = []
+        for requested, evse in (("LogStatusNotification", None), ("FirmwareStatusNotification", None),
+                                ("FirmwareStatusNotification", {"id": 1}),
+                                ("FirmwareStatusNotification", {"id": 9})):
+            mark = len(csms.received)
+            payload = {"requestedMessage": requested} | ({"evse": evse} if evse else {})
+            answer = await csms.call(STATION, "TriggerMessage", payload)
+            answers.append(answer["status"])
+            if answer["status"] == "Accepted":
+                sent = await csms.wait_for(requested, after=mark)
+                assert sent.payload == {"status": "Idle"}, (requested, sent.payload)
     assert answers == ["Accepted", "Accepted", "Accepted", "Rejected"], station.log()
