@@ -70,9 +70,12 @@ class RecordingCsms:
             await connection.close()
         await self._server.wait_closed()
 
+    def _peer(self, connection: Any) -> _Peer:
+        return _Peer("CP1", connection, self)
+
     async def _serve(self, connection: Any) -> None:
         self._connections.add(connection)
-        peer = self.peer = _Peer("CP1", connection, self)
+        peer = self.peer = self._peer(connection)
         try:
             await peer.start()
         except websockets.ConnectionClosed:

@@ -8,11 +8,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from ocpp.v201 import call
+from ocpp.routing import on
+from ocpp.v201 import call, call_result
 
 from tests.ocpp.sil import SIL_OCPP201, StationProcess, sil_ocpp_config
 
-from .test_crash import RecordingCsms, check_transaction, ended_of, periodic_of, started
+from .test_crash import RecordingCsms, _Peer, check_transaction, ended_of, periodic_of, started
 
 pytestmark = pytest.mark.slow
 
@@ -74,3 +75,63 @@ async def test_a_charging_session_as_transaction_events(tmp_path):
     assert ongoing.ongoing_indicator is True
     assert (after.ongoing_indicator, after.messages_in_queue) == (False, False)
     assert (unknown.ongoing_indicator, unknown.messages_in_queue) == (False, False)
+
+
+class HoldingPeer(_Peer):
+    """Answers a TransactionEvent of a held eventType only once the test releases it: until then the event
+    is still in the station's queue (sent, not acknowledged)."""
+
+    csms: HoldingCsms
+
+    async def route_message(self, raw_msg: str) -> None:
+        # the ocpp package reads the next frame only once a handler returned: a held answer would also hold
+        # the answers to our own calls, so every frame is handled in a task of its own
+        task = asyncio.ensure_future(super().route_message(raw_msg))
+        self.csms.tasks.add(task)
+        task.add_done_callback(self.csms.tasks.discard)
+
+    @on("TransactionEvent")
+    async def transaction_event(self, event_type: str, id_token: Any = None, **_: Any) -> call_result.TransactionEvent:
+        released = self.csms.released.get(event_type)
+        if released is not None:
+            await released.wait()  # the CSMS's behaviour under test: it takes its time to answer
+        return call_result.TransactionEvent(id_token_info={"status": "Accepted"} if id_token else None)
+
+
+class HoldingCsms(RecordingCsms):
+    def __init__(self) -> None:
+        super().__init__()
+        self.released: dict[str, asyncio.Event] = {"Updated": asyncio.Event(), "Ended": asyncio.Event()}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def _peer(self, connection: Any) -> _Peer:
+        return HoldingPeer("CP1", connection, self)
+
+
+async def test_transaction_status_with_messages_in_the_queue(tmp_path):
+    """TC_E_29_CS TC_E_33_CS TC_E_31_CS: while an Updated of the running transaction is unanswered,
+    GetTransactionStatus says messagesInQueue true (with the id: ongoing; without one: any transaction); while
+    its Ended is unanswered: ended, still in the queue; once answered: nothing in the queue."""
+    csms = HoldingCsms()
+    await csms.start()
+    config = sil_ocpp_config(tmp_path, csms.url, car_script=CHARGE_THEN_UNPLUG, base=SIL_OCPP201,
+                             keys=VARIABLES, test_keys={})
+    station = StationProcess(config, tmp_path)
+    station.start()
+    try:
+        tx_id = (await csms.wait_for(started)).payload["transactionInfo"]["transactionId"]
+        await csms.wait_for(periodic_of(tx_id))
+        ongoing = await csms.call(call.GetTransactionStatus(transaction_id=tx_id))
+        any_transaction = await csms.call(call.GetTransactionStatus())
+        csms.released["Updated"].set()
+        await csms.wait_for(ended_of(tx_id))
+        ended = await csms.call(call.GetTransactionStatus(transaction_id=tx_id))
+        csms.released["Ended"].set()
+        after = await status_once_delivered(csms, tx_id)
+    finally:
+        station.stop()
+        await csms.stop()
+    assert (ongoing.ongoing_indicator, ongoing.messages_in_queue) == (True, True), station.log()
+    assert any_transaction.messages_in_queue is True and any_transaction.ongoing_indicator is None
+    assert (ended.ongoing_indicator, ended.messages_in_queue) == (False, True)
+    assert (after.ongoing_indicator, after.messages_in_queue) == (False, False)
