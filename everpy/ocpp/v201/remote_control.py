@@ -47,7 +47,7 @@ class Authorizer(Protocol):
 
 
 class RemoteStartProfiles(Protocol):
-    def accept_remote_start_profile(self, evse_id: int | None, profile: dict[str, Any]) -> str | None: ...
+    def accept_remote_start_profile(self, evse_id: int | None, profile: dict[str, Any] | None) -> str | None: ...
 
 
 def _rejected(reason_code: str, info: str) -> Reply:
@@ -81,12 +81,12 @@ class RemoteControl:
         elif not any(self._startable(e) for e in self.evses.ids()):
             return _rejected("NotAvailable", "no EVSE can start a transaction")
         profile = payload.get("chargingProfile")
-        if profile is not None:
-            if profile["chargingProfilePurpose"] != "TxProfile":  # F01 / K05
-                return _rejected("InvalidProfile", "a remote start takes a TxProfile only")
-            reason = self.smart_charging.accept_remote_start_profile(evse_id, profile)
-            if reason is not None:
-                return _rejected("InvalidProfile", reason)
+        if profile is not None and profile["chargingProfilePurpose"] != "TxProfile":  # F01 / K05
+            return _rejected("InvalidProfile", "a remote start takes a TxProfile only")
+        # also without a profile: this start replaces what an earlier one left waiting for its transaction
+        reason = self.smart_charging.accept_remote_start_profile(evse_id, profile)
+        if reason is not None:
+            return _rejected("InvalidProfile", reason)
         answer: dict[str, Any] = {"status": "Accepted"}
         if evse_id is not None and (tx := self.transactions.running.get(evse_id)) is not None:
             answer["transactionId"] = tx.tx_id  # F01: the car was plugged in first, its transaction runs

@@ -270,10 +270,17 @@ class SmartCharging:
             return _rejected(refused.reason_code, str(refused))
         return Reply({"status": "Accepted"}, self.apply)
 
-    def accept_remote_start_profile(self, evse_id: int | None, profile: dict[str, Any]) -> str | None:
+    def accept_remote_start_profile(self, evse_id: int | None, profile: dict[str, Any] | None) -> str | None:
         """A RequestStartTransaction's chargingProfile (K05: a TxProfile without transactionId): None if it
         is taken (installed on the transaction that runs already, else kept for the one about to start),
-        else the reason. With smart charging disabled it is ignored and the start goes ahead (TC_K_38)."""
+        else the reason. With smart charging disabled it is ignored and the start goes ahead (TC_K_38).
+        Every remote start replaces what an earlier one left waiting (None: nothing waits): a start whose car
+        never came must not hand its limit to the next one."""
+        self._pending.pop(evse_id, None)
+        if evse_id is not None:
+            self._pending.pop(None, None)
+        if profile is None:
+            return None
         if not self.enabled:
             self.ctx.log.info("RequestStartTransaction's charging profile ignored: smart charging is disabled")
             return None

@@ -435,6 +435,17 @@ async def test_a_remote_start_profile_without_evse_goes_to_the_evse_that_starts(
     assert await k.periods(2) == [(0, 7.0)]
 
 
+async def test_a_later_remote_start_replaces_a_profile_left_waiting(k: K):
+    """A remote start whose car never came leaves its profile waiting; the next RequestStartTransaction (here
+    without a profile) replaces it, so its transaction is not limited by the earlier one's profile."""
+    assert k.block.accept_remote_start_profile(1, profile(9, [(0, 7.0)], purpose="TxProfile",
+                                                          kind="Relative")) is None
+    assert k.block.accept_remote_start_profile(1, None) is None
+    k.transactions.start(1, "tx-r", remote_start_id=43)
+    await k.f.ctx.jobs.wait_idle()
+    assert k.f.store.records(KIND) == {}
+
+
 async def test_tc_k_38_disabled_smart_charging_ignores_the_remote_start_profile(tmp_path: Path):
     """TC_K_38_CS: SmartChargingCtrlr.Enabled false: RequestStartTransaction's chargingProfile is ignored (the
     remote start goes ahead: accept_remote_start_profile has no objection) and nothing is installed when the
