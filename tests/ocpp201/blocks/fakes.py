@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from everpy.core.clock import FakeClock
-from everpy.ocpp.blocks import BlockContext, Jobs
+from everpy.ocpp.blocks import BlockContext, Jobs, handlers_of
 from everpy.ocpp.store import OcppStore
 from everpy.ocpp.v201.device_model import DeviceModel
+from everpy.ocpp.v201.dialect import DIALECT
 from everpy.ocpp.v201.evses import Evses
 from everpy.ocpp.v201.variables import DEFINITIONS
 from tests.ocpp.blocks.fakes import LOG, FakeSender, FakeStation
 
-__all__ = ["Fixture", "FakeSender", "FakeStation", "block_context"]
+__all__ = ["Fixture", "FakeSender", "FakeStation", "block_context", "handle"]
 
 
 @dataclass
@@ -44,3 +46,19 @@ def block_context(tmp_path: Path, evse_ids: list[int] | None = None, variables: 
     model = DeviceModel(store, DEFINITIONS, evses.connectors(), variables or {}, LOG)
     ctx = BlockContext(sender, model, store, station, clock, LOG, Jobs(LOG))
     return Fixture(ctx, station, sender, clock, evses, store, model)
+
+
+async def handle(fixture: Fixture, action: str, payload: dict[str, Any], *blocks: object,
+                 check_request: bool = True) -> dict[str, Any]:
+    """A CSMS request as the session routes it: checked against the request schema (unless a test hands the
+    block what the schema would stop, to test the block's own checks), given to the block that ``@handles``
+    it, the answer checked against the response schema, its after-work run and the block's jobs finished.
+    Returns the answer's payload."""
+    if check_request:
+        DIALECT.check(action, payload, response=False)
+    reply = await handlers_of(*blocks)[action](payload)
+    DIALECT.check(action, reply.payload, response=True)
+    if reply.after is not None:
+        await reply.after()
+    await fixture.ctx.jobs.wait_idle()
+    return reply.payload

@@ -7,12 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v201.authorization import Authorization
 from everpy.ocpp.v201.diagnostics import NO_DATA, DataTransfers, Diagnostics
 from everpy.ocpp.v201.dialect import DIALECT
 
-from .fakes import block_context
+from .fakes import block_context, handle
 
 TOKEN = {"idToken": "CUSTOMER-1", "type": "ISO14443"}
 
@@ -25,16 +24,7 @@ class N:
         self.data_transfers = DataTransfers(self.f.ctx)
 
     async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        DIALECT.check(action, payload, response=False)
-        handler = {"GetLog": self.diagnostics.on_get_log,
-                   "CustomerInformation": self.diagnostics.on_customer_information,
-                   "DataTransfer": self.data_transfers.on_data_transfer}[action]
-        reply: Reply = await handler(payload)
-        DIALECT.check(action, reply.payload, response=True)
-        if reply.after is not None:
-            await reply.after()
-        await self.f.ctx.jobs.wait_idle()
-        return reply.payload
+        return await handle(self.f, action, payload, self.diagnostics, self.data_transfers)
 
     async def get_log(self, request_id: int = 4, log_type: str = "DiagnosticsLog", **more: Any) -> dict[str, Any]:
         return await self.call("GetLog", {"logType": log_type, "requestId": request_id, "retries": 1,

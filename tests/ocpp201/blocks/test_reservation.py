@@ -10,14 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v201.availability import StatusNotifications
-from everpy.ocpp.v201.dialect import DIALECT
 from everpy.ocpp.v201.reservation import KIND, Reservations
 from everpy.ocpp.v201.variables.evse import CONNECTOR_TYPE
 from everpy.ocpp.values import rfc3339
 
-from .fakes import Fixture, block_context
+from .fakes import Fixture, block_context, handle
 from .test_availability import sent, statuses
 
 TOKEN = {"idToken": "TAG1", "type": "ISO14443"}
@@ -45,15 +43,7 @@ class H:
         return rfc3339(self.f.clock.time() + seconds)
 
     async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        DIALECT.check(action, payload, response=False)
-        handler = {"ReserveNow": self.reservations.on_reserve_now,
-                   "CancelReservation": self.reservations.on_cancel_reservation}[action]
-        reply: Reply = await handler(payload)
-        DIALECT.check(action, reply.payload, response=True)
-        if reply.after is not None:
-            await reply.after()
-        await self.f.ctx.jobs.wait_idle()
-        return reply.payload
+        return await handle(self.f, action, payload, self.reservations)
 
     async def reserve(self, reservation_id: int, evse_id: int | None = 1, token: dict[str, Any] = TOKEN,
                       seconds: float = 600, **more: Any) -> str:

@@ -12,14 +12,13 @@ from cryptography import x509
 
 from everpy.core.clock import FakeClock
 from everpy.ocpp.certificates import CertificateStore, hash_data
-from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v201.dialect import DIALECT
 from everpy.ocpp.v201.network import SecuritySettings201
 from everpy.ocpp.v201.security import CERTIFICATE_USES, Certificates, security_events
 from everpy.ocpp.v201.variables.security import CERTIFICATE_ENTRIES
 from tests.ocpp.certs import make_pki, sign_csr
 
-from .fakes import Fixture, block_context
+from .fakes import Fixture, block_context, handle
 
 
 class M:
@@ -33,16 +32,7 @@ class M:
         self.block = Certificates(self.f.ctx, self.events, self.store, self.settings, "SIL-0001", csms_ca_file)
 
     async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        DIALECT.check(action, payload, response=False)
-        handler = {"InstallCertificate": self.block.on_install_certificate,
-                   "GetInstalledCertificateIds": self.block.on_get_installed_certificate_ids,
-                   "DeleteCertificate": self.block.on_delete_certificate,
-                   "CertificateSigned": self.block.on_certificate_signed}[action]
-        reply: Reply = await handler(payload)
-        DIALECT.check(action, reply.payload, response=True)
-        if reply.after is not None:
-            await reply.after()
-        return reply.payload
+        return await handle(self.f, action, payload, self.block)
 
     def entries(self) -> int:
         return self.f.model.int(CERTIFICATE_ENTRIES)

@@ -19,13 +19,12 @@ import pytest
 
 from everpy.ocpp.blocks import Signal
 from everpy.ocpp.charging_profiles import STATION_MAX_CURRENT_A
-from everpy.ocpp.rpc import Reply
 from everpy.ocpp.v201.dialect import DIALECT
 from everpy.ocpp.v201.smart_charging import KIND, MAX_PROFILES, PROFILES_PER_REPORT, SmartCharging
 from everpy.ocpp.v201.variables.charging import SMART_CHARGING_ENABLED, SMART_CHARGING_ENTRIES
 from everpy.ocpp.values import rfc3339
 
-from .fakes import Fixture, block_context
+from .fakes import Fixture, block_context, handle
 
 NOW = 1_767_225_600  # the FakeClock's start, 2026-01-01T00:00:00Z
 ENABLED = "SmartChargingCtrlr.Enabled"
@@ -89,18 +88,7 @@ class K:
 
     async def call(self, action: str, payload: dict[str, Any], schema: bool = True) -> dict[str, Any]:
         """The block's answer (checked against the schema); its after-work done."""
-        if schema:
-            DIALECT.check(action, payload, response=False)
-        handler = {"SetChargingProfile": self.block.on_set_charging_profile,
-                   "ClearChargingProfile": self.block.on_clear_charging_profile,
-                   "GetChargingProfiles": self.block.on_get_charging_profiles,
-                   "GetCompositeSchedule": self.block.on_get_composite_schedule}[action]
-        reply: Reply = await handler(payload)
-        DIALECT.check(action, reply.payload, response=True)
-        if reply.after is not None:
-            await reply.after()
-        await self.f.ctx.jobs.wait_idle()
-        return reply.payload
+        return await handle(self.f, action, payload, self.block, check_request=schema)
 
     async def set(self, evse_id: int, cs_profile: dict[str, Any], schema: bool = True) -> str:
         answer = await self.call("SetChargingProfile", {"evseId": evse_id, "chargingProfile": cs_profile}, schema)
