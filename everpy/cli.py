@@ -25,6 +25,7 @@ from everpy.core.manifest import load_manifest
 
 if TYPE_CHECKING:  # the bus stack (paho) is imported only by the commands that talk to a bus,
     from everpy.core.bus import BrokerAddress  # so `everpy check` runs with the loader's dependencies only
+    from everpy.core.runtime import Runtime
 
 EXIT_CONFIG = 1
 EXIT_RUNTIME = 2
@@ -34,6 +35,22 @@ def state_file(prefix: str = "everest") -> Path:
     """Where a running system records its broker, so `everpy call/monitor` find it."""
     base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"everpy-{os.getuid()}"
     return base / f"{prefix.strip('/').replace('/', '_')}.json"
+
+
+def write_state_record(record: Path, runtime: Runtime, prefix: str, config: Path) -> None:
+    """Where `everpy call` / `monitor` find the running system, with the operator's login to its private
+    broker: readable by the service's user and its group only (0640 in a 0750 directory)."""
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.parent.chmod(0o750)
+    info: dict[str, Any] = {"host": runtime.broker.host, "port": runtime.broker.port, "pid": os.getpid(),
+                            "prefix": prefix, "config": str(config)}
+    login = runtime.operator_login
+    if login is not None:
+        info["user"], info["password"] = login
+    descriptor = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(info, file)
+    os.chmod(record, 0o640)  # also when the file was there already
 
 
 def _dirs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
@@ -95,7 +112,10 @@ def _run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(args.log_level or settings.log_level, levels)
-    runtime = Runtime(system, broker=_parse_broker(args.broker) if args.broker else None, log_levels=levels)
+    from everpy.core.runtime import login_from_environment
+
+    broker = login_from_environment(_parse_broker(args.broker)) if args.broker else None
+    runtime = Runtime(system, broker=broker, log_levels=levels)
 
     async def main() -> int:
         task = asyncio.ensure_future(runtime.run_forever())
@@ -104,11 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         up.cancel()
         record = state_file(settings.mqtt_everest_prefix)
         if runtime.global_ready:
-            record.parent.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps({
-                "host": runtime.broker.host, "port": runtime.broker.port, "pid": os.getpid(),
-                "prefix": settings.mqtt_everest_prefix, "config": str(Path(args.config).resolve()),
-            }))
+            write_state_record(record, runtime, settings.mqtt_everest_prefix, Path(args.config).resolve())
         try:
             return await task
         finally:
@@ -159,8 +175,17 @@ def _running_broker(args: argparse.Namespace) -> tuple[BrokerAddress, str]:
             f"everpy: no running system found ({record} missing); start one with `everpy run CONFIG` "
             "or pass --broker HOST:PORT"
         )
-    info = json.loads(record.read_text())
-    return _parse_broker(f"{info['host']}:{info['port']}"), info["prefix"]
+    try:
+        info = json.loads(record.read_text())
+    except PermissionError:
+        raise SystemExit(
+            f"everpy: {record} (the running system's address and operator login) is not readable by you; "
+            "the bus takes only logged-in clients. Run as the service's user, or join its group "
+            f"(`usermod -aG $(stat -c %G {record}) $USER`, then log in again)") from None
+    address = _parse_broker(f"{info['host']}:{info['port']}")
+    if "user" in info:
+        address = address.as_user(info["user"], info["password"])
+    return address, info["prefix"]
 
 
 # -- call ----------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""A private mosquitto for one run, used when the config names no broker."""
+"""A private mosquitto for one run, used when the config names no broker.
+
+It takes no anonymous client: every process logs in with its own user and password
+(:mod:`everpy.core.bus_access`), and an ACL derived from the module graph limits what each may publish.
+The password and ACL files live in a directory only this user can enter (0700), and hold hashes only.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from everpy.core.bus import BrokerAddress
+from everpy.core.bus_access import OPERATOR_USER, RUNTIME_USER, Credentials
 from everpy.core.logs import LogThrottle
 from everpy.core.sdnotify import SYSTEMD_ENVIRONMENT
 from everpy.core.subprocesses import own_session
@@ -47,6 +53,13 @@ def _same_user() -> str:
     return f"user {name}\n"
 
 
+def _write_private(path: Path, text: str) -> None:
+    """A file only this user can read, created so (no moment in which it is readable by others)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,16 +75,30 @@ class PrivateBroker:
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._stderr_reader: asyncio.Task[None] | None = None
         self._warnings = LogThrottle(log)
+        self.credentials: Credentials | None = None
 
-    async def start(self, timeout: float = 10.0, port: int | None = None) -> BrokerAddress:
+    async def start(self, timeout: float = 10.0, port: int | None = None, *, credentials: Credentials | None = None,
+                    acl: str | None = None) -> BrokerAddress:
+        """Start mosquitto; the address returned logs in as the runtime. Without ``acl`` the runtime's user
+        may do anything below any topic (the tests' brokers); ``credentials`` gains the runtime's user."""
         binary = find_mosquitto()
         if binary is None:
             raise BrokerError(INSTALL_HINT)
+        self.credentials = credentials or self.credentials or Credentials()
+        runtime_password = self.credentials.user(RUNTIME_USER)
+        self.credentials.user(OPERATOR_USER)
         self._dir = self._dir or tempfile.TemporaryDirectory(prefix="everpy-mqtt-")
+        folder = Path(self._dir.name)
+        folder.chmod(0o700)
         port = port or _free_port()
-        conf = Path(self._dir.name) / "mosquitto.conf"
+        passwords, access = folder / "passwords", folder / "acl"
+        _write_private(passwords, self.credentials.password_file())
+        _write_private(access, acl if acl is not None else f"user {RUNTIME_USER}\ntopic readwrite #\n"
+                                                           f"user {OPERATOR_USER}\ntopic readwrite #\n")
+        conf = folder / "mosquitto.conf"
         conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
+            f"per_listener_settings false\nallow_anonymous false\npassword_file {passwords}\nacl_file {access}\n"
+            f"listener {port} 127.0.0.1\npersistence false\nset_tcp_nodelay true\n"
             "log_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n"
             + _same_user()
         )
@@ -98,7 +125,7 @@ class PrivateBroker:
                     await self.stop()
                     raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{port} within {timeout:g} s") from None
                 await asyncio.sleep(0.02)  # polling the port is the only readiness signal mosquitto gives
-        self.address = BrokerAddress("127.0.0.1", port)
+        self.address = BrokerAddress("127.0.0.1", port, username=RUNTIME_USER, password=runtime_password)
         if self._process.stderr is not None:
             self._stderr_reader = asyncio.ensure_future(self._forward_stderr(self._process.stderr))
         log.info("private mosquitto on %s (pid %s)", self.address, self._process.pid)

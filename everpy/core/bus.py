@@ -17,7 +17,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -68,6 +68,12 @@ class BrokerAddress:
     host: str = "localhost"
     port: int = 1883
     socket_path: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or a repr
+
+    def as_user(self, username: str, password: str) -> BrokerAddress:
+        """The same broker, logged in as another user."""
+        return replace(self, username=username, password=password)
 
     def __str__(self) -> str:
         return f"unix:{self.socket_path}" if self.socket_path else f"{self.host}:{self.port}"
@@ -93,6 +99,8 @@ class Bus:
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, transport=transport
         )
+        if address.username is not None:
+            self._client.username_pw_set(address.username, address.password)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -103,6 +111,7 @@ class Bus:
         self._sock: Any = None
         self._in_callback = False
         self._misc_task: asyncio.Task[None] | None = None
+        self._refusal: str | None = None
 
     async def connect(self, timeout: float = 10.0) -> None:
         self._loop = asyncio.get_running_loop()
@@ -118,6 +127,11 @@ class Bus:
         except TimeoutError:
             await self.close()
             raise BusError(f"MQTT broker at {self.address} did not accept the connection") from None
+        if self._refusal is not None:
+            refusal, user = self._refusal, self.address.username or "anonymous"
+            self._connected.clear()
+            await self.close()
+            raise BusError(f"MQTT broker at {self.address} refused the login as {user}: {refusal}")
 
     async def close(self) -> None:
         self._closing = True
@@ -217,7 +231,10 @@ class Bus:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
+            self._refusal = str(reason)
+            self._connected.set()  # connect() says why instead of waiting for its timeout
             return
+        self._refusal = None
         # Re-subscribe after a reconnect: the broker forgot our clean session.
         for topic_filter in list(self._exact) + [s.topic_filter for s in self._wildcard]:
             client.subscribe(topic_filter, qos=self.qos)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -12,13 +13,16 @@ from everpy.core.bus import BrokerAddress, Bus
 from everpy.core.host import ModuleHost, ModuleInitFailed
 from everpy.core.loading import load_system
 from everpy.core.logs import parse_level_overrides, setup_logging
+from everpy.core.runtime import CHILD_PASSWORD_ENV, CHILD_USER_ENV
 
 
 async def run_child(args: argparse.Namespace) -> int:
     # The parent validated these files fully already; skip the metaschema pass to start faster.
     system = load_system(Path(args.config), args.modules_dir, args.definitions_dir, check_schemas=False)
     host_name, _, port = args.broker.rpartition(":")
-    bus = Bus(BrokerAddress(host_name, int(port)), f"everpy-{args.module}")
+    # the login the runtime made for this module (taken out of the environment: modules need not see it)
+    user, password = os.environ.pop(CHILD_USER_ENV, None), os.environ.pop(CHILD_PASSWORD_ENV, None)
+    bus = Bus(BrokerAddress(host_name, int(port), username=user, password=password), f"everpy-{args.module}")
     await bus.connect()
     host = ModuleHost(
         run_config=system.run_config,

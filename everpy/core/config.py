@@ -61,6 +61,8 @@ class Settings:
     mqtt_broker_socket_path: str | None = None
     mqtt_broker_host: str | None = None
     mqtt_broker_port: int | None = None
+    mqtt_broker_user: str | None = None  # login at an external broker
+    mqtt_broker_password_file: str | None = None  # its password, in a file only the service can read
     mqtt_everest_prefix: str = "everest"
     mqtt_external_prefix: str = ""
     telemetry_prefix: str = "everest-telemetry"
@@ -105,6 +107,8 @@ SETTINGS_SCHEMA: dict = {
                 "logging_config_file",
                 "mqtt_broker_socket_path",
                 "mqtt_broker_host",
+                "mqtt_broker_user",
+                "mqtt_broker_password_file",
                 "mqtt_everest_prefix",
                 "mqtt_external_prefix",
                 "telemetry_prefix",

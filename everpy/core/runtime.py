@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from everpy.core import sdnotify, wire
-from everpy.core.broker import PrivateBroker
+from everpy.core.broker import BrokerError, PrivateBroker
 from everpy.core.bus import BrokerAddress, Bus
+from everpy.core.bus_access import OPERATOR_USER, Credentials, acl_file, module_user
 from everpy.core.clock import Clock
 from everpy.core.exceptions import ModuleStartupError
 from everpy.core.host import ModuleHost, ModuleInitFailed
@@ -101,7 +102,12 @@ class Runtime:
         t0 = time.monotonic()
         if self._broker_address is None:
             self._private_broker = PrivateBroker()
-            self._broker_address = await self._private_broker.start()
+            credentials = Credentials()
+            for module_id in self.own_process:
+                credentials.user(module_user(module_id))
+            acl = acl_file(self.system.run_config, self.own_process, self.topics,
+                           self.system.settings.mqtt_external_prefix)
+            self._broker_address = await self._private_broker.start(credentials=credentials, acl=acl)
         self.bus = Bus(self.broker, "everpy-runtime")
         await self.bus.connect()
         self.bus.subscribe(self.topics.module("+") + "/ready", self._on_module_ready)
@@ -224,9 +230,29 @@ class Runtime:
         child.ready = False
         # A child must never talk to systemd itself: only the runtime notifies and feeds the watchdog.
         env = {k: v for k, v in os.environ.items() if k not in sdnotify.SYSTEMD_ENVIRONMENT}
+        login = self.child_login(child.module_id)
+        if login is not None:  # in the environment, which only this user (and root) can read: never on disk
+            env[CHILD_USER_ENV], env[CHILD_PASSWORD_ENV] = login
         # SIGTERM if the runtime dies: the child then stops its module as on an orderly stop
         child.process = await asyncio.create_subprocess_exec(*args, env=env, **own_session(signal.SIGTERM))
         log.info("started module %s in its own process (pid %d)", child.module_id, child.process.pid)
+
+    def child_login(self, module_id: str) -> tuple[str, str] | None:
+        """The broker user and password of a module in its own process: its own on the private broker, the
+        configured ones on an external broker, None where the broker takes anonymous clients."""
+        if self._private_broker is not None and self._private_broker.credentials is not None:
+            user = module_user(module_id)
+            return user, self._private_broker.credentials.user(user)
+        if self.broker.username is not None:
+            return self.broker.username, self.broker.password or ""
+        return None
+
+    @property
+    def operator_login(self) -> tuple[str, str] | None:
+        """The operator's user and password on the private broker (for `everpy call` / `monitor`)."""
+        if self._private_broker is None or self._private_broker.credentials is None:
+            return None
+        return OPERATOR_USER, self._private_broker.credentials.user(OPERATOR_USER)
 
     def _on_heartbeat(self, topic: str, payload: bytes) -> None:
         child = self.children.get(topic.split("/")[-2])
@@ -334,12 +360,33 @@ async def _terminate(process: asyncio.subprocess.Process | None, grace: float = 
     await process.wait()
 
 
+CHILD_USER_ENV, CHILD_PASSWORD_ENV = "EVERPY_MQTT_USER", "EVERPY_MQTT_PASSWORD"
+
+
+def login_from_environment(address: BrokerAddress) -> BrokerAddress:
+    """An external broker's login from EVERPY_MQTT_USER / EVERPY_MQTT_PASSWORD (e.g. for `everpy run
+    --broker`; the environment, unlike a command line, only this user can read)."""
+    user = os.environ.get(CHILD_USER_ENV)
+    return address.as_user(user, os.environ.get(CHILD_PASSWORD_ENV, "")) if user else address
+
+
 def _configured_broker(settings: Any) -> BrokerAddress | None:
+    """An external broker named by the environment or the settings, with the configured login."""
     env_host, env_port = os.environ.get("MQTT_SERVER_ADDRESS"), os.environ.get("MQTT_SERVER_PORT")
     if env_host:
-        return BrokerAddress(env_host, int(env_port or 1883))
-    if getattr(settings, "mqtt_broker_socket_path", None):
-        return BrokerAddress(socket_path=settings.mqtt_broker_socket_path)
-    if settings.mqtt_broker_host is not None or settings.mqtt_broker_port is not None:
-        return BrokerAddress(settings.mqtt_broker_host or "localhost", int(settings.mqtt_broker_port or 1883))
-    return None
+        address = BrokerAddress(env_host, int(env_port or 1883))
+    elif getattr(settings, "mqtt_broker_socket_path", None):
+        address = BrokerAddress(socket_path=settings.mqtt_broker_socket_path)
+    elif settings.mqtt_broker_host is not None or settings.mqtt_broker_port is not None:
+        address = BrokerAddress(settings.mqtt_broker_host or "localhost", int(settings.mqtt_broker_port or 1883))
+    else:
+        return None
+    user = getattr(settings, "mqtt_broker_user", None)
+    if not user:
+        return login_from_environment(address)
+    password_file = getattr(settings, "mqtt_broker_password_file", None)
+    try:
+        password = Path(password_file).read_text().strip() if password_file else ""
+    except OSError as error:
+        raise BrokerError(f"settings.mqtt_broker_password_file {password_file}: {error.strerror}") from None
+    return address.as_user(user, password)

@@ -83,8 +83,8 @@ class RunningEverpy:
 
     @property
     def broker(self) -> BrokerAddress:
-        record = json.loads(self.record.read_text())
-        return BrokerAddress(record["host"], record["port"])
+        record = json.loads(self.record.read_text())  # with the operator's login to the private broker
+        return BrokerAddress(record["host"], record["port"], username=record["user"], password=record["password"])
 
     def helper(self, is_it: Callable[[str], bool]) -> int:
         """Pid of the runtime's child process whose command line passes ``is_it``."""

@@ -142,7 +142,8 @@ class Board:
             prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
             self.process = await asyncio.create_subprocess_exec(
                 *prefix, sys.executable, "-c", RUN_EVERPY, "run", str(self.config_path), "--broker",
-                self._broker_arg(), stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                self._broker_arg(), stdout=log, stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self._login()})
         ready = asyncio.ensure_future(global_ready.wait())
         exited = asyncio.ensure_future(self.process.wait())
         try:
@@ -155,6 +156,14 @@ class Board:
             why = (f"exited with code {self.process.returncode}" if self.process.returncode is not None
                    else f"not ready in {ready_timeout:g} s")
             raise AssertionError(f"board {self.name} {why}:\n{self.log_tail()}")
+
+    def _login(self) -> dict[str, str]:
+        """The broker's login for `everpy run --broker` (the test's PrivateBroker takes no anonymous client)."""
+        address = self.broker.address
+        assert address is not None
+        if address.username is None:
+            return {}
+        return {"EVERPY_MQTT_USER": address.username, "EVERPY_MQTT_PASSWORD": address.password or ""}
 
     def _broker_arg(self) -> str:
         address = self.broker.address

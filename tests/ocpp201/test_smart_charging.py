@@ -83,8 +83,12 @@ async def rig(tmp_path: Path, variables: dict[str, str] | None = None, swipe: bo
         async with v201.Csms() as csms:
             config = sil_ocpp_config(tmp_path, csms.url, car_script=CHARGE_FOREVER, swipe=swipe, base=SIL_OCPP201,
                                      keys={**VARIABLES, **(variables or {})}, test_keys={})
+            password_file = tmp_path / "mqtt-password"  # the broker takes logged-in clients only
+            password_file.write_text(address.password or "")
+            password_file.chmod(0o600)
             config["settings"] = {**config.get("settings", {}), "mqtt_broker_host": address.host,
-                                  "mqtt_broker_port": address.port}
+                                  "mqtt_broker_port": address.port, "mqtt_broker_user": address.username,
+                                  "mqtt_broker_password_file": str(password_file)}
             station = StationProcess(config, tmp_path)
             station.start()
             try:
