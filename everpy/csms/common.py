@@ -12,13 +12,17 @@ import asyncio
 import base64
 import json
 import logging
+import os
+import secrets
 import ssl
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum
 from http import HTTPStatus
+from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -32,14 +36,16 @@ from everpy.ocpp import transport
 log = logging.getLogger("everpy.csms")
 
 HTTP_API_HELP = """\
-HTTP API (on --http-port):
+HTTP API (on --http-port), with the header "Authorization: Bearer <token>": the token is made at start
+and written to --token-file (readable by you only); --insecure-local serves it without a token.
   GET  /stations                    the connected station ids, as a JSON list
   POST /stations/<id>/<Action>      send the OCPP request <Action> with the camelCase JSON body to the
                                     station; answers {"result": <the station's camelCase answer>} or
                                     {"error": "<what went wrong>"} with a 4xx/5xx status
 examples (1.6, then 2.0.1):
-  curl -X POST localhost:8181/stations/CP1/RemoteStartTransaction -d '{"idTag": "ABC", "connectorId": 1}'
-  curl -X POST localhost:8181/stations/CP1/GetVariables \\
+  curl -H "Authorization: Bearer $(cat TOKEN_FILE)" -X POST localhost:8181/stations/CP1/RemoteStartTransaction \\
+       -d '{"idTag": "ABC", "connectorId": 1}'
+  curl -H "Authorization: Bearer $(cat TOKEN_FILE)" -X POST localhost:8181/stations/CP1/GetVariables \\
        -d '{"getVariableData": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}'
 """
 
@@ -436,8 +442,38 @@ async def _check_schema(message: Call, version: str, problem: str) -> None:
 
 
 # -- the program ------------------------------------------------------------------------------------
-async def http_api(csms: CsmsServer, host: str, port: int) -> Any:
+def default_token_file() -> Path:
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"everpy-{os.getuid()}" / "csms-token"
+
+
+def write_token(path: Path) -> str:
+    """A fresh random token in a file only this user can read (its directory 0700 if we make it)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+async def http_api(csms: CsmsServer, host: str, port: int, token: str | None = None) -> Any:
+    """The HTTP API; with ``token`` every request must carry ``Authorization: Bearer <token>`` (401
+    without it, 403 with another)."""
     from aiohttp import web
+
+    @web.middleware
+    async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if token is None:
+            return await handler(request)
+        if not given.startswith("Bearer "):
+            return web.json_response({"error": "this API needs the header 'Authorization: Bearer <token>' "
+                                               "(the token is in the file `everpy csms` named at start)"},
+                                     status=HTTPStatus.UNAUTHORIZED)
+        if not secrets.compare_digest(given.removeprefix("Bearer ").strip(), token):
+            return web.json_response({"error": "wrong token"}, status=HTTPStatus.FORBIDDEN)
+        return await handler(request)
 
     async def stations(request: web.Request) -> web.Response:
         return web.json_response(sorted(csms.sessions))
@@ -454,7 +490,7 @@ async def http_api(csms: CsmsServer, host: str, port: int) -> Any:
             return web.json_response({"error": str(error)}, status=error.status)
         return web.json_response({"result": result})
 
-    app = web.Application()
+    app = web.Application(middlewares=[require_token])
     app.router.add_get("/stations", stations)
     app.router.add_post("/stations/{station}/{action}", command)
     runner = web.AppRunner(app)
@@ -504,6 +540,10 @@ def build_parser(versions: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--cert", help="server certificate chain (PEM): serve wss:// (security profiles 2 and 3)")
     parser.add_argument("--key", help="private key of --cert (PEM), if not in the same file")
     parser.add_argument("--client-ca", help="CA (PEM) whose station certificates are required (security profile 3)")
+    parser.add_argument("--token-file", type=Path, default=default_token_file(),
+                        help="where the HTTP API's token is written (default: %(default)s)")
+    parser.add_argument("--insecure-local", action="store_true",
+                        help="serve the HTTP API without a token (any local process may then command stations)")
     parser.add_argument("-v", "--verbose", action="store_true", help="also log every OCPP frame")
     return parser
 
@@ -516,7 +556,12 @@ def run(args: argparse.Namespace, csms_class: type[CsmsServer]) -> int:
     async def serve() -> None:
         csms = csms_class(args.host, args.port, passwords=passwords(args.password), ssl_context=server_tls(args))
         await csms.start()
-        runner = await http_api(csms, args.host, args.http_port)
+        token = None if args.insecure_local else write_token(args.token_file)
+        if token is None:
+            log.warning("the HTTP API takes commands without a token (--insecure-local)")
+        else:
+            log.info("the HTTP API wants 'Authorization: Bearer <token>'; the token is in %s", args.token_file)
+        runner = await http_api(csms, args.host, args.http_port, token)
         try:
             await asyncio.Event().wait()
         finally:

@@ -109,7 +109,7 @@ async def run(count: int, workdir: Path, csms: bool, serial_prefix: str = "SAT")
     main_template = yaml.safe_load((REPO_CONFIG / "main-with-satellites.yaml").read_text())
     boards: list[tuple[str, list[str]]] = []
     if csms:
-        boards.append(("csms", ["csms"]))
+        boards.append(("csms", ["csms", "--token-file", str(workdir / "csms-token")]))
     for i in range(1, count + 1):
         path = workdir / f"sat{i}.yaml"
         path.write_text(yaml.safe_dump(satellite_config(sat_template, i, workdir, satellite_serial(i, serial_prefix))))

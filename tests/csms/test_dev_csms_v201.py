@@ -271,9 +271,10 @@ async def test_the_http_api_sends_get_variables_to_the_connected_station(csms: v
 
 
 async def test_everpy_csms_ocpp_2_0_1_accepts_a_boot_and_takes_http_commands() -> None:
+    """With --insecure-local the HTTP API takes commands without a token (and says so in its log)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "import sys; from everpy.cli import main; sys.exit(main(['csms', *sys.argv[1:]]))",
-        "--ocpp", "2.0.1", "--port", "0", "--http-port", "0", stderr=asyncio.subprocess.PIPE)
+        "--ocpp", "2.0.1", "--port", "0", "--http-port", "0", "--insecure-local", stderr=asyncio.subprocess.PIPE)
     lines: list[str] = []
 
     async def read_until(pattern: str) -> re.Match[str]:
@@ -289,6 +290,7 @@ async def test_everpy_csms_ocpp_2_0_1_accepts_a_boot_and_takes_http_commands() -
     try:
         ws_url = (await read_until(r"CSMS listening on (ws://\S+) \(OCPP 2\.0\.1\)")).group(1)
         http_port = int((await read_until(r"POST http://127\.0\.0\.1:(\d+)/")).group(1))
+        assert any("without a token (--insecure-local)" in line for line in lines)
         async with connected_station(ws_url) as station:
             assert (await station.boot()).status == "Accepted"
             await read_until(r"CP201 boot \(PowerUp\): everpy TestStation -> Accepted")

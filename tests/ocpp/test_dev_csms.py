@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import stat
 import sys
 
 import aiohttp
@@ -14,9 +15,11 @@ from .station import WAIT_S, Address, sil_station
 
 
 async def test_dev_csms_logs_the_station_and_takes_remote_commands_over_http(tmp_path):
+    """The HTTP API takes a command only with the token `everpy csms` wrote (0600) at start."""
+    token_file = tmp_path / "csms-token"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "import sys; from everpy.csms import main; sys.exit(main(sys.argv[1:]))",
-        "--port", "0", "--http-port", "0", stderr=asyncio.subprocess.PIPE)
+        "--port", "0", "--http-port", "0", "--token-file", str(token_file), stderr=asyncio.subprocess.PIPE)
     lines: list[str] = []
 
     async def read_until(pattern: str) -> re.Match[str]:
@@ -34,7 +37,15 @@ async def test_dev_csms_logs_the_station_and_takes_remote_commands_over_http(tmp
         async with sil_station(tmp_path, Address(ws_url), wait_boot=False) as station:
             await read_until(r"CP1 connector 1: Available")
             await station.plug_in()
-            async with aiohttp.ClientSession() as http:
+            assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+            bearer = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+            async with aiohttp.ClientSession() as anybody:
+                url = f"http://127.0.0.1:{http_port}/stations/CP1/RemoteStartTransaction"
+                async with anybody.post(url, data=json.dumps({"idTag": "X", "connectorId": 1})) as response:
+                    assert response.status == 401 and "Authorization: Bearer" in (await response.json())["error"]
+                async with anybody.post(url, data="{}", headers={"Authorization": "Bearer guess"}) as response:
+                    assert response.status == 403
+            async with aiohttp.ClientSession(headers=bearer) as http:
                 url = f"http://127.0.0.1:{http_port}/stations/CP1/RemoteStartTransaction"
                 async with http.post(url, data=json.dumps({"idTag": "DEMO", "connectorId": 1})) as response:
                     assert response.status == 200
