@@ -34,6 +34,8 @@ INOPERATIVE = "evse_manager/Inoperative"  # raised by an EVSE while a fault stop
 class Auth(Module):
     async def init(self) -> None:
         self.connection_timeout: float = self.config["connection_timeout"]
+        self.prevalidated_sources = {part.strip() for part in self.config["prevalidated_token_sources"].split(",")
+                                     if part.strip()}
         self.master_pass_group_id: str | None = self.config["master_pass_group_id"].casefold() or None
         self.algorithm = SelectionAlgorithm(self.config["selection_algorithm"])
         self.prefer_authorization = self.config["prioritize_authorization_over_stopping_transaction"]
@@ -46,7 +48,7 @@ class Auth(Module):
         self._assign_lock = asyncio.Lock()  # one token at a time picks and claims an EVSE
 
         for provider in self.connections("token_provider"):
-            provider.subscribe("provided_token", self._on_provided_token)
+            provider.subscribe("provided_token", partial(self._on_provided_token, provider.module_id))
         for validator in self.connections("token_validator"):
             validator.subscribe("validate_result_update", self._on_validate_result_update)
         for index, evse in enumerate(self.evses):
@@ -96,11 +98,15 @@ class Auth(Module):
         return "Accepted"
 
     # -- tokens ------------------------------------------------------------------------------------
-    def _on_provided_token(self, token: Any) -> None:
+    def _on_provided_token(self, source: str, token: Any) -> None:
         problem = _token_problem(token)
         if problem:
             self.log.error("ignoring malformed token from a provider: %s (%r)", problem, token)
             return
+        if token.get("prevalidated") and source not in self.prevalidated_sources:
+            self.log.warning("token %s from %s claims to be prevalidated, but %s is not among "
+                             "prevalidated_token_sources; validating it", token_value(token), source, source)
+            token = {**token, "prevalidated": False}
         value = token_value(token)
         assert value is not None
         if value in self._in_progress:

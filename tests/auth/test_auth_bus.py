@@ -415,3 +415,18 @@ async def test_settings_can_be_changed_at_run_time() -> None:
         await statuses.wait_for(lambda m: m["status"] == "Accepted")
         await clock.advance(11)  # the new 10 s timeout, not the configured 60 s
         assert status_of(await statuses.next()) == ("CARD1", "TimedOut", 1)
+
+
+@pytest.mark.parametrize(("sources", "expected"), [("ocpp", "Rejected"), ("ocpp,reader", "Accepted")])
+async def test_a_prevalidated_token_counts_only_from_a_trusted_source(sources: str, expected: str) -> None:
+    """A provider not named in prevalidated_token_sources cannot start a transaction by calling its token
+    prevalidated: the token is validated like any other (here: not on the reader's list, Rejected). From a
+    named source it is taken as it is."""
+    config = auth_system(valid_tokens="CARD1", auth_config={"prevalidated_token_sources": sources})
+    async with started(config) as system:
+        statuses = system.watch("auth", "main", "token_validation_status")
+        forged = {"id_token": {"value": "FORGED", "type": "Central"}, "authorization_type": "OCPP",
+                  "prevalidated": True}
+        await system.publish_var("reader", "main", "provided_token", forged)
+        verdict = await statuses.wait_for(lambda m: m["status"] != "Processing")
+        assert status_of(verdict)[:2] == ("FORGED", expected)
