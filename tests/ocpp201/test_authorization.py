@@ -63,7 +63,8 @@ async def test_the_csmss_verdict_decides_end_to_end(tmp_path: Path):
     {idToken, type}."""
     async with csms(tmp_path, {"BLOCKED1": "Blocked", "NOBODY": "Invalid"}) as peer, \
             station(tmp_path, peer.url) as charger:
-        await peer.wait_call("BootNotification")
+        # a StatusNotification comes only once the boot was accepted: from then on Authorize can be sent
+        await peer.wait_call("StatusNotification")
         await charger.plug_in()
         for token, status in (("BLOCKED1", "Blocked"), ("NOBODY", "Invalid")):
             await charger.swipe(token)
