@@ -54,9 +54,26 @@ def command_error_from_rpc(exc: RpcException, target: str) -> CommandError:
     return PeerUnavailable(f"satellite link failed: {exc}", target=target)
 
 
+# The example key of the shipped SIL configs (config/satellite.yaml, config/main-with-satellites.yaml): it is
+# public, so a link keyed with it is open to anyone on the board-to-board network.
+DEVELOPMENT_KEY = bytes.fromhex("6576657270792d6465762d6b65792d6e6f742d666f722d70726f64756374696f6e")
+
+
+class DevelopmentKeyRefused(ValueError):
+    """The link is keyed with the public example key outside a development setup."""
+
+
 def link_key(config: dict[str, Any]) -> bytes:
-    """The pre-shared key from a module config (``psk``); refuses short keys with a clear message."""
-    return load_key(str(config["psk"]))
+    """The pre-shared key from a module config (``psk``); refuses short keys with a clear message, and the
+    public example key unless the config says ``allow_development_key: true`` (the SIL configs do)."""
+    key = load_key(str(config["psk"]))
+    if key == DEVELOPMENT_KEY and not config.get("allow_development_key", False):
+        raise DevelopmentKeyRefused(
+            "psk is the public example key of the SIL configs: anyone could join this link. Give every "
+            "board its own key (e.g. psk: file:/etc/everpy/satellite.psk holding `python3 -c \"import secrets; "
+            "print(secrets.token_hex(32))\"`, the same file on the main board), or set allow_development_key: "
+            "true for a simulation")
+    return key
 
 
 def agent_tls(config: dict[str, Any]) -> ssl.SSLContext | None:

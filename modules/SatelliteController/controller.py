@@ -51,6 +51,7 @@ class SatelliteController(Module):
             self.set_fallback_handler(impl, partial(self._forward, impl))
 
     async def init(self) -> None:
+        self.psk = link_key(self.config)  # a refused key stops the start with its reason, not each connect
         self.serial: str = self.config["serial"]
         self.boot_id = uuid.uuid4().hex  # of this main-board stack, told to the satellite in hello
         self.peer: RpcPeer | None = None
@@ -126,7 +127,7 @@ class SatelliteController(Module):
             return None
         host, port = where
         try:
-            peer = await connect(host, port, self._registry, psk=link_key(self.config),
+            peer = await connect(host, port, self._registry, psk=self.psk,
                                  ssl_context=controller_tls(self.config), connect_timeout=CONNECT_TIMEOUT_S,
                                  max_frame_size=self.config["max_frame_kb"] * 1024,
                                  call_timeout=self.config["call_timeout_s"], log=self.log)
