@@ -2,7 +2,9 @@
 
 Every figure is compared with a floor measured in the same run on the same mosquitto:
 raw paho publish -> reply -> on_message (QoS 0) for latency, raw paho publish -> on_message for
-throughput. Run: `python bench/bench_core.py` (prints a table).
+throughput. The bus's login and ACL are measured as the cross-process command round trip on the private
+broker the runtime makes, against the same on an open broker (anonymous, no ACL).
+Run: `python bench/bench_core.py` (prints a table).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def percentile(values: list[float], q: float) -> float:
 # -- floors: raw paho --------------------------------------------------------------------------------
 def _client(name: str, address: BrokerAddress) -> mqtt.Client:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name)
+    if address.username is not None:
+        client.username_pw_set(address.username, address.password)
     client.connect(address.host, address.port)
     client.loop_start()
     return client
@@ -182,7 +186,7 @@ def startup_and_rss(n: int, own: bool, broker: BrokerAddress) -> tuple[float, fl
     t = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "everpy.cli", "run", str(config), "--broker", f"{broker.host}:{broker.port}"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "EVERPY_LOG_LEVEL": "INFO"},
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "EVERPY_LOG_LEVEL": "INFO", **login_env(broker)},
     )
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -199,6 +203,31 @@ def startup_and_rss(n: int, own: bool, broker: BrokerAddress) -> tuple[float, fl
     return wall, rss
 
 
+def login_env(address: BrokerAddress) -> dict[str, str]:
+    """The broker's login for `everpy run --broker` (the private broker takes logged-in clients only)."""
+    if address.username is None:
+        return {}
+    return {"EVERPY_MQTT_USER": address.username, "EVERPY_MQTT_PASSWORD": address.password or ""}
+
+
+async def bus_security_cost(open_address: BrokerAddress, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """The same cross-process pair on an open broker (anonymous, no ACL: the floor) and on the private broker
+    the runtime makes (a login per process and the ACL of the graph), interleaved round by round."""
+    results: dict[str, list[float]] = {"open": [], "login+ACL": []}
+    async with AsyncExitStack() as stack:
+        open_system = await stack.enter_async_context(run_system(pair_config(True, True, "bench-open"),
+                                                                 broker=open_address))
+        secured = await stack.enter_async_context(run_system(pair_config(True, True, "bench-acl")))
+        peers = {"open": open_system.instances["a"].require("peer"),
+                 "login+ACL": secured.instances["a"].require("peer")}
+        for peer in peers.values():
+            await measure_calls(peer, 100)  # warm-up
+        for _ in range(rounds):
+            for label, peer in peers.items():
+                results[label] += await measure_calls(peer, per_round)
+    return results
+
+
 def tree_rss_mb(pid: int) -> float:
     pids = [pid]
     children = Path(f"/proc/{pid}/task/{pid}/children")
@@ -213,9 +242,11 @@ def tree_rss_mb(pid: int) -> float:
 
 
 async def main() -> None:
-    broker = PrivateBroker()
+    broker, open_broker = PrivateBroker(), PrivateBroker()
     address = await broker.start()
+    open_address = await open_broker.start(open_bus=True)
     try:
+        security = await bus_security_cost(open_address, rounds=10, per_round=ROUND_TRIPS // 10)
         trips = await round_trips(address, rounds=10, per_round=ROUND_TRIPS // 10)
         floor_tp = await asyncio.to_thread(raw_throughput, address, VARS)
         tp = await everpy_throughput(address, VARS)
@@ -224,6 +255,7 @@ async def main() -> None:
         _, rss10own = await asyncio.to_thread(startup_and_rss, 10, True, address)
     finally:
         await broker.stop()
+        await open_broker.stop()
 
     floor = trips["floor"]
     f50, f99 = percentile(floor, 0.5), percentile(floor, 0.99)
@@ -235,6 +267,12 @@ async def main() -> None:
         p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
         rows.append((f"cmd round trip, {label} p50 / p99", f"{p50*1e3:.3f} / {p99*1e3:.3f} ms",
                      f"{p50/f50:.2f}x / {p99/f99:.2f}x", "p50 <= 1.5x"))
+    o50, o99 = percentile(security["open"], 0.5), percentile(security["open"], 0.99)
+    s50, s99 = percentile(security["login+ACL"], 0.5), percentile(security["login+ACL"], 0.99)
+    rows.append(("floor: cmd across processes, open broker p50 / p99", f"{o50*1e3:.3f} / {o99*1e3:.3f} ms",
+                 "1.00x", ""))
+    rows.append(("cmd across processes, login + ACL p50 / p99", f"{s50*1e3:.3f} / {s99*1e3:.3f} ms",
+                 f"{s50/o50:.2f}x / {s99/o99:.2f}x", "p50 <= 1.05x"))
     rows.append(("floor: raw paho var throughput", f"{floor_tp:,.0f} msg/s", "1.00x", ""))
     rows.append(("var throughput module -> module", f"{tp:,.0f} msg/s", f"{tp/floor_tp:.2f}x", ">= 0.5x"))
     rows.append(("`everpy run` start -> global ready, 20 modules", f"{ready20:.3f} s", "", "<= 1.0 s"))

@@ -78,9 +78,11 @@ class PrivateBroker:
         self.credentials: Credentials | None = None
 
     async def start(self, timeout: float = 10.0, port: int | None = None, *, credentials: Credentials | None = None,
-                    acl: str | None = None) -> BrokerAddress:
+                    acl: str | None = None, open_bus: bool = False) -> BrokerAddress:
         """Start mosquitto; the address returned logs in as the runtime. Without ``acl`` the runtime's user
-        may do anything below any topic (the tests' brokers); ``credentials`` gains the runtime's user."""
+        may do anything below any topic (the tests' brokers); ``credentials`` gains the runtime's user.
+        ``open_bus`` takes anonymous clients and checks nothing: only for measuring what the login and the
+        ACL cost (bench/bench_core.py), never for a charger."""
         binary = find_mosquitto()
         if binary is None:
             raise BrokerError(INSTALL_HINT)
@@ -96,8 +98,10 @@ class PrivateBroker:
         _write_private(access, acl if acl is not None else f"user {RUNTIME_USER}\ntopic readwrite #\n"
                                                            f"user {OPERATOR_USER}\ntopic readwrite #\n")
         conf = folder / "mosquitto.conf"
+        access_lines = "allow_anonymous true\n" if open_bus else \
+            f"allow_anonymous false\npassword_file {passwords}\nacl_file {access}\n"
         conf.write_text(
-            f"per_listener_settings false\nallow_anonymous false\npassword_file {passwords}\nacl_file {access}\n"
+            f"per_listener_settings false\n{access_lines}"
             f"listener {port} 127.0.0.1\npersistence false\nset_tcp_nodelay true\n"
             "log_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n"
             + _same_user()
@@ -125,7 +129,8 @@ class PrivateBroker:
                     await self.stop()
                     raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{port} within {timeout:g} s") from None
                 await asyncio.sleep(0.02)  # polling the port is the only readiness signal mosquitto gives
-        self.address = BrokerAddress("127.0.0.1", port, username=RUNTIME_USER, password=runtime_password)
+        self.address = BrokerAddress("127.0.0.1", port) if open_bus else \
+            BrokerAddress("127.0.0.1", port, username=RUNTIME_USER, password=runtime_password)
         if self._process.stderr is not None:
             self._stderr_reader = asyncio.ensure_future(self._forward_stderr(self._process.stderr))
         log.info("private mosquitto on %s (pid %s)", self.address, self._process.pid)
