@@ -84,6 +84,11 @@ class FirmwareUpdater:
                 self.log.warning("firmware update rejected: %s %r is not an RFC 3339 time", key, request[key])
                 return "Rejected"
         certificate: x509.Certificate | None = None
+        if self.settings.signing_ca_file and not (request.get("signature") or request.get("signing_certificate")):
+            # with a firmware CA configured, an unsigned image (1.6's plain UpdateFirmware, or any caller on
+            # the bus) never installs: whoever can ask for an update cannot choose what runs on the board
+            self.log.warning("firmware update rejected: firmware_signing_ca_file is set, so only signed images install")
+            return "Rejected"
         if request.get("signature") or request.get("signing_certificate"):
             refusal, certificate = await self._check_signed_request(request)
             if refusal is not None:

@@ -110,6 +110,8 @@ async def test_signed_updates(tmp_path: Path, pki: dict[str, Any]):
             "Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed",
         ]  # fmt: skip
         assert await update(3, "stranger") == "InvalidCertificate"
+        unsigned = {"request_id": 5, "location": http.url("/files/fw.img")}  # a CA is set: signed images only
+        assert await system.call("sys", "main", "update_firmware", firmware_update_request=unsigned) == "Rejected"
         assert await update(4, "signer", data=b"another image") == "Accepted"
         assert (await recorder.wait_for(recorder.firmware, 13))[10:] == [
             "Downloading",
