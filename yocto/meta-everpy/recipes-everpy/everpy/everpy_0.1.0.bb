@@ -24,7 +24,12 @@ SRC_URI = "${EVERPY_GIT_URI};destsuffix=${BP} \
 "
 SRCREV = "${EVERPY_SRCREV}"
 
-inherit python_setuptools_build_meta systemd
+inherit python_setuptools_build_meta systemd useradd
+
+# The service runs as its own system user (everpy.service: User=everpy); serial ports through dialout.
+USERADD_PACKAGES = "${PN}"
+USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/everpy --no-create-home --shell /sbin/nologin --user-group everpy"
+GROUPMEMS_PARAM:${PN} = "--add everpy --group dialout"
 
 SYSTEMD_SERVICE:${PN} = "everpy.service"
 
@@ -40,7 +45,7 @@ do_install:append:class-target() {
 
     # The board's run config comes from an everpy-config-* package; the directory belongs to everpy.
     install -d ${D}${sysconfdir}/everpy
-    install -d -m 0750 ${D}${localstatedir}/lib/everpy
+    install -d -m 0750 -o everpy -g everpy ${D}${localstatedir}/lib/everpy
     # /var/log/everpy is not packaged: /var/log may be a symlink to volatile storage (the default
     # outside the everpy-os distro); the unit's LogsDirectory= creates it at start.
 }
