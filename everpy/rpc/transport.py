@@ -38,6 +38,7 @@ class RpcServer:
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         max_handshakes: int = 16,
+        max_handshakes_per_address: int = 2,
         log: logging.Logger | None = None,
     ) -> None:
         self.registry = registry if registry is not None else MethodRegistry()
@@ -52,6 +53,9 @@ class RpcServer:
         # someone on the network cannot tie the board up by opening connections and saying nothing.
         self._max_handshakes = max_handshakes
         self._handshaking = 0
+        # ... and per source address, so that one host cannot take every slot and lock the main board out
+        self._max_per_address = max_handshakes_per_address
+        self._handshaking_from: dict[str, int] = {}
         self._server: asyncio.base_events.Server | None = None
         self._log = log or _log
 
@@ -88,13 +92,16 @@ class RpcServer:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         address = writer.get_extra_info("peername")
+        host = str(address[0]) if isinstance(address, tuple) and address else str(address)
         if self._psk is not None:
-            if self._handshaking >= self._max_handshakes:
-                self._log.warning("rpc: refused connection from %s: %d handshakes already pending", address,
-                                  self._handshaking)
+            from_host = self._handshaking_from.get(host, 0)
+            if self._handshaking >= self._max_handshakes or from_host >= self._max_per_address:
+                self._log.warning("rpc: refused connection from %s: %d handshakes already pending (%d from it)",
+                                  address, self._handshaking, from_host)
                 writer.transport.abort()
                 return
             self._handshaking += 1
+            self._handshaking_from[host] = from_host + 1
             try:
                 async with asyncio.timeout(self._handshake_timeout):
                     await server_handshake(reader, writer, self._psk)
@@ -107,6 +114,9 @@ class RpcServer:
                 return
             finally:
                 self._handshaking -= 1
+                left = self._handshaking_from.pop(host) - 1
+                if left:
+                    self._handshaking_from[host] = left
         peer = RpcPeer(reader, writer, self.registry, max_frame_size=self._max_frame_size,
                        call_timeout=self._call_timeout, log=self._log)
         self.peers.add(peer)

@@ -200,3 +200,38 @@ async def test_pending_handshakes_are_capped_and_the_server_recovers() -> None:
         for raw in silent:
             await raw.close()
         await server.close()
+
+
+async def test_one_host_cannot_take_every_handshake_slot_from_the_main_board() -> None:
+    """A host that opens many connections and says nothing (here from 127.0.0.2) holds at most
+    max_handshakes_per_address of the pending slots; the main board (127.0.0.1) still connects at once."""
+    server = RpcServer(demo_registry(), psk=KEY, handshake_timeout=5.0, max_handshakes=4,
+                       max_handshakes_per_address=2)
+    await server.start("127.0.0.1", 0)
+    attackers = []
+    try:
+        for _ in range(6):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+            writer.write(b"\x94")  # inside the handshake, then silence
+            attackers.append((reader, writer))
+        refused = 0
+        for reader, _ in attackers:
+            try:
+                if await asyncio.wait_for(reader.read(1), 0.5) == b"":
+                    refused += 1
+            except TimeoutError:
+                pass  # still held open by the server: one of the attacker's two slots
+            except ConnectionResetError:
+                refused += 1
+        assert refused == 4
+        started = asyncio.get_running_loop().time()
+        peer = await connect("127.0.0.1", server.port, psk=KEY)
+        try:
+            assert await peer.call("add", 2, 3) == 5
+        finally:
+            await peer.aclose()
+        assert asyncio.get_running_loop().time() - started < 2.0  # not after the attackers' timeouts
+    finally:
+        for _, writer in attackers:
+            writer.close()
+        await server.close()
