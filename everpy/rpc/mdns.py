@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import ifaddr
-from zeroconf import IPVersion, ServiceInfo, ServiceStateChange, Zeroconf
+from zeroconf import IPVersion, NonUniqueNameException, ServiceInfo, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 # DNS-SD service labels are limited to 15 bytes: "_everpy-satellite" would be refused.
@@ -94,9 +94,19 @@ class SatelliteAdvertiser:
         )
 
     async def start(self) -> None:
+        """Register the advertisement. A name another responder holds already (a second board with the same
+        serial, or another device) is no reason to stop: the advertisement is renamed, with a warning that
+        names the conflict, and the board goes on (its charging never depended on being found)."""
         self._zeroconf = AsyncZeroconf(interfaces=self.addresses, ip_version=IPVersion.V4Only)
         self._info = self._make_info()
-        await (await self._zeroconf.async_register_service(self._info))
+        try:
+            await (await self._zeroconf.async_register_service(self._info))
+        except NonUniqueNameException:
+            taken = self._info.name
+            await (await self._zeroconf.async_register_service(self._info, allow_name_change=True))
+            _log.warning("mDNS name %s is taken by another responder on %s (a second board with serial %s?); "
+                         "advertising as %s instead: give every board its own serial", taken,
+                         ", ".join(self.addresses), self.serial, self._info.name)
         _log.info("advertising %s on %s port %d", self._info.name, ", ".join(self.addresses), self.port)
 
     async def update(self, **properties: str) -> None:
