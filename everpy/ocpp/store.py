@@ -1045,6 +1045,13 @@ class OcppStore:
         self.log.error("OCPP store: %s from %s quarantined: %s", kind, source, reason)
         self._quarantine_events.append((kind, reason))
 
+    def drop_record(self, kind: str, record_id: int, data: Any, reason: str) -> None:
+        """A record read back that cannot be used: kept in quarantine and removed, in one transaction, so it
+        is neither trusted nor read again (and never lost to a crash between the two)."""
+        with self._transaction():
+            self.quarantine("record", f"{kind}/{record_id}", repr(data), reason)
+            self.remove_record(kind, record_id)
+
     def quarantined(self) -> list[QuarantinedRow]:
         rows = self._read("SELECT id, kind, source, data, reason, time FROM quarantine ORDER BY id")
         def text(value: Any) -> str:

@@ -24,8 +24,7 @@ class Availability:
         for connector_id, data in ctx.store.records(KIND).items():
             operative = data.get("operative") if isinstance(data, dict) else None
             if not isinstance(operative, bool) or (connector_id != 0 and connector_id not in connectors):
-                ctx.store.quarantine("record", f"{KIND}/{connector_id}", repr(data), "not an availability record")
-                ctx.store.remove_record(KIND, connector_id)
+                ctx.store.drop_record(KIND, connector_id, data, "not an availability record")
             elif connector_id == 0:
                 connectors.station_operative = operative
             else:

@@ -52,8 +52,7 @@ class Reservations:
         store = self.ctx.store
         for reservation_id, data in self._reservations().items():
             if not self._valid(data):
-                store.quarantine("record", f"{KIND}/{reservation_id}", repr(data), "not a usable reservation")
-                store.remove_record(KIND, reservation_id)
+                store.drop_record(KIND, reservation_id, data, "not a usable reservation")
             elif parse_time(data["expiryDate"]) <= self.ctx.clock.time():
                 await self._end(reservation_id, data, cancel_on_evse=True)
             else:

@@ -102,9 +102,7 @@ class SmartCharging:
                 if profile.id != pid:
                     raise InvalidProfile(f"chargingProfileId {profile.id} is stored as {pid}")
             except InvalidProfile as bad:
-                with self.ctx.store.atomic():
-                    self.ctx.store.quarantine("record", f"{KIND}/{pid}", repr(data), str(bad))
-                    self.ctx.store.remove_record(KIND, pid)
+                self.ctx.store.drop_record(KIND, pid, data, str(bad))
                 continue
             loaded[pid] = (data, profile)
         return loaded

@@ -134,8 +134,7 @@ class Availability:
         for record_id, data in store.records(KIND).items():
             operative = data.get("operative")
             if not isinstance(operative, bool) or self._place(record_id) is None:
-                store.quarantine("record", f"{KIND}/{record_id}", repr(data), "not an availability record")
-                store.remove_record(KIND, record_id)
+                store.drop_record(KIND, record_id, data, "not an availability record")
             else:
                 self._wanted[record_id] = operative
         self.evses.station_operative = self._wanted.get(STATION, True)

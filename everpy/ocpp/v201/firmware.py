@@ -99,8 +99,7 @@ class Firmware:
         for record_id, data in store.records(KIND).items():
             update = Update.from_record(data) if record_id == RECORD_ID else None
             if update is None:
-                store.quarantine("record", f"{KIND}/{record_id}", repr(data), "not a firmware update record")
-                store.remove_record(KIND, record_id)
+                store.drop_record(KIND, record_id, data, "not a firmware update record")
             else:
                 return update
         return None

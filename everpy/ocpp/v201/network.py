@@ -91,8 +91,7 @@ class NetworkProfiles:
         for number, data in self.ctx.store.records(KIND).items():
             problem = connection_problem(data, 0) if number in SLOTS else "not a slot 1..8"
             if problem is not None:
-                self.ctx.store.quarantine("record", f"{KIND}/{number}", repr(data), problem)
-                self.ctx.store.remove_record(KIND, number)
+                self.ctx.store.drop_record(KIND, number, data, problem)
                 continue
             found[number] = Slot(number, data["ocppCsmsUrl"], data["securityProfile"])
         return found

@@ -80,8 +80,7 @@ class Provisioning:
             return "PowerUp"
         reason = record.get("reason")
         if reason not in BOOT_REASONS:
-            self.ctx.store.quarantine("record", f"{BOOT_KIND}/{BOOT_RECORD}", repr(record), "not a boot reason")
-            self.ctx.store.remove_record(BOOT_KIND, BOOT_RECORD)
+            self.ctx.store.drop_record(BOOT_KIND, BOOT_RECORD, record, "not a boot reason")
             return "PowerUp"
         return str(reason)
 

@@ -66,8 +66,7 @@ class Reservations:
         store = self.ctx.store
         for reservation_id, data in self.reservations().items():
             if (reason := self._problem(data)) is not None:
-                store.quarantine("record", f"{KIND}/{reservation_id}", repr(data), f"not a reservation: {reason}")
-                store.remove_record(KIND, reservation_id)
+                store.drop_record(KIND, reservation_id, data, f"not a reservation: {reason}")
             elif parse_time(data["expiryDateTime"]) <= self.ctx.clock.time():
                 await self._end(reservation_id, data, "Expired")
             else:

@@ -180,9 +180,7 @@ class SmartCharging:
                 if source != CSO:
                     raise InvalidProfile(f"source {source!r} is not {CSO}")
             except InvalidProfile as bad:
-                with self.ctx.store.atomic():
-                    self.ctx.store.quarantine("record", f"{KIND}/{pid}", repr(data), str(bad))
-                    self.ctx.store.remove_record(KIND, pid)
+                self.ctx.store.drop_record(KIND, pid, data, str(bad))
                 continue
             assert isinstance(raw, dict) and is_int(evse_id)  # compile_profile checked both
             loaded[pid] = Installed(evse_id, raw, CSO, profile)
