@@ -22,6 +22,7 @@ from everpy.core.exceptions import ModuleStartupError
 from everpy.core.loading import LoadedSystem, load_catalog, load_system
 from everpy.core.logs import parse_level_overrides, setup_logging
 from everpy.core.manifest import load_manifest
+from everpy.core.private_files import write_private
 
 if TYPE_CHECKING:  # the bus stack (paho) is imported only by the commands that talk to a bus,
     from everpy.core.bus import BrokerAddress  # so `everpy check` runs with the loader's dependencies only
@@ -47,10 +48,7 @@ def write_state_record(record: Path, runtime: Runtime, prefix: str, config: Path
     login = runtime.operator_login
     if login is not None:
         info["user"], info["password"] = login
-    descriptor = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    with os.fdopen(descriptor, "w") as file:
-        json.dump(info, file)
-    os.chmod(record, 0o640)  # also when the file was there already
+    write_private(record, json.dumps(info), 0o640)
 
 
 def _dirs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from everpy.core.bus import BrokerAddress
 from everpy.core.bus_access import OPERATOR_USER, RUNTIME_USER, Credentials
 from everpy.core.logs import LogThrottle
+from everpy.core.private_files import write_private
 from everpy.core.sdnotify import SYSTEMD_ENVIRONMENT
 from everpy.core.subprocesses import own_session
 
@@ -51,13 +52,6 @@ def _same_user() -> str:
     except KeyError:  # a uid without a passwd entry is not root; mosquitto changes user only as root
         return ""
     return f"user {name}\n"
-
-
-def _write_private(path: Path, text: str) -> None:
-    """A file only this user can read, created so (no moment in which it is readable by others)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
 
 
 def _free_port() -> int:
@@ -94,8 +88,8 @@ class PrivateBroker:
         folder.chmod(0o700)
         port = port or _free_port()
         passwords, access = folder / "passwords", folder / "acl"
-        _write_private(passwords, self.credentials.password_file())
-        _write_private(access, acl if acl is not None else f"user {RUNTIME_USER}\ntopic readwrite #\n"
+        write_private(passwords, self.credentials.password_file())
+        write_private(access, acl if acl is not None else f"user {RUNTIME_USER}\ntopic readwrite #\n"
                                                            f"user {OPERATOR_USER}\ntopic readwrite #\n")
         conf = folder / "mosquitto.conf"
         access_lines = "allow_anonymous true\n" if open_bus else \

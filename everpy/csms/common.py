@@ -31,6 +31,7 @@ from ocpp.charge_point import ChargePoint, camel_to_snake_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, validate_payload
 
+from everpy.core.private_files import write_private
 from everpy.ocpp import transport
 
 log = logging.getLogger("everpy.csms")
@@ -450,10 +451,7 @@ def write_token(path: Path) -> str:
     """A fresh random token in a file only this user can read (its directory 0700 if we make it)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(token + "\n")
-    os.chmod(path, 0o600)
+    write_private(path, token + "\n")
     return token
 
 

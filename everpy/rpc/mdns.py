@@ -28,10 +28,6 @@ SERVICE_TYPE = "_everpy-sat._tcp.local."
 RESOLVE_TIMEOUT_MS = 3000
 
 _log = logging.getLogger("everpy.rpc.mdns")
-# How long a satellite listens for another holder of its name before it registers: longer than the one
-# second in which a responder answers the same question only once (RFC 6762 §6), so an answer it gave
-# someone else just before still leaves it one for us.
-NAME_QUERY_MS = 1500
 
 
 def split_list(text: str) -> list[str]:
@@ -103,12 +99,7 @@ class SatelliteAdvertiser:
         names the conflict, and the board goes on (its charging never depended on being found)."""
         self._zeroconf = AsyncZeroconf(interfaces=self.addresses, ip_version=IPVersion.V4Only)
         self._info = self._make_info()
-        try:
-            # ask first whether someone answers for the name: zeroconf's own probe only sees answers that
-            # arrive within its probe interval, which a loaded board or network may miss
-            holder = AsyncServiceInfo(SERVICE_TYPE, self._info.name)
-            if await holder.async_request(self._zeroconf.zeroconf, NAME_QUERY_MS):
-                raise NonUniqueNameException
+        try:  # zeroconf probes for the name first (RFC 6762 §8.1): a holder that answers raises here
             await (await self._zeroconf.async_register_service(self._info))
         except NonUniqueNameException:
             taken = self._info.name

@@ -83,6 +83,7 @@ class NetworkProfiles:
         self.active = self.configured
         self._failures = 0
         self._order: list[int] = []
+        self._highest = self._read_highest()  # written through on change; read from the store once
 
     # -- the slots ---------------------------------------------------------------------------------
     def slots(self) -> dict[int, Slot]:
@@ -96,9 +97,19 @@ class NetworkProfiles:
             found[number] = Slot(number, data["ocppCsmsUrl"], data["securityProfile"])
         return found
 
+    def _read_highest(self) -> int:
+        record = self.ctx.store.records(HIGHEST).get(0)
+        if record is None:
+            return 0
+        value = record.get("profile")
+        if type(value) is not int or not 0 <= value <= 3:
+            self.ctx.store.drop_record(HIGHEST, 0, record, "not a security profile 0..3")
+            return 0
+        return value
+
     def highest_profile(self) -> int:
-        value = self.ctx.store.records(HIGHEST).get(0, {}).get("profile", 0)
-        return value if type(value) is int and 0 <= value <= 3 else 0
+        """The highest security profile a connection succeeded with (persisted)."""
+        return self._highest
 
     def choose(self) -> Slot:
         """At start: the first slot of NetworkConfigurationPriority that exists and is not below the
@@ -119,8 +130,9 @@ class NetworkProfiles:
         slot of the priority list (B10.FR.xx), round and round."""
         if connected:
             self._failures = 0
-            if self.active.security_profile > self.highest_profile():
+            if self.active.security_profile > self._highest:
                 self.ctx.store.put_record(HIGHEST, 0, {"profile": self.active.security_profile})
+                self._highest = self.active.security_profile
             return
         self._failures += 1
         if self._failures < self.ctx.config.int(NETWORK_PROFILE_CONNECTION_ATTEMPTS) or len(self._order) < 2:
